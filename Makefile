@@ -1,0 +1,53 @@
+# VB CRM — the README's commands. `make run` serves the app; `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format bench venv venv-dev messages clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+venv: $(VENV)/.runtime
+venv-dev: $(VENV)/.dev
+
+run: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+# Tests need no server: SQLite and the in-memory layer by default. With DATABASE_URL /
+# REDIS_URL set (CI sets both) the PostgreSQL- and Redis-only tests run too.
+test: export DJANGO_SECRET_KEY ?= $(shell $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')
+test: venv-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+messages: venv
+	cd vbcrm && ../$(BIN)/python ../manage.py makemessages -l pt_BR --ignore '.venv/*' --ignore 'data/*'
+	$(BIN)/python manage.py compilemessages --ignore '.venv/*'
+
+bench: venv-dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

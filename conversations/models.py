@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from whatsapp.models import WhatsAppSession
+
+
+class Contact(models.Model):
+    """Someone (or a group) a number talks to. JID and LID are two addresses of one contact."""
+
+    session = models.ForeignKey(WhatsAppSession, on_delete=models.CASCADE, related_name="contacts")
+    jid = models.CharField(_("WhatsApp JID"), max_length=128)
+    lid = models.CharField(_("LID"), max_length=128, blank=True, default="")
+    phone = models.CharField(_("phone"), max_length=32, blank=True, default="", db_index=True)
+    push_name = models.CharField(_("WhatsApp name"), max_length=128, blank=True, default="")
+    saved_name = models.CharField(_("name"), max_length=128, blank=True, default="")
+    notes = models.TextField(_("notes"), blank=True, default="")
+    is_group = models.BooleanField(_("group"), default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_contacts"
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        constraints = [
+            models.UniqueConstraint(fields=["session", "jid"], name="uniq_contact_jid"),
+            models.UniqueConstraint(
+                fields=["session", "lid"], condition=~Q(lid=""), name="uniq_contact_lid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.saved_name or self.push_name or self.phone or self.jid.split("@", 1)[0]
+
+
+class Conversation(models.Model):
+    """A ticket ("atendimento"): one per (number, contact or group)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        PENDING = "pending", _("Pending")
+        CLOSED = "closed", _("Closed")
+
+    session = models.ForeignKey(
+        WhatsAppSession, on_delete=models.CASCADE, related_name="conversations"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.OPEN
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+        verbose_name=_("assigned agent"),
+    )
+    unread_count = models.PositiveIntegerField(_("unread"), default=0)
+    last_message_at = models.DateTimeField(_("last message"), default=timezone.now)
+    last_message_preview = models.CharField(
+        _("last message preview"), max_length=200, blank=True, default=""
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_atendimentos"
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        constraints = [
+            models.UniqueConstraint(fields=["session", "contact"], name="uniq_conversation"),
+        ]
+        indexes = [
+            models.Index("session", models.F("last_message_at").desc(), name="conv_by_recent"),
+            models.Index(fields=["updated_at"], name="conv_by_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} ({self.session})"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        # The seed's names: from the customer / from us.
+        INBOUND = "CLIENTE", _("Customer")
+        OUTBOUND = "ATENDENTE", _("Agent")
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text")
+        IMAGE = "image", _("Image")
+        VIDEO = "video", _("Video")
+        AUDIO = "audio", _("Audio")
+        VOICE = "voice", _("Voice note")
+        DOCUMENT = "document", _("Document")
+        STICKER = "sticker", _("Sticker")
+        LOCATION = "location", _("Location")
+        CONTACT = "contact", _("Contact card")
+        OTHER = "other", _("Other")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        RECEIVED = "received", _("Received")
+
+    class MediaStatus(models.TextChoices):
+        NONE = "", _("No media")
+        DOWNLOADING = "downloading", _("Downloading")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Download failed")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # The dedupe key: WhatsApp's id, generated by us up front for outbound messages.
+    wa_id = models.CharField(_("WhatsApp id"), max_length=128)
+    direction = models.CharField(_("direction"), max_length=10, choices=Direction.choices)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    body = models.TextField(_("text"), blank=True, default="")
+    # In groups: who wrote it.
+    sender_jid = models.CharField(_("sender JID"), max_length=128, blank=True, default="")
+    sender_name = models.CharField(_("sender name"), max_length=128, blank=True, default="")
+    media = models.FileField(_("media file"), upload_to="media/%Y/%m/", blank=True, max_length=255)
+    media_status = models.CharField(
+        max_length=12, choices=MediaStatus.choices, blank=True, default=MediaStatus.NONE
+    )
+    media_ref = models.BinaryField(null=True, blank=True, editable=False)
+    mime_type = models.CharField(_("MIME type"), max_length=127, blank=True, default="")
+    file_name = models.CharField(_("file name"), max_length=255, blank=True, default="")
+    file_size = models.BigIntegerField(_("size"), null=True, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    location_name = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    error = models.TextField(_("error"), blank=True, default="")
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sent_messages",
+        verbose_name=_("sent by"),
+    )
+    wa_timestamp = models.DateTimeField(_("WhatsApp time"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    read_at = models.DateTimeField(_("read by agent"), null=True, blank=True)
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    quoted_wa_id = models.CharField(max_length=128, blank=True, default="")
+    # Outbox bookkeeping: tries so far and when the next may run.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Handed to WhatsApp and not yet confirmed: after a crash we cannot know if it went out.
+    in_flight = models.BooleanField(default=False)
+    # An agent read it and WhatsApp has not been told yet.
+    receipt_pending = models.BooleanField(default=False)
+    client_key = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        db_table = "whatsapp_mensagens"
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "wa_id"], name="uniq_message_wa_id"),
+            models.UniqueConstraint(
+                fields=["sent_by", "client_key"],
+                condition=~Q(client_key=""),
+                name="uniq_message_client_key",
+            ),
+        ]
+        indexes = [
+            models.Index("conversation", models.F("id").desc(), name="msg_by_conversation"),
+            models.Index(fields=["status"], condition=Q(status="pending"), name="msg_outbox"),
+            models.Index(
+                fields=["conversation"], condition=Q(receipt_pending=True), name="msg_receipts"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.wa_id}"
+
+    @property
+    def is_inbound(self) -> bool:
+        return self.direction == self.Direction.INBOUND
+
+
+class QuickReply(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quick_replies"
+    )
+    shortcut = models.SlugField(_("shortcut"), max_length=50)
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_quick_replies"
+        verbose_name = _("quick reply")
+        verbose_name_plural = _("quick replies")
+        ordering = ["shortcut"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "shortcut"], name="uniq_quick_reply"),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"

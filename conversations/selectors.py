@@ -1,0 +1,105 @@
+"""Every read of contacts, conversations and messages, with the access rule applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from conversations.models import Contact, Conversation, Message
+from whatsapp.selectors import visible_session_ids
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    scope: str = "all"  # all | mine | unassigned
+    status: str = ""  # "" | open | pending | closed
+    session_id: int | None = None
+    search: str = ""
+
+
+def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(session_id__in=visible_session_ids(user)).select_related(
+        "contact", "session", "assigned_to"
+    )
+
+
+def conversation_list(
+    *,
+    user: AnyUser,
+    filters: ConversationFilters | None = None,
+    before: tuple | None = None,
+    limit: int = 50,
+) -> list[Conversation]:
+    """Newest activity first. ``before`` is the cursor ``(last_message_at, id)`` of the
+    last row of the previous page."""
+    f = filters or ConversationFilters()
+    qs = conversation_queryset(user=user)
+    if f.scope == "mine":
+        qs = qs.filter(assigned_to=user)
+    elif f.scope == "unassigned":
+        qs = qs.filter(assigned_to__isnull=True)
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.session_id:
+        qs = qs.filter(session_id=f.session_id)
+    if f.search:
+        term = f.search.strip()
+        text_match = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=term)
+        qs = qs.filter(
+            Q(contact__saved_name__icontains=term)
+            | Q(contact__push_name__icontains=term)
+            | Q(contact__phone__icontains=term)
+            | Exists(text_match)
+        )
+    if before is not None:
+        when, pk = before
+        qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=pk))
+    qs = qs.order_by("-last_message_at", "-pk")
+    return list(qs[:limit])
+
+
+def conversation_get(*, user: AnyUser, conversation_id: int) -> Conversation:
+    """The conversation if ``user`` may see it; ``Conversation.DoesNotExist`` otherwise."""
+    return conversation_queryset(user=user).get(pk=conversation_id)
+
+
+def conversations_changed_since(*, user: AnyUser, since, limit: int = 200) -> list[Conversation]:
+    """For a reconnecting page: conversations that changed after ``since``."""
+    return list(
+        conversation_queryset(user=user)
+        .filter(updated_at__gt=since)
+        .order_by("-updated_at")[:limit]
+    )
+
+
+def message_list(
+    *,
+    conversation: Conversation,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[Message]:
+    """A page of a thread, oldest first in the returned list. Cursor by id, never OFFSET:
+    ``before_id`` pages back in time, ``after_id`` catches up after a reconnect."""
+    qs = Message.objects.filter(conversation=conversation).select_related("sent_by", "reply_to")
+    if after_id is not None:
+        return list(qs.filter(pk__gt=after_id).order_by("pk")[:limit])
+    if before_id is not None:
+        qs = qs.filter(pk__lt=before_id)
+    page = list(qs.order_by("-pk")[:limit])
+    page.reverse()
+    return page
+
+
+def message_get(*, user: AnyUser, message_id: int) -> Message:
+    return Message.objects.select_related("conversation").get(
+        pk=message_id, conversation__session_id__in=visible_session_ids(user)
+    )
+
+
+def contact_get(*, user: AnyUser, contact_id: int) -> Contact:
+    return Contact.objects.get(pk=contact_id, session_id__in=visible_session_ids(user))

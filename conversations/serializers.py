@@ -1,0 +1,60 @@
+"""Plain JSON shapes of conversations and messages, shared by the socket events and the API."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from conversations.models import Conversation, Message
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def message_data(m: Message) -> dict:
+    has_file = bool(m.media) and m.media_status == Message.MediaStatus.READY
+    return {
+        "id": m.pk,
+        "conversation_id": m.conversation_id,
+        "wa_id": m.wa_id,
+        "direction": m.direction,
+        "kind": m.kind,
+        "body": m.body,
+        "status": m.status,
+        "error": m.error,
+        "media_status": m.media_status,
+        "media_url": reverse("conversations:media", args=[m.pk]) if has_file else None,
+        "mime_type": m.mime_type,
+        "file_name": m.file_name,
+        "file_size": m.file_size,
+        "latitude": m.latitude,
+        "longitude": m.longitude,
+        "location_name": m.location_name,
+        "sender_name": m.sender_name,
+        "sent_by_id": m.sent_by_id,
+        "reply_to_id": m.reply_to_id,
+        "wa_timestamp": _iso(m.wa_timestamp),
+        "created_at": _iso(m.created_at),
+        "read_at": _iso(m.read_at),
+    }
+
+
+def conversation_data(c: Conversation) -> dict:
+    contact = c.contact
+    return {
+        "id": c.pk,
+        "session_id": c.session_id,
+        "status": c.status,
+        "assigned_to_id": c.assigned_to_id,
+        "unread_count": c.unread_count,
+        "last_message_at": _iso(c.last_message_at),
+        "last_message_preview": c.last_message_preview,
+        "updated_at": _iso(c.updated_at),
+        "contact": {
+            "id": contact.pk,
+            "name": contact.display_name,
+            "phone": contact.phone,
+            "jid": contact.jid,
+            "is_group": contact.is_group,
+        },
+    }

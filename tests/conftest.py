@@ -1,0 +1,52 @@
+"""Shared fixtures: alice owns a number, bob is its agent, charlie is an outsider."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+
+@pytest.fixture(autouse=True)
+def _test_storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # Tests don't run collectstatic: use the plain storage (no manifest needed).
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)")
+
+
+def _user(django_user_model, username: str):
+    return django_user_model.objects.create_user(username=username, password="pw-" + username)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return _user(django_user_model, "alice")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return _user(django_user_model, "bob")
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    return _user(django_user_model, "charlie")
+
+
+@pytest.fixture
+def number(alice, bob):
+    """A number owned by alice with bob as its agent."""
+    from whatsapp import services
+
+    session = services.session_create(owner=alice, name="Support")
+    services.session_agent_add(session=session, user=bob)
+    return session

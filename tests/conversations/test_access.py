@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+
+from conversations import selectors, services
+from conversations.models import Conversation, Message
+from tests.factories import inbound
+from whatsapp.selectors import session_list, user_can_see_session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversation(number):
+    services.message_receive(session=number, msg=inbound())
+    return Conversation.objects.get()
+
+
+def test_owner_and_agent_see_the_number_and_outsider_does_not(number, alice, bob, charlie):
+    assert list(session_list(user=alice)) == [number]
+    assert list(session_list(user=bob)) == [number]
+    assert list(session_list(user=charlie)) == []
+    assert user_can_see_session(bob, number.pk)
+    assert not user_can_see_session(charlie, number.pk)
+
+
+def test_anonymous_sees_nothing(number, conversation):
+    from django.contrib.auth.models import AnonymousUser
+
+    assert list(session_list(user=AnonymousUser())) == []
+    assert selectors.conversation_list(user=AnonymousUser()) == []
+
+
+def test_conversations_follow_the_access_rule(number, conversation, alice, bob, charlie):
+    assert selectors.conversation_list(user=alice) == [conversation]
+    assert selectors.conversation_list(user=bob) == [conversation]
+    assert selectors.conversation_list(user=charlie) == []
+    with pytest.raises(Conversation.DoesNotExist):
+        selectors.conversation_get(user=charlie, conversation_id=conversation.pk)
+
+
+def test_a_removed_agent_loses_access(number, conversation, bob):
+    from whatsapp import services as wa
+
+    wa.session_agent_remove(session=number, user=bob)
+    assert selectors.conversation_list(user=bob) == []
+
+
+def test_media_is_served_only_to_allowed_users(client, number, conversation, bob, charlie):
+    msg = Message.objects.get()
+    msg.media.save("photo.png", ContentFile(b"\x89PNG fake"), save=False)
+    msg.media_status = Message.MediaStatus.READY
+    msg.mime_type = "image/png"
+    msg.save()
+    url = f"/conversations/media/{msg.pk}/"
+    assert client.get(url).status_code == 302  # to the login page
+    client.force_login(charlie)
+    assert client.get(url).status_code == 404
+    client.force_login(bob)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"\x89PNG fake"
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"

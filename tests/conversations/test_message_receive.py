@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import IntegrityError, close_old_connections, connection, transaction
+
+from conversations import services
+from conversations.models import Contact, Conversation, Message
+from tests.factories import inbound
+from whatsapp.gateway.base import HistoryBatch, MessageKind
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_stores_a_message_and_moves_the_counters(number):
+    ts = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    msg = services.message_receive(session=number, msg=inbound(text="Oi, tudo bem?", timestamp=ts))
+    conv = Conversation.objects.get()
+    assert msg.direction == Message.Direction.INBOUND
+    assert msg.status == Message.Status.RECEIVED
+    assert conv.unread_count == 1
+    assert conv.last_message_preview == "Oi, tudo bem?"
+    assert conv.last_message_at == ts
+    services.message_receive(
+        session=number, msg=inbound(text="second", timestamp=ts + timedelta(seconds=1))
+    )
+    conv.refresh_from_db()
+    assert conv.unread_count == 2
+    assert conv.last_message_preview == "second"
+
+
+def test_a_replayed_message_id_adds_nothing(number):
+    first = services.message_receive(session=number, msg=inbound(message_id="ABC"))
+    again = services.message_receive(session=number, msg=inbound(message_id="ABC", text="changed"))
+    assert first is not None and again is None
+    assert Message.objects.count() == 1
+    assert Conversation.objects.get().unread_count == 1
+
+
+def test_the_database_refuses_a_duplicate_whatsapp_id_in_a_conversation(number):
+    services.message_receive(session=number, msg=inbound(message_id="ABC"))
+    conv = Conversation.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(
+            conversation=conv, wa_id="ABC", direction=Message.Direction.INBOUND, status="received"
+        )
+
+
+def test_a_closed_conversation_reopens_on_a_new_message(number):
+    services.message_receive(session=number, msg=inbound())
+    conv = Conversation.objects.get()
+    services.conversation_set_status(conversation=conv, status=Conversation.Status.CLOSED)
+    services.message_receive(session=number, msg=inbound())
+    conv.refresh_from_db()
+    assert conv.status == Conversation.Status.OPEN
+
+
+def test_a_contact_seen_by_lid_and_by_phone_is_one_contact(number):
+    lid, phone_jid = "987654321@lid", "5511988880001@s.whatsapp.net"
+    services.message_receive(session=number, msg=inbound(chat=lid, sender=lid, message_id="L1"))
+    assert Contact.objects.get().jid == lid
+    services.message_receive(
+        session=number,
+        msg=inbound(chat=lid, sender=lid, sender_alt=phone_jid, message_id="L2"),
+    )
+    services.message_receive(session=number, msg=inbound(message_id="P1"))
+    contact = Contact.objects.get()
+    assert (contact.jid, contact.lid, contact.phone) == (phone_jid, lid, "5511988880001")
+    assert Conversation.objects.count() == 1
+    assert Message.objects.count() == 3
+
+
+def test_group_messages_keep_the_sender_name(number):
+    msg = services.message_receive(
+        session=number,
+        msg=inbound(
+            chat="120363000000000001@g.us",
+            sender="5511977770001@s.whatsapp.net",
+            is_group=True,
+            push_name="João",
+        ),
+    )
+    assert msg.sender_name == "João"
+    assert msg.sender_jid == "5511977770001@s.whatsapp.net"
+    assert Contact.objects.get().is_group
+
+
+def test_status_broadcasts_are_ignored(number):
+    assert services.message_receive(session=number, msg=inbound(chat="status@broadcast")) is None
+    assert not Message.objects.exists()
+
+
+def test_group_chats_follow_the_number_setting(number):
+    number.ignore_groups = True
+    number.save()
+    group = inbound(chat="1203@g.us", sender="5511977770001@s.whatsapp.net", is_group=True)
+    assert services.message_receive(session=number, msg=group) is None
+    assert services.message_receive(session=number, msg=inbound()) is not None
+
+
+def test_a_message_sent_from_the_phone_is_outbound_and_not_unread(number):
+    msg = services.message_receive(session=number, msg=inbound(from_me=True, text="from phone"))
+    assert msg.direction == Message.Direction.OUTBOUND
+    assert msg.sent_by is None
+    assert Conversation.objects.get().unread_count == 0
+
+
+def test_media_messages_wait_for_their_file(number):
+    msg = services.message_receive(
+        session=number,
+        msg=inbound(kind=MessageKind.IMAGE, text="photo", mimetype="image/png", media_ref=b"ref"),
+    )
+    assert msg.media_status == Message.MediaStatus.DOWNLOADING
+    assert Conversation.objects.get().last_message_preview == "📷 photo"
+
+
+def test_history_is_imported_once_and_limited_by_days(number):
+    now = datetime.now(UTC)
+    batch = HistoryBatch(
+        messages=(
+            inbound(message_id="H1", timestamp=now - timedelta(days=1)),
+            inbound(message_id="H2", timestamp=now - timedelta(hours=1), text="latest"),
+            inbound(message_id="OLD", timestamp=now - timedelta(days=number.history_days + 1)),
+        )
+    )
+    assert services.history_import(session=number, messages=batch.messages) == 2
+    assert services.history_import(session=number, messages=batch.messages) == 0
+    conv = Conversation.objects.get()
+    assert set(Message.objects.values_list("wa_id", flat=True)) == {"H1", "H2"}
+    assert conv.unread_count == 0
+    assert conv.last_message_preview == "latest"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def receive(i: int) -> None:
+        try:
+            barrier.wait()
+            services.message_receive(session=number, msg=inbound(message_id=f"C{i}"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Contact.objects.count() == 1
+    conv = Conversation.objects.get()
+    assert Message.objects.count() == 20
+    assert conv.unread_count == 20

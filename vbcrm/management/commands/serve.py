@@ -1,0 +1,53 @@
+"""Serve VB CRM with daphne; in the embedded mode the WhatsApp worker shares its event loop."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the web app (HTTP and WebSockets) with daphne. With --worker (the default "
+        "when no DATABASE_URL is set) the WhatsApp worker runs in the same process and "
+        "event loop, so one command runs everything."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1)."
+        )
+        parser.add_argument("--port", type=int, default=8000, help="Port (default 8000).")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(
+            "--worker",
+            dest="worker",
+            action="store_true",
+            default=None,
+            help="Run the WhatsApp worker in this process.",
+        )
+        group.add_argument(
+            "--no-worker",
+            dest="worker",
+            action="store_false",
+            help="Web only (run `manage.py whatsapp_worker` separately).",
+        )
+
+    def handle(self, *args, host: str, port: int, worker: bool | None, **options) -> None:
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from vbcrm.asgi import application
+
+        if worker is None:
+            worker = settings.EMBEDDED or settings.WHATSAPP_EMBEDDED_WORKER
+        server = Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            ready_callable=lambda: self.stdout.write(f"VB CRM is serving on http://{host}:{port}/"),
+        )
+        server.run()

@@ -1,0 +1,215 @@
+"""VB CRM settings: the only module that reads the environment.
+
+Every variable is listed with its meaning in ``.env.example``. With nothing
+set, VB CRM runs embedded: SQLite and media under ``data/``, the in-memory
+channel layer, and a secret key generated once into ``data/secret_key``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# The process environment wins over the file: read_env never overwrites.
+if (BASE_DIR / ".env").is_file() and env.bool("DJANGO_READ_DOT_ENV_FILE", default=True):
+    environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _path(name: str, default: Path) -> Path:
+    """A folder from the environment; unset or empty means ``default``."""
+    value = env.str(name, default="")
+    return Path(value).expanduser().resolve() if value else default
+
+
+DATA_DIR = _path("VBCRM_DATA_DIR", BASE_DIR / "data")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+# --- Database ---------------------------------------------------------------
+EMBEDDED = not env.str("DATABASE_URL", default="")
+if EMBEDDED:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # WAL lets pages read while the worker writes; IMMEDIATE takes the
+                # write lock at BEGIN, so two writers queue instead of deadlocking.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+else:
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    # Async views and consumers must not keep connections across requests.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Secret key -------------------------------------------------------------
+def _embedded_secret_key() -> str:
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not EMBEDDED:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DATABASE_URL is set: every web process and "
+            "worker of a deployment has to share it. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
+    SECRET_KEY = _embedded_secret_key()
+
+# --- HTTP and security --------------------------------------------------------
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[]) or ["127.0.0.1", "localhost"]
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=60 * 60 * 24 * 14)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "vbcrm",
+    "whatsapp",
+    "conversations",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "vbcrm.urls"
+ASGI_APPLICATION = "vbcrm.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "inbox"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Language and time ---------------------------------------------------------
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="") or "pt-br"
+LANGUAGES = [("pt-br", _("Portuguese (Brazil)")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("TIME_ZONE", default="") or "America/Sao_Paulo"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media files ---------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = _path("VBCRM_MEDIA_ROOT", DATA_DIR / "media")
+# Media is never served from a public URL: see conversations.views.media.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+VBCRM_MAX_UPLOAD_BYTES = env.int("VBCRM_MAX_UPLOAD_BYTES", default=16 * 1024 * 1024)
+
+# --- Channels -------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- WhatsApp -------------------------------------------------------------------
+VBCRM_MAX_NUMBERS_PER_OWNER = env.int("VBCRM_MAX_NUMBERS_PER_OWNER", default=5)
+WHATSAPP_GATEWAY = env.str("WHATSAPP_GATEWAY", default="") or "neonize"
+WHATSAPP_SIMULATOR_URL = env.str("WHATSAPP_SIMULATOR_URL", default="http://127.0.0.1:7071")
+# Device keys of the linked numbers (one SQLite file per number in embedded mode).
+WHATSAPP_STORE_DIR = _path("WHATSAPP_STORE_DIR", DATA_DIR / "whatsapp")
+# With PostgreSQL, a DSN for the device store (each number gets its own schema).
+WHATSAPP_STORE_DSN = env.str("WHATSAPP_STORE_DSN", default="")
+# Run the worker inside the web process (the embedded mode of `make run`).
+WHATSAPP_EMBEDDED_WORKER = env.bool("WHATSAPP_EMBEDDED_WORKER", default=False)
+WHATSAPP_LEASE_SECONDS = env.int("WHATSAPP_LEASE_SECONDS", default=30)
+WHATSAPP_SILENCE_SECONDS = env.int("WHATSAPP_SILENCE_SECONDS", default=90)
+
+# --- Logging --------------------------------------------------------------------
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO"},
+        # daphne logs every request at INFO through its access logger
+        "daphne": {"level": "WARNING"},
+    },
+}

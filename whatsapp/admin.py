@@ -1,0 +1,133 @@
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from whatsapp import services
+from whatsapp.models import NumberSettings, SessionAgent, WhatsAppSession
+
+
+class SessionAgentInline(admin.TabularInline):
+    model = SessionAgent
+    extra = 1
+    autocomplete_fields = ["user"]
+    readonly_fields = ["added_at"]
+
+
+class NumberSettingsInline(admin.StackedInline):
+    model = NumberSettings
+    can_delete = False
+
+
+@admin.register(WhatsAppSession)
+class WhatsAppSessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "owner",
+        "status",
+        "phone_number",
+        "lease_holder",
+        "last_event_at",
+        "child_restarts",
+    ]
+    list_filter = ["status", "ignore_groups"]
+    search_fields = ["name", "phone_number", "owner__username", "owner__email"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner"]
+    readonly_fields = [
+        "status",
+        "status_detail",
+        "phone_number",
+        "jid",
+        "push_name",
+        "qr_updated_at",
+        "pair_phone",
+        "pair_code",
+        "connected_at",
+        "last_event_at",
+        "lease_holder",
+        "lease_token",
+        "lease_expires_at",
+        "child_restarts",
+        "created_at",
+        "updated_at",
+    ]
+    exclude = ["qr_code"]
+    fieldsets = [
+        (None, {"fields": ["owner", "name", "ignore_groups", "history_days"]}),
+        (
+            _("Link"),
+            {
+                "fields": [
+                    "status",
+                    "status_detail",
+                    "phone_number",
+                    "jid",
+                    "push_name",
+                    "connected_at",
+                    "last_event_at",
+                    "qr_updated_at",
+                    "pair_phone",
+                    "pair_code",
+                ]
+            },
+        ),
+        (
+            _("Worker"),
+            {
+                "fields": [
+                    "lease_holder",
+                    "lease_token",
+                    "lease_expires_at",
+                    "child_restarts",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The owner is chosen once: moving a number moves its whole history.
+        if obj is not None:
+            return [*self.readonly_fields, "owner"]
+        return self.readonly_fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            form = type("SessionAddForm", (_SessionAddFormMixin, form), {})
+        return form
+
+    def get_inlines(self, request, obj):
+        # The settings row is made by session_create: edit it once the number exists.
+        return [SessionAgentInline, NumberSettingsInline] if obj else [SessionAgentInline]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+            return
+        created = services.session_create(owner=obj.owner, name=obj.name)
+        obj.pk = created.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request, obj):
+        services.session_delete(session=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.session_delete(session=obj)
+
+
+class _SessionAddFormMixin:
+    """Answer the per-owner limit on the form instead of with an error page."""
+
+    def clean(self):
+        data = super().clean()
+        owner = data.get("owner")
+        limit = settings.VBCRM_MAX_NUMBERS_PER_OWNER
+        if owner and WhatsAppSession.objects.filter(owner=owner).count() >= limit:
+            raise ValidationError(
+                _("This owner already has %(limit)d numbers, the most allowed.") % {"limit": limit}
+            )
+        return data

@@ -1,0 +1,319 @@
+"""The interface between the worker and a WhatsApp connection.
+
+A gateway runs inside a child process, one per linked number (see
+``whatsapp.gateway.process``). The child hosts one :class:`Session`; the
+session reports what happens on WhatsApp through ``emit(event)`` and the
+parent sends it commands. Everything here is plain, picklable data so it can
+cross the pipe: no neonize type ever leaves ``whatsapp/gateway/neonize.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class ConnState(enum.StrEnum):
+    STARTING = "starting"
+    WAITING_QR = "waiting_qr"
+    PAIRING = "pairing"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    # The QR or pairing code was not used in time; the session stopped itself.
+    PAIRING_EXPIRED = "pairing_expired"
+    LOGGED_OUT = "logged_out"
+    STOPPED = "stopped"
+
+
+class MessageKind(enum.StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    VOICE = "voice"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACT = "contact"
+    OTHER = "other"
+
+
+MEDIA_KINDS = frozenset(
+    {
+        MessageKind.IMAGE,
+        MessageKind.VIDEO,
+        MessageKind.AUDIO,
+        MessageKind.VOICE,
+        MessageKind.DOCUMENT,
+        MessageKind.STICKER,
+    }
+)
+
+STATUS_BROADCAST_JID = "status@broadcast"
+
+
+def new_message_id() -> str:
+    """A WhatsApp-style message id (same shape as the ones WhatsApp Web makes)."""
+    return "3EB0" + secrets.token_hex(8).upper()
+
+
+# --- Events: child -> parent -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: ConnState
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class QRCode:
+    """A (rotating) QR code to show; ``code`` is the string to encode."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The device is linked. ``jid`` is the device JID (``5511...:12@s.whatsapp.net``)."""
+
+    jid: str
+    phone: str
+    push_name: str = ""
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message seen on WhatsApp (from a contact, or sent from the phone when ``from_me``).
+
+    JIDs are non-AD strings (``5511999999999@s.whatsapp.net``, ``123@lid``,
+    ``1203...@g.us``). ``sender_alt`` is the other address of the sender when
+    WhatsApp gives both (phone JID for a LID sender, or the reverse).
+    ``timestamp`` is timezone-aware UTC.
+    """
+
+    message_id: str
+    chat: str
+    sender: str
+    timestamp: datetime
+    kind: MessageKind
+    text: str = ""
+    sender_alt: str = ""
+    chat_alt: str = ""
+    push_name: str = ""
+    from_me: bool = False
+    is_group: bool = False
+    mimetype: str = ""
+    filename: str = ""
+    file_size: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    location_name: str = ""
+    quoted_id: str = ""
+    # Opaque bytes the same gateway can later turn back into the media file.
+    media_ref: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    chat: str
+    sender: str
+    message_ids: tuple[str, ...]
+    status: str  # "delivered" | "read" | "played"
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class HistoryBatch:
+    messages: tuple[InboundMessage, ...]
+
+
+@dataclass(frozen=True)
+class Alive:
+    """Periodic liveness report from the child (also proves the child is not stuck)."""
+
+    connected: bool
+
+
+Event = StateChanged | QRCode | Paired | InboundMessage | Receipt | HistoryBatch | Alive
+
+
+# --- Commands: parent -> child ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendText:
+    to: str
+    text: str
+    message_id: str
+    quoted_id: str = ""
+
+
+@dataclass(frozen=True)
+class SendMedia:
+    to: str
+    kind: MessageKind
+    path: str
+    message_id: str
+    caption: str = ""
+    filename: str = ""
+    mimetype: str = ""
+    quoted_id: str = ""
+
+
+@dataclass(frozen=True)
+class DownloadMedia:
+    media_ref: bytes
+    dest: str  # file path the child writes to; media never crosses the pipe
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    chat: str
+    sender: str
+    message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RequestPairCode:
+    phone: str
+
+
+@dataclass(frozen=True)
+class Logout:
+    pass
+
+
+Command = SendText | SendMedia | DownloadMedia | MarkRead | RequestPairCode | Logout
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str  # the id WhatsApp knows the message by
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: str
+    size: int
+
+
+class GatewayError(Exception):
+    """A command failed. ``transient`` errors are worth retrying later."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self):  # keep ``transient`` across the pipe
+        return (_rebuild_gateway_error, (str(self), self.transient))
+
+
+def _rebuild_gateway_error(message: str, transient: bool) -> GatewayError:
+    return GatewayError(message, transient=transient)
+
+
+# --- The session a child hosts ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a child needs to run one number.
+
+    ``account`` is the number's primary key as a string. ``store`` is where the
+    gateway keeps its device keys (a file path, or a PostgreSQL DSN for the
+    real gateway). ``device_jid`` is the linked device to resume ("" = pair a
+    new one). ``options`` carries gateway-specific settings (for example the
+    simulator's URL).
+    """
+
+    account: str
+    store: str
+    device_jid: str = ""
+    media_dir: str = ""
+    history_days: int = 7
+    options: dict[str, str] = field(default_factory=dict)
+
+
+Emit = Callable[[Event], None]
+
+
+class Session(abc.ABC):
+    """One number's WhatsApp connection, run inside its own child process.
+
+    ``start`` returns at once; the session connects in the background, retries
+    the first connect itself, and reports through ``emit``. Commands are called
+    from worker threads and may run concurrently; they raise
+    :class:`GatewayError` on failure.
+    """
+
+    def __init__(self, config: SessionConfig, emit: Emit) -> None:
+        self.config = config
+        self.emit = emit
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    def logout(self) -> None: ...
+
+    @abc.abstractmethod
+    def request_pair_code(self, phone: str) -> str: ...
+
+    @abc.abstractmethod
+    def send_text(self, cmd: SendText) -> SendResult: ...
+
+    @abc.abstractmethod
+    def send_media(self, cmd: SendMedia) -> SendResult: ...
+
+    @abc.abstractmethod
+    def download_media(self, cmd: DownloadMedia) -> DownloadResult: ...
+
+    @abc.abstractmethod
+    def mark_read(self, cmd: MarkRead) -> None: ...
+
+    def handle(self, command: Command) -> object:
+        """Run one command (the child's dispatcher calls this)."""
+        match command:
+            case SendText():
+                return self.send_text(command)
+            case SendMedia():
+                return self.send_media(command)
+            case DownloadMedia():
+                return self.download_media(command)
+            case MarkRead():
+                return self.mark_read(command)
+            case RequestPairCode():
+                return self.request_pair_code(command.phone)
+            case Logout():
+                return self.logout()
+        raise GatewayError(f"unknown command {type(command).__name__}")
+
+
+def jid_user(jid: str) -> str:
+    """``5511999@s.whatsapp.net`` -> ``5511999`` (drops device and agent parts)."""
+    user = jid.split("@", 1)[0]
+    return user.split(":", 1)[0].split(".", 1)[0]
+
+
+def is_phone_jid(jid: str) -> bool:
+    return jid.endswith("@s.whatsapp.net")
+
+
+def is_lid(jid: str) -> bool:
+    return jid.endswith("@lid")
+
+
+def is_group_jid(jid: str) -> bool:
+    return jid.endswith("@g.us")

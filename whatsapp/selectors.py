@@ -1,0 +1,40 @@
+"""Reads of numbers, and THE access rule every page, API call and socket uses.
+
+A user sees a number (and all its conversations) when they own it or are one
+of its agents. Nobody else sees anything of it. Staff see everything through
+Django admin only.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from whatsapp.models import SessionAgent, WhatsAppSession
+
+
+def visible_session_ids(user: AbstractBaseUser | AnonymousUser) -> QuerySet:
+    """Ids of the numbers ``user`` may see, as a subquery (no query runs here)."""
+    if not user.is_authenticated:
+        return WhatsAppSession.objects.none().values("pk")
+    return WhatsAppSession.objects.filter(
+        Q(owner=user) | Q(pk__in=SessionAgent.objects.filter(user=user).values("session_id"))
+    ).values("pk")
+
+
+def session_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[WhatsAppSession]:
+    return WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).select_related("owner")
+
+
+def session_get(*, user: AbstractBaseUser | AnonymousUser, session_id: int) -> WhatsAppSession:
+    """The number if ``user`` may see it; ``DoesNotExist`` otherwise (never reveal it exists)."""
+    return session_list(user=user).get(pk=session_id)
+
+
+def session_owned_list(*, user: AbstractBaseUser) -> QuerySet[WhatsAppSession]:
+    """Numbers ``user`` may manage (link, log out, delete, add agents): their own."""
+    return WhatsAppSession.objects.filter(owner=user)
+
+
+def user_can_see_session(user: AbstractBaseUser | AnonymousUser, session_id: int) -> bool:
+    return session_list(user=user).filter(pk=session_id).exists()

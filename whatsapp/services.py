@@ -1,0 +1,260 @@
+"""Every write to a number goes through here (views, API, commands, admin, worker)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from realtime import events
+from vbcrm.errors import field_error
+from whatsapp.models import NumberSettings, SessionAgent, WhatsAppSession
+
+logger = logging.getLogger(__name__)
+
+Status = WhatsAppSession.Status
+
+
+def _normalise_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise field_error("name", _("Give the number a name."), "required")
+    if len(name) > 100:
+        raise field_error("name", _("The name is too long (100 characters at most)."))
+    return name
+
+
+def normalise_phone(phone: str) -> str:
+    """``+55 (11) 99999-0001`` -> ``5511999990001``; refuses what cannot be a phone number."""
+    digits = re.sub(r"[\s\-().+]", "", phone or "")
+    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        raise field_error(
+            "phone", _("Enter the phone number with country code, digits only."), "invalid_phone"
+        )
+    return digits
+
+
+@transaction.atomic
+def session_create(*, owner: AbstractBaseUser, name: str) -> WhatsAppSession:
+    """Create a number for ``owner``, within their limit and with a unique name.
+
+    Race-safe: the owner's row is locked first, so two concurrent creates for
+    one owner run one after the other and the second sees the first's row.
+    (SQLite serialises writers anyway; transactions start IMMEDIATE.)
+    """
+    name = _normalise_name(name)
+    User = get_user_model()
+    User.objects.select_for_update().only("pk").get(pk=owner.pk)
+    limit = settings.VBCRM_MAX_NUMBERS_PER_OWNER
+    if WhatsAppSession.objects.filter(owner=owner).count() >= limit:
+        raise ValidationError(
+            _("You already have %(limit)d numbers, the most allowed. Delete one first.")
+            % {"limit": limit},
+            code="limit_reached",
+        )
+    if WhatsAppSession.objects.filter(owner=owner, name=name).exists():
+        raise field_error("name", _("You already have a number with this name."), "duplicate_name")
+    session = WhatsAppSession.objects.create(owner=owner, name=name)
+    NumberSettings.objects.create(session=session)
+    logger.info("session created id=%s owner=%s", session.pk, owner.pk)
+    events.session_changed(session)
+    return session
+
+
+@transaction.atomic
+def session_delete(*, session: WhatsAppSession) -> None:
+    """Delete a number and everything it holds. The worker running it lets it go
+    when its lease renewal finds the row gone."""
+    session_id, owner_id = session.pk, session.owner_id
+    agent_ids = list(SessionAgent.objects.filter(session=session).values_list("user_id", flat=True))
+    session.delete()
+    logger.info("session deleted id=%s", session_id)
+    events.session_deleted(session_id, [owner_id, *agent_ids])
+
+
+@transaction.atomic
+def session_update_options(
+    *, session: WhatsAppSession, ignore_groups: bool | None = None, history_days: int | None = None
+) -> WhatsAppSession:
+    fields = []
+    if ignore_groups is not None:
+        session.ignore_groups = ignore_groups
+        fields.append("ignore_groups")
+    if history_days is not None:
+        if not 0 <= history_days <= 365:
+            raise field_error("history_days", _("Between 0 and 365 days."))
+        session.history_days = history_days
+        fields.append("history_days")
+    if fields:
+        session.save(update_fields=[*fields, "updated_at"])
+    return session
+
+
+def session_agent_add(*, session: WhatsAppSession, user: AbstractBaseUser) -> None:
+    if user.pk == session.owner_id:
+        raise ValidationError(_("The owner already works this number."), code="owner")
+    if not user.is_active:
+        raise ValidationError(_("This user is inactive."), code="inactive")
+    try:
+        with transaction.atomic():
+            SessionAgent.objects.create(session=session, user=user)
+    except IntegrityError:
+        return  # already an agent: adding twice is not an error
+    logger.info("agent added session=%s user=%s", session.pk, user.pk)
+
+
+def session_agent_remove(*, session: WhatsAppSession, user: AbstractBaseUser) -> None:
+    SessionAgent.objects.filter(session=session, user=user).delete()
+    logger.info("agent removed session=%s user=%s", session.pk, user.pk)
+
+
+# --- Link lifecycle (called by the worker, one per gateway event) ---------------------
+
+
+def _save_state(session: WhatsAppSession, fields: list[str]) -> None:
+    session.last_event_at = timezone.now()
+    session.save(update_fields=[*fields, "last_event_at", "updated_at"])
+    transaction.on_commit(lambda: events.session_changed(session))
+
+
+@transaction.atomic
+def session_on_qr(*, session_id: int, code: str) -> WhatsAppSession | None:
+    session = WhatsAppSession.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        return None
+    session.status = Status.WAITING_QR
+    session.qr_code = code
+    session.qr_updated_at = timezone.now()
+    session.status_detail = ""
+    _save_state(session, ["status", "qr_code", "qr_updated_at", "status_detail"])
+    return session
+
+
+@transaction.atomic
+def session_on_pair_code(*, session_id: int, phone: str, code: str) -> WhatsAppSession | None:
+    session = WhatsAppSession.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        return None
+    session.status = Status.PAIRING
+    session.pair_phone = phone
+    session.pair_code = code
+    _save_state(session, ["status", "pair_phone", "pair_code"])
+    return session
+
+
+def session_on_paired(
+    *, session_id: int, jid: str, phone: str, push_name: str = ""
+) -> WhatsAppSession | None:
+    """The phone scanned the QR. Refuses a phone already linked to another number.
+
+    Then the number is recorded as logged out (committed) and
+    ``ValidationError(code="duplicate_number")`` is raised; the worker logs the
+    new link out so the phone is never linked twice.
+    """
+    phone = normalise_phone(phone)
+    with transaction.atomic():
+        session = WhatsAppSession.objects.select_for_update().filter(pk=session_id).first()
+        if session is None:
+            return None
+        taken = (
+            WhatsAppSession.objects.filter(phone_number=phone)
+            .exclude(pk=session.pk)
+            .exclude(status=Status.LOGGED_OUT)
+            .exists()
+        )
+        if taken:
+            session.status = Status.LOGGED_OUT
+            session.status_detail = _("This phone number is already linked to another number.")
+            session.qr_code = ""
+            session.jid = ""
+            _save_state(session, ["status", "status_detail", "qr_code", "jid"])
+        else:
+            session.jid = jid
+            session.phone_number = phone
+            session.push_name = push_name[:128]
+            session.qr_code = ""
+            session.pair_code = ""
+            session.status_detail = ""
+            _save_state(
+                session,
+                ["jid", "phone_number", "push_name", "qr_code", "pair_code", "status_detail"],
+            )
+    if taken:
+        logger.info("session refused duplicate phone id=%s", session.pk)
+        raise ValidationError(session.status_detail, code="duplicate_number")
+    logger.info("session paired id=%s", session.pk)
+    return session
+
+
+_STATE_TO_STATUS = {
+    "starting": None,
+    "waiting_qr": Status.WAITING_QR,
+    "pairing": Status.PAIRING,
+    "connected": Status.CONNECTED,
+    "disconnected": Status.DISCONNECTED,
+    "pairing_expired": Status.DISCONNECTED,
+    "logged_out": Status.LOGGED_OUT,
+    "stopped": None,
+}
+
+
+@transaction.atomic
+def session_on_state(*, session_id: int, state: str, detail: str = "") -> WhatsAppSession | None:
+    """Record a connection state reported by the gateway."""
+    session = WhatsAppSession.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        return None
+    status = _STATE_TO_STATUS.get(state)
+    fields = ["status_detail"]
+    session.status_detail = detail[:255]
+    if status is not None and status != session.status:
+        session.status = status
+        fields.append("status")
+        if status == Status.CONNECTED:
+            session.qr_code = ""
+            session.pair_code = ""
+            fields += ["qr_code", "pair_code"]
+            if session.connected_at is None:
+                session.connected_at = timezone.now()
+                fields.append("connected_at")
+        if status == Status.LOGGED_OUT:
+            # The device keys are gone: linking again starts from a new QR code.
+            session.jid = ""
+            session.qr_code = ""
+            session.connected_at = None
+            fields += ["jid", "qr_code", "connected_at"]
+        logger.info("session state id=%s status=%s", session.pk, status)
+    if state == "pairing_expired":
+        session.qr_code = ""
+        session.status_detail = _("The QR code expired before it was scanned.")
+        fields.append("qr_code")
+    _save_state(session, fields)
+    return session
+
+
+@transaction.atomic
+def session_request_link(*, session: WhatsAppSession, pair_phone: str = "") -> WhatsAppSession:
+    """Ask the worker to (re)link a number by QR code, or by pairing code for ``pair_phone``."""
+    session = WhatsAppSession.objects.select_for_update().get(pk=session.pk)
+    if session.status == Status.CONNECTED:
+        raise ValidationError(_("This number is already connected."), code="connected")
+    session.pair_phone = normalise_phone(pair_phone) if pair_phone else ""
+    # The phone is known again once it is linked; until then it blocks nobody else.
+    session.phone_number = ""
+    session.pair_code = ""
+    session.qr_code = ""
+    session.status = Status.NEW
+    session.status_detail = ""
+    _save_state(
+        session,
+        ["pair_phone", "phone_number", "pair_code", "qr_code", "status", "status_detail"],
+    )
+    transaction.on_commit(lambda: events.worker_wakeup(session.pk))
+    return session
