@@ -49,6 +49,8 @@ class WhatsAppSession(models.Model):
     lease_token = models.UUIDField(_("lease token"), null=True, blank=True)
     lease_expires_at = models.DateTimeField(_("lease expiry"), null=True, blank=True)
     child_restarts = models.PositiveIntegerField(_("client restarts"), default=0)
+    # Set by a user; the worker holding the number unlinks the device, then clears it.
+    logout_requested = models.BooleanField(_("logout requested"), default=False)
     ignore_groups = models.BooleanField(_("ignore group chats"), default=False)
     history_days = models.PositiveSmallIntegerField(_("history sync days"), default=7)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

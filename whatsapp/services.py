@@ -229,7 +229,8 @@ def session_on_state(*, session_id: int, state: str, detail: str = "") -> WhatsA
             session.jid = ""
             session.qr_code = ""
             session.connected_at = None
-            fields += ["jid", "qr_code", "connected_at"]
+            session.logout_requested = False
+            fields += ["jid", "qr_code", "connected_at", "logout_requested"]
         logger.info("session state id=%s status=%s", session.pk, status)
     if state == "pairing_expired":
         session.qr_code = ""
@@ -256,5 +257,38 @@ def session_request_link(*, session: WhatsAppSession, pair_phone: str = "") -> W
         session,
         ["pair_phone", "phone_number", "pair_code", "qr_code", "status", "status_detail"],
     )
-    transaction.on_commit(lambda: events.worker_wakeup(session.pk))
+    events.worker_wakeup(session.pk)
+    return session
+
+
+@transaction.atomic
+def session_request_logout(*, session: WhatsAppSession) -> WhatsAppSession:
+    """Unlink the number from WhatsApp.
+
+    When a worker holds the number, it logs the device out (the phone's list of
+    linked devices drops it) and records the result. With no live worker, the
+    number is marked logged out here; its device keys are discarded when it is
+    linked again.
+    """
+    session = WhatsAppSession.objects.select_for_update().get(pk=session.pk)
+    now = timezone.now()
+    held = bool(
+        session.lease_holder and session.lease_expires_at and session.lease_expires_at > now
+    )
+    if held and session.status != Status.LOGGED_OUT:
+        session.logout_requested = True
+        _save_state(session, ["logout_requested"])
+        events.worker_wakeup(session.pk)
+    else:
+        session.logout_requested = False
+        session.status = Status.LOGGED_OUT
+        session.jid = ""
+        session.qr_code = ""
+        session.pair_code = ""
+        session.connected_at = None
+        _save_state(
+            session,
+            ["logout_requested", "status", "jid", "qr_code", "pair_code", "connected_at"],
+        )
+    logger.info("session logout requested id=%s held=%s", session.pk, held)
     return session
