@@ -103,3 +103,18 @@ def message_get(*, user: AnyUser, message_id: int) -> Message:
 
 def contact_get(*, user: AnyUser, contact_id: int) -> Contact:
     return Contact.objects.get(pk=contact_id, session_id__in=visible_session_ids(user))
+
+
+def sessions_with_work(*, session_ids: list[int]) -> set[int]:
+    """Which of these numbers have replies waiting to go out or read receipts owed."""
+    if not session_ids:
+        return set()
+    outbox = Message.objects.filter(
+        conversation__session_id__in=session_ids,
+        status=Message.Status.PENDING,
+        direction=Message.Direction.OUTBOUND,
+    ).values_list("conversation__session_id", flat=True)
+    receipts = Message.objects.filter(
+        conversation__session_id__in=session_ids, receipt_pending=True
+    ).values_list("conversation__session_id", flat=True)
+    return set(outbox.distinct()) | set(receipts.distinct())

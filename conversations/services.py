@@ -7,6 +7,7 @@ selectors, which apply the access rule; these functions trust their arguments.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -475,11 +476,18 @@ def outbox_pending(*, session_id: int, now: datetime | None = None) -> list[Mess
     return ready
 
 
-def outbox_claim(*, message_id: int) -> bool:
-    """Mark a reply as handed to WhatsApp. False if it is no longer ours to send."""
+def outbox_claim(*, message_id: int, lease_token: uuid.UUID) -> bool:
+    """Mark a reply as handed to WhatsApp. False if it is no longer ours to send.
+
+    ``lease_token`` fences the send: a worker whose lease on the number was
+    taken over can no longer claim (and so never sends) its replies.
+    """
     return bool(
         Message.objects.filter(
-            pk=message_id, status=Message.Status.PENDING, in_flight=False
+            pk=message_id,
+            status=Message.Status.PENDING,
+            in_flight=False,
+            conversation__session__lease_token=lease_token,
         ).update(in_flight=True, attempts=F("attempts") + 1, updated_at=timezone.now())
     )
 

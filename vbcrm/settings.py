@@ -7,7 +7,9 @@ channel layer, and a secret key generated once into ``data/secret_key``.
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import environ
@@ -46,6 +48,9 @@ if EMBEDDED:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # A file, not shared-cache memory: the worker writes from its own thread
+            # while pages (and tests) read, which shared-cache SQLite refuses.
+            "TEST": {"NAME": Path(tempfile.gettempdir()) / f"vbcrm-test-{os.getpid()}.sqlite3"},
         }
     }
 else:

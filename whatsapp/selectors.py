@@ -38,3 +38,32 @@ def session_owned_list(*, user: AbstractBaseUser) -> QuerySet[WhatsAppSession]:
 
 def user_can_see_session(user: AbstractBaseUser | AnonymousUser, session_id: int) -> bool:
     return session_list(user=user).filter(pk=session_id).exists()
+
+
+def session_table() -> list[WhatsAppSession]:
+    """Every number, for operators (manage.py whatsapp_sessions)."""
+    return list(WhatsAppSession.objects.select_related("owner").order_by("owner__username", "name"))
+
+
+def session_find(*, name: str, owner_username: str | None = None) -> WhatsAppSession:
+    """A number by name (and owner when names repeat across owners), for operator commands.
+
+    Raises ``WhatsAppSession.DoesNotExist`` or ``MultipleObjectsReturned``.
+    """
+    qs = WhatsAppSession.objects.select_related("owner").filter(name=name)
+    if owner_username:
+        qs = qs.filter(owner__username=owner_username)
+    return qs.get()
+
+
+def session_member_get(*, session: WhatsAppSession, user_id: int) -> AbstractBaseUser:
+    """A user who works ``session``'s inbox (its owner or an agent), to assign work to;
+    the user model's ``DoesNotExist`` for anyone else."""
+    from django.contrib.auth import get_user_model
+
+    agents = SessionAgent.objects.filter(session=session).values("user_id")
+    return (
+        get_user_model()
+        .objects.filter(Q(pk=session.owner_id) | Q(pk__in=agents), is_active=True)
+        .get(pk=user_id)
+    )

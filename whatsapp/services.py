@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -212,6 +215,10 @@ def session_on_state(*, session_id: int, state: str, detail: str = "") -> WhatsA
     if session is None:
         return None
     status = _STATE_TO_STATUS.get(state)
+    if session.status == Status.LOGGED_OUT:
+        # Only a new link request revives a logged-out number; late events of the old
+        # link must not (and the first reason, e.g. "already linked", is kept).
+        return session
     fields = ["status_detail"]
     session.status_detail = detail[:255]
     if status is not None and status != session.status:
@@ -220,7 +227,8 @@ def session_on_state(*, session_id: int, state: str, detail: str = "") -> WhatsA
         if status == Status.CONNECTED:
             session.qr_code = ""
             session.pair_code = ""
-            fields += ["qr_code", "pair_code"]
+            session.pair_phone = ""
+            fields += ["qr_code", "pair_code", "pair_phone"]
             if session.connected_at is None:
                 session.connected_at = timezone.now()
                 fields.append("connected_at")
@@ -292,3 +300,116 @@ def session_request_logout(*, session: WhatsAppSession) -> WhatsAppSession:
         )
     logger.info("session logout requested id=%s held=%s", session.pk, held)
     return session
+
+
+# --- Worker leases ---------------------------------------------------------------------
+#
+# A worker runs a number only while it holds the number's lease: holder, a fresh
+# token per claim (the fencing token: sends check it), and an expiry renewed by
+# heartbeat. A dead worker's leases expire and a live worker claims them.
+
+
+def runnable_sessions_q() -> Q:
+    """Numbers that need a WhatsApp client: linked ones, and ones waiting to be linked."""
+    linking = Q(status__in=[Status.NEW, Status.WAITING_QR, Status.PAIRING])
+    return ~Q(status=Status.LOGGED_OUT) & (~Q(jid="") | linking)
+
+
+def session_lease_claim(
+    *, holder: str, lease_seconds: int, limit: int, only: int | None = None
+) -> list[tuple[int, uuid.UUID]]:
+    """Claim up to ``limit`` runnable numbers whose lease is free or expired.
+
+    ``SELECT ... FOR UPDATE SKIP LOCKED`` lets workers claim side by side without
+    waiting on each other; the conditional UPDATE makes each claim exact.
+    """
+    now = timezone.now()
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    claimed: list[tuple[int, uuid.UUID]] = []
+    if limit <= 0:
+        return claimed
+    with transaction.atomic():
+        candidates = WhatsAppSession.objects.filter(runnable_sessions_q() & free)
+        if only is not None:
+            candidates = candidates.filter(pk=only)
+        ids = list(
+            candidates.select_for_update(skip_locked=True)
+            .order_by("lease_expires_at", "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        for session_id in ids:
+            token = uuid.uuid4()
+            updated = WhatsAppSession.objects.filter(Q(pk=session_id) & free).update(
+                lease_holder=holder,
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+            )
+            if updated:
+                claimed.append((session_id, token))
+    for session_id, _token in claimed:
+        logger.info("lease claimed session=%s holder=%s", session_id, holder)
+    return claimed
+
+
+def session_lease_renew(
+    *, held: dict[int, uuid.UUID], lease_seconds: int
+) -> tuple[set[int], dict[int, WhatsAppSession]]:
+    """Extend the leases still ours. Returns (lost ids, current rows of the kept ones).
+
+    A lease is lost when the row is gone, another worker took it, or the number
+    no longer needs a client (logged out, pairing abandoned).
+    """
+    if not held:
+        return set(), {}
+    now = timezone.now()
+    until = now + timedelta(seconds=lease_seconds)
+    kept: dict[int, WhatsAppSession] = {}
+    with transaction.atomic():
+        for session_id, token in held.items():
+            WhatsAppSession.objects.filter(
+                Q(pk=session_id, lease_token=token) & runnable_sessions_q()
+            ).update(lease_expires_at=until)
+        rows = WhatsAppSession.objects.filter(pk__in=list(held), lease_expires_at=until)
+        for row in rows:
+            if row.lease_token == held[row.pk]:
+                kept[row.pk] = row
+    lost = set(held) - set(kept)
+    for session_id in lost:
+        logger.info("lease lost session=%s", session_id)
+    return lost, kept
+
+
+def session_lease_release(*, session_id: int, token: uuid.UUID) -> None:
+    WhatsAppSession.objects.filter(pk=session_id, lease_token=token).update(
+        lease_holder="", lease_token=None, lease_expires_at=None
+    )
+
+
+def session_child_restarted(*, session_id: int) -> None:
+    WhatsAppSession.objects.filter(pk=session_id).update(child_restarts=F("child_restarts") + 1)
+
+
+def session_touch(*, session_id: int, when) -> None:
+    """Record the time of the number's latest WhatsApp activity (for health checks)."""
+    WhatsAppSession.objects.filter(pk=session_id).update(last_event_at=when)
+
+
+def session_released(*, session_id: int, token: uuid.UUID) -> None:
+    """A worker stopped running the number (shutdown): free the lease, and stop showing
+    it as connected until a worker runs it again."""
+    with transaction.atomic():
+        session = (
+            WhatsAppSession.objects.select_for_update()
+            .filter(pk=session_id, lease_token=token)
+            .first()
+        )
+        if session is None:
+            return
+        session.lease_holder, session.lease_token, session.lease_expires_at = "", None, None
+        fields = ["lease_holder", "lease_token", "lease_expires_at"]
+        if session.status in (Status.CONNECTED, Status.WAITING_QR, Status.PAIRING):
+            session.status = Status.DISCONNECTED if session.jid else Status.NEW
+            session.qr_code = ""
+            session.status_detail = _("No worker is running this number.")
+            fields += ["status", "qr_code", "status_detail"]
+        _save_state(session, fields)

@@ -50,4 +50,8 @@ class Command(BaseCommand):
             endpoints=build_endpoint_description_strings(host=host, port=port),
             ready_callable=lambda: self.stdout.write(f"VB CRM is serving on http://{host}:{port}/"),
         )
+        if worker:
+            from whatsapp.worker import embed_in_reactor
+
+            embed_in_reactor()
         server.run()
