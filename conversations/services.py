@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from conversations.models import Contact, Conversation, Message
 from realtime import events
+from vbcrm import metrics
 from vbcrm.errors import field_error
 from whatsapp.gateway.base import (
     MEDIA_KINDS,
@@ -201,6 +202,7 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
         except IntegrityError:
             return None  # a concurrent replay won the race
         _conversation_touch(conversation, message, inbound=not msg.from_me)
+    metrics.MESSAGES_IN.inc()
     events.message_created(message)
     return message
 
@@ -502,6 +504,7 @@ def outbox_sent(*, message_id: int, wa_id: str, timestamp: datetime) -> Message 
         message.in_flight = False
         if message.status == Message.Status.PENDING:
             message.status = Message.Status.SENT
+            metrics.MESSAGES_OUT.inc()
         message.error = ""
         message.save(
             update_fields=["wa_id", "wa_timestamp", "in_flight", "status", "error", "updated_at"]
@@ -526,6 +529,7 @@ def outbox_failed(*, message_id: int, error: str, transient: bool) -> Message | 
             message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
         else:
             message.status = Message.Status.FAILED
+            metrics.SEND_FAILURES.inc()
         message.save(
             update_fields=["in_flight", "error", "next_attempt_at", "status", "updated_at"]
         )

@@ -13,6 +13,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from vbcrm.daphne_tweaks import disable_twisted_form_parsing  # noqa: E402
+
+disable_twisted_form_parsing()
 
 application = ProtocolTypeRouter(
     {

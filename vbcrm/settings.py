@@ -108,6 +108,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    # ninja: the REST API's docs page assets (served locally, no CDN)
+    "ninja",
+    "django_prometheus",
     "vbcrm",
     "whatsapp",
     "conversations",
@@ -115,6 +118,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last, so request metrics time the whole middleware stack.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,6 +130,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "vbcrm.middleware.ApiMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "vbcrm.urls"
@@ -176,6 +183,10 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 VBCRM_MAX_UPLOAD_BYTES = env.int("VBCRM_MAX_UPLOAD_BYTES", default=16 * 1024 * 1024)
+# Messages one user may send through the API per minute; 0 turns the limit off.
+VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
+# Bearer token Prometheus must send to read /metrics; empty = /metrics answers 404.
+VBCRM_METRICS_TOKEN = env.str("VBCRM_METRICS_TOKEN", default="")
 
 # --- Channels -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -188,6 +199,19 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The cache holds the API's send rate counters: shared through Redis when processes are
+# several, per process otherwise (one process serves everything in the embedded mode).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "vbcrm",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- WhatsApp -------------------------------------------------------------------
 VBCRM_MAX_NUMBERS_PER_OWNER = env.int("VBCRM_MAX_NUMBERS_PER_OWNER", default=5)

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from conversations.views import inbox
+from vbcrm.api import api
+from vbcrm.views import metrics, profile
 
 urlpatterns = [
     path("", inbox, name="inbox"),
@@ -21,4 +23,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("conversations/", include("conversations.urls")),
     path("admin/", admin.site.urls),
+    path("profile/", profile, name="profile"),
+    path("api/", api.urls),
+    path("metrics", metrics, name="metrics"),
 ]

@@ -1,0 +1,487 @@
+"""REST API for conversations and messages (mounted under /api/whatsapp/ by vbcrm/api.py).
+
+Reads go through ``conversations.selectors`` (the access rule: the number's
+owner or one of its agents; anybody else gets 404, as if the row did not
+exist) and writes through ``conversations.services``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import mimetypes
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import FileResponse, HttpRequest
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from ninja import Header, Path, Query, Router, Schema, Status
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from conversations import selectors, services
+from conversations.models import Conversation, Message
+from conversations.serializers import conversation_data, message_data
+from vbcrm.api_base import (
+    ApiError,
+    SafeStr,
+    errors,
+    field_errors,
+    not_found,
+    request_user,
+)
+from whatsapp.selectors import session_member_get
+
+logger = logging.getLogger(__name__)
+
+router = Router(tags=["conversations"])
+
+MAX_PAGE = 100
+MAX_ID = 2**53  # ids beyond are refused as invalid rather than overflow SQLite's integers
+ConversationId = Path(..., ge=1, le=MAX_ID, examples=[1])
+
+# The models' choices as inline enums: their TextChoices classes share names ("Status")
+# and OpenAPI components are keyed by name, so as classes they would overwrite each other.
+ConversationStatus = Literal[tuple(Conversation.Status.values)]  # type: ignore[valid-type]
+MessageDirection = Literal[tuple(Message.Direction.values)]  # type: ignore[valid-type]
+MessageKind = Literal[tuple(Message.Kind.values)]  # type: ignore[valid-type]
+MessageStatus = Literal[tuple(Message.Status.values)]  # type: ignore[valid-type]
+MediaStatus = Literal[tuple(Message.MediaStatus.values)]  # type: ignore[valid-type]
+
+
+# --- Shapes ----------------------------------------------------------------------------
+
+
+class ContactOut(Schema):
+    id: int
+    name: str
+    phone: str
+    jid: str
+    is_group: bool
+
+
+class ConversationOut(Schema):
+    id: int
+    session_id: int = Field(description="The number (WhatsApp session) it belongs to.")
+    status: ConversationStatus
+    assigned_to_id: int | None
+    unread_count: int
+    last_message_at: datetime | None
+    last_message_preview: str
+    updated_at: datetime | None
+    contact: ContactOut
+
+
+class ConversationPage(Schema):
+    items: list[ConversationOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page."
+    )
+
+
+class MessageOut(Schema):
+    id: int
+    conversation_id: int
+    wa_id: str
+    direction: MessageDirection = Field(description="CLIENTE: from the customer; ATENDENTE: ours.")
+    kind: MessageKind
+    body: str
+    status: MessageStatus
+    error: str
+    media_status: MediaStatus
+    media_url: str | None = Field(
+        description="Where to download the file (same authentication as the API)."
+    )
+    mime_type: str
+    file_name: str
+    file_size: int | None
+    latitude: float | None
+    longitude: float | None
+    location_name: str
+    sender_name: str
+    sent_by_id: int | None
+    reply_to_id: int | None
+    wa_timestamp: datetime | None
+    created_at: datetime | None
+    read_at: datetime | None
+
+
+class MessagePage(Schema):
+    items: list[MessageOut] = Field(description="Newest first.")
+    next_before: int | None = Field(
+        description="Pass as ?before= for older messages; null when there are none."
+    )
+
+
+class ReadOut(Schema):
+    conversation: ConversationOut
+    marked: int = Field(description="How many messages were newly marked read.")
+
+
+class AssignIn(Schema):
+    user_id: Annotated[int, Field(ge=1, le=MAX_ID)] | Literal["me"] | None = Field(
+        description='The agent to assign (the number\'s owner or one of its agents), "me", '
+        "or null to unassign."
+    )
+
+
+class SendIn(BaseModel):
+    """A reply. JSON for text; multipart/form-data with ``file`` for a file and caption."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: SafeStr = Field("", description="The text, or the file's caption (4096 characters).")
+    kind: SafeStr | None = Field(
+        None,
+        description="With a file: image, video, audio, voice, document or sticker "
+        "(default: from the file's type). An unknown kind answers 422.",
+    )
+    reply_to_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="A message of this conversation to quote."
+    )
+
+
+_SEND_BODY_SCHEMA = SendIn.model_json_schema()
+_SEND_MULTIPART_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **_SEND_BODY_SCHEMA["properties"],
+        "file": {"type": "string", "format": "binary", "description": "The file to send."},
+    },
+}
+
+
+# --- Helpers -----------------------------------------------------------------------------
+
+
+def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+    try:
+        return selectors.conversation_get(
+            user=request_user(request), conversation_id=conversation_id
+        )
+    except Conversation.DoesNotExist:
+        raise not_found() from None
+
+
+def _message_out(message: Message) -> dict[str, Any]:
+    data = message_data(message)
+    if data["media_url"]:
+        # The page's media view needs a login session; this one also takes a token.
+        data["media_url"] = reverse("api:message_media", args=[message.pk])
+    return data
+
+
+def _encode_cursor(conversation: Conversation) -> str:
+    raw = json.dumps([conversation.last_message_at.isoformat(), conversation.pk])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, pk = json.loads(raw)
+        parsed = datetime.fromisoformat(when)
+        if parsed.tzinfo is None or type(pk) is not int or not 1 <= pk <= MAX_ID:
+            raise ValueError(cursor)
+        return parsed, pk
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise field_errors("cursor", _("This cursor is not one we gave out.")) from None
+
+
+def check_send_rate(user: AbstractBaseUser) -> None:
+    """At most VBCRM_SEND_RATE_PER_MINUTE sends per user per clock minute (429 beyond).
+
+    A fixed window in the cache: cheap, shared by every web process when the
+    cache is Redis, and the worst burst (two windows' worth across a minute
+    boundary) is harmless for WhatsApp.
+    """
+    limit = settings.VBCRM_SEND_RATE_PER_MINUTE
+    if limit <= 0:
+        return
+    now = time.time()
+    window = int(now // 60)
+    key = f"api-send-rate:{user.pk}:{window}"
+    cache.add(key, 0, timeout=90)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=90)
+        count = 1
+    if count > limit:
+        retry_after = max(1, math.ceil((window + 1) * 60 - now))
+        logger.info("api send rate limited user=%s", user.pk)
+        raise ApiError(
+            429,
+            "rate_limited",
+            _("Too many messages: at most %(n)d a minute.") % {"n": limit},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
+    """The reply from a JSON or a multipart body."""
+    if request.content_type == "multipart/form-data":
+        data: Any = {k: v for k, v in request.POST.items() if v != "" or k == "text"}
+        upload = request.FILES.get("file")
+    elif request.content_type in ("application/json", "") or request.content_type.endswith("+json"):
+        upload = None
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "bad_request", _("The body is not valid JSON.")) from None
+        if not isinstance(data, dict):
+            raise field_errors("body", _("Send a JSON object."))
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            _("Send application/json, or multipart/form-data with a file."),
+        )
+    try:
+        return SendIn.model_validate(data), upload
+    except PydanticValidationError as exc:
+        detail = [
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or "body",
+                "message": err["msg"],
+                "code": err["type"],
+            }
+            for err in exc.errors(include_url=False)
+        ]
+        raise ApiError(400, "invalid", detail) from None
+
+
+# --- Endpoints ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/conversations",
+    response={200: ConversationPage, **errors(400, 401)},
+    summary="List conversations",
+)
+def conversation_list(
+    request: HttpRequest,
+    status: ConversationStatus | None = None,
+    number: int | None = Query(None, ge=1, le=MAX_ID, description="Only this number's."),
+    assigned: Literal["mine", "unassigned"] | None = None,
+    search: SafeStr = Query("", max_length=200, description="Contact name or phone, or text."),
+    cursor: SafeStr | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, description=f"Page size, at most {MAX_PAGE}."),
+) -> dict[str, Any]:
+    """The caller's conversations, latest activity first (numbers they own or work)."""
+    limit = min(limit, MAX_PAGE)
+    filters = selectors.ConversationFilters(
+        scope=assigned or "all",
+        status=status or "",
+        session_id=number,
+        search=search.strip(),
+    )
+    rows = selectors.conversation_list(
+        user=request_user(request),
+        filters=filters,
+        before=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return {
+        "items": [conversation_data(c) for c in page],
+        "next_cursor": _encode_cursor(page[-1]) if more else None,
+    }
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    response={200: ConversationOut, **errors(401, 404)},
+    summary="Get a conversation",
+)
+def conversation_detail(request: HttpRequest, conversation_id: int = ConversationId) -> dict:
+    return conversation_data(_conversation(request, conversation_id))
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response={200: MessagePage, **errors(400, 401, 404)},
+    summary="List a conversation's messages",
+)
+def conversation_messages(
+    request: HttpRequest,
+    conversation_id: int = ConversationId,
+    before: int | None = Query(None, ge=1, le=MAX_ID, description="Messages older than this id."),
+    limit: int = Query(50, ge=1, description=f"Page size, at most {MAX_PAGE}."),
+) -> dict[str, Any]:
+    """Newest first; page back in time with ``before`` (the ``next_before`` of a page)."""
+    conversation = _conversation(request, conversation_id)
+    limit = min(limit, MAX_PAGE)
+    # The selector returns oldest first; one extra row tells whether older ones remain.
+    rows = selectors.message_list(conversation=conversation, before_id=before, limit=limit + 1)
+    rows.reverse()
+    page = rows[:limit]
+    more = len(rows) > limit
+    return {
+        "items": [_message_out(m) for m in page],
+        "next_before": page[-1].pk if more else None,
+    }
+
+
+@router.put(
+    "/conversations/{conversation_id}/read",
+    response={200: ReadOut, **errors(401, 403, 404)},
+    summary="Mark a conversation read",
+)
+def conversation_read(request: HttpRequest, conversation_id: int = ConversationId) -> dict:
+    """Clears the unread count; the worker sends WhatsApp's read receipts."""
+    conversation = _conversation(request, conversation_id)
+    marked = services.conversation_mark_read(conversation=conversation, user=request_user(request))
+    return {"conversation": conversation_data(conversation), "marked": marked}
+
+
+@router.post(
+    "/conversations/{conversation_id}/send",
+    response={201: MessageOut, **errors(400, 401, 403, 404, 409, 413, 415, 422, 429)},
+    summary="Send a message",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _SEND_BODY_SCHEMA},
+                "multipart/form-data": {"schema": _SEND_MULTIPART_SCHEMA},
+            },
+        }
+    },
+)
+def conversation_send(
+    request: HttpRequest,
+    conversation_id: int = ConversationId,
+    idempotency_key: SafeStr | None = Header(
+        None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=64,
+        description="Any unique string: a retried request with the same key returns the "
+        "message already queued instead of sending twice.",
+    ),
+) -> Status:
+    """Queue a reply (answered with the ``pending`` message); the worker sends it."""
+    user = request_user(request)
+    conversation = _conversation(request, conversation_id)
+    check_send_rate(user)
+    payload, upload = _send_input(request)
+    if upload is not None and "\x00" in f"{upload.name}{upload.content_type}":
+        raise field_errors("file", _("The file's name or type is not valid text."))
+    kind = (payload.kind or "").strip()
+    if kind and kind not in Message.Kind.values:
+        raise field_errors("kind", _("Unknown kind of message."), "unknown_kind", status=422)
+    if upload is None and kind not in ("", Message.Kind.TEXT):
+        raise field_errors("file", _("Attach a file to send this kind."), "required")
+    reply_to = None
+    if payload.reply_to_id is not None:
+        try:
+            reply_to = selectors.message_get(user=user, message_id=payload.reply_to_id)
+        except Message.DoesNotExist:
+            reply_to = None
+        if reply_to is None or reply_to.conversation_id != conversation.pk:
+            raise field_errors("reply_to_id", _("No such message in this conversation."))
+    message = services.message_queue_outbound(
+        user=user,
+        conversation=conversation,
+        text=payload.text,
+        upload=upload,
+        kind=kind if upload is not None and kind else None,
+        reply_to=reply_to,
+        client_key=idempotency_key or "",
+    )
+    # A retry with the same key answers exactly as the first request did.
+    return Status(201, _message_out(message))
+
+
+@router.post(
+    "/conversations/{conversation_id}/assign",
+    response={200: ConversationOut, **errors(400, 401, 403, 404)},
+    summary="Assign a conversation",
+)
+def conversation_assign(
+    request: HttpRequest, payload: AssignIn, conversation_id: int = ConversationId
+) -> dict:
+    user = request_user(request)
+    conversation = _conversation(request, conversation_id)
+    assignee = None
+    if payload.user_id == "me":
+        assignee = user
+    elif payload.user_id is not None:
+        try:
+            assignee = session_member_get(session=conversation.session, user_id=payload.user_id)
+        except ObjectDoesNotExist:
+            raise field_errors(
+                "user_id", _("This user does not work this number's inbox."), "not_agent"
+            ) from None
+    services.conversation_assign(conversation=conversation, assignee=assignee)
+    return conversation_data(conversation)
+
+
+@router.post(
+    "/conversations/{conversation_id}/close",
+    response={200: ConversationOut, **errors(401, 403, 404)},
+    summary="Close a conversation",
+)
+def conversation_close(request: HttpRequest, conversation_id: int = ConversationId) -> dict:
+    conversation = _conversation(request, conversation_id)
+    services.conversation_set_status(conversation=conversation, status=Conversation.Status.CLOSED)
+    return conversation_data(conversation)
+
+
+@router.post(
+    "/conversations/{conversation_id}/reopen",
+    response={200: ConversationOut, **errors(401, 403, 404)},
+    summary="Reopen a conversation",
+)
+def conversation_reopen(request: HttpRequest, conversation_id: int = ConversationId) -> dict:
+    conversation = _conversation(request, conversation_id)
+    services.conversation_set_status(conversation=conversation, status=Conversation.Status.OPEN)
+    return conversation_data(conversation)
+
+
+@router.get(
+    "/messages/{message_id}/media",
+    response=errors(401, 404),
+    url_name="message_media",
+    summary="Download a message's file",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file, with its MIME type.",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
+def message_media(
+    request: HttpRequest, message_id: int = Path(..., ge=1, le=MAX_ID, examples=[1])
+) -> FileResponse:
+    try:
+        message = selectors.message_get(user=request_user(request), message_id=message_id)
+    except Message.DoesNotExist:
+        raise not_found() from None
+    if not message.media or message.media_status != Message.MediaStatus.READY:
+        raise not_found()
+    content_type = message.mime_type or mimetypes.guess_type(message.media.name)[0]
+    response = FileResponse(
+        message.media.open("rb"),
+        content_type=content_type or "application/octet-stream",
+        as_attachment=True,
+        filename=message.file_name or None,
+    )
+    # Files come from strangers: never let a browser sniff or run them.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

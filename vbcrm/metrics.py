@@ -1,0 +1,29 @@
+"""VB CRM's own Prometheus metrics, next to django-prometheus's request and database ones.
+
+Counters count in the process that does the work: the worker for messages in
+and out, the web process for the API. With several processes on one machine,
+set PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable) to a shared
+empty folder so /metrics adds them up; the gauges are then summed over the
+live processes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+MESSAGES_IN = Counter(
+    "vbcrm_messages_in", "Messages received from WhatsApp and stored (replays not counted)."
+)
+MESSAGES_OUT = Counter("vbcrm_messages_out", "Replies WhatsApp accepted from us.")
+SEND_FAILURES = Counter("vbcrm_send_failures", "Replies that failed for good (no more retries).")
+CHILD_RESTARTS = Counter(
+    "vbcrm_child_restarts", "WhatsApp client child processes restarted after they died."
+)
+CONNECTED_NUMBERS = Gauge(
+    "vbcrm_connected_numbers",
+    "Numbers this process holds with a live WhatsApp connection.",
+    multiprocess_mode="livesum",
+)
+SOCKET_CLIENTS = Gauge(
+    "vbcrm_socket_clients", "Browser sockets open on this process.", multiprocess_mode="livesum"
+)
