@@ -406,7 +406,7 @@ def conversation_send(
 
 @router.post(
     "/conversations/{conversation_id}/assign",
-    response={200: ConversationOut, **errors(400, 401, 403, 404)},
+    response={200: ConversationOut, **errors(400, 401, 403, 404, 413)},
     summary="Assign a conversation",
 )
 def conversation_assign(

@@ -131,7 +131,7 @@ def number_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 @router.post(
     "/numbers",
-    response={201: NumberOut, **errors(400, 401, 403, 409)},
+    response={201: NumberOut, **errors(400, 401, 403, 409, 413)},
     summary="Create a number",
 )
 def number_create(request: HttpRequest, payload: NumberIn) -> Status:
@@ -190,7 +190,7 @@ def number_qr(
 
 @router.post(
     "/numbers/{number_id}/pair",
-    response={202: NumberOut, **errors(400, 401, 403, 404, 409)},
+    response={202: NumberOut, **errors(400, 401, 403, 404, 409, 413)},
     summary="Link a number (QR or pairing code)",
 )
 def number_pair(

@@ -191,3 +191,11 @@ def test_sessions_health_shows_state_lease_and_silence(number, as_bob, as_charli
 def test_a_disconnected_number_is_not_silent(number, as_alice):
     [row] = as_alice.get(url("/sessions/health")).json()
     assert row["status"] == "new" and row["silent"] is False and row["lease_live"] is False
+
+
+def test_a_body_over_the_data_limit_is_a_413(as_alice, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = as_alice.post(url("/numbers"), {"name": "x" * 200}, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+    assert not WhatsAppSession.objects.exists()
