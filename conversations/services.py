@@ -647,3 +647,15 @@ def contact_update(
             for conv in contact.conversations.all():
                 events.conversation_updated(conv)
     return contact
+
+
+def conversation_start(*, session: WhatsAppSession, phone: str) -> Conversation:
+    """Open (or find) the conversation with a phone number, to write first."""
+    from whatsapp.services import normalise_phone
+
+    digits = normalise_phone(phone)
+    jid = f"{digits}@s.whatsapp.net"
+    with transaction.atomic():
+        contact = _contact_for(session, _Addresses(jid=jid, lid="", phone=digits), "")
+        conversation = _conversation_for(session, contact)
+    return conversation

@@ -10,6 +10,7 @@ worker's database thread(s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
 import os
@@ -18,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -94,6 +95,18 @@ class Database:
                 raise
             connection.close()
             return fn(**kwargs)
+
+    @staticmethod
+    async def once(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """One call on a short-lived thread, its connection closed after."""
+
+        def call() -> Any:
+            try:
+                return fn(**kwargs)
+            finally:
+                connection.close()
+
+        return await asyncio.to_thread(call)
 
     def close(self) -> None:
         """Close every pool thread's connection (each thread owns its own)."""
@@ -253,6 +266,21 @@ class NumberRunner:
     # --- events from the child ---------------------------------------------------------
 
     async def _on_event(self, event: base.Event) -> None:
+        """Handle one event; returning means it is stored (the child may ack it)."""
+        delay = 0.5
+        while True:
+            try:
+                return await self._handle(event)
+            except (OperationalError, InterfaceError):
+                # Database down or locked: hold this number's events (nothing is
+                # acknowledged meanwhile) and try again, rather than drop one.
+                if self._stopping.is_set():
+                    raise
+                logger.warning("database unavailable; retrying session=%s", self.session_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    async def _handle(self, event: base.Event) -> None:
         self.last_alive = time.monotonic()
         if isinstance(event, base.Alive):
             if not event.connected and self.connected:
@@ -675,6 +703,23 @@ class Worker:
             except Exception:
                 logger.warning("worker wake-up listener error; retrying", exc_info=True)
                 await asyncio.sleep(2)
+
+
+@contextlib.asynccontextmanager
+async def number_running(session_id: int) -> AsyncIterator[bool]:
+    """For operator commands: run this one number in-process while the block runs,
+    unless a live worker already holds it. Yields whether this process runs it."""
+    row = await Database.once(WhatsAppSession.objects.get, pk=session_id)
+    if row.lease_expires_at is not None and row.lease_expires_at > timezone.now():
+        yield False
+        return
+    worker = Worker(WorkerConfig.from_settings(only_session=session_id, max_numbers=1))
+    task = asyncio.create_task(worker.run())
+    try:
+        yield True
+    finally:
+        await worker.shutdown()
+        await task
 
 
 def embed_in_reactor() -> None:

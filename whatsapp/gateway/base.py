@@ -240,7 +240,8 @@ class SessionConfig:
     options: dict[str, str] = field(default_factory=dict)
 
 
-Emit = Callable[[Event], None]
+# Returns the event's sequence number in this child (None when nobody numbers them).
+Emit = Callable[[Event], "int | None"]
 
 
 class Session(abc.ABC):
@@ -282,6 +283,14 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def mark_read(self, cmd: MarkRead) -> None: ...
+
+    def confirmed(self, seq: int) -> None:  # noqa: B027 - optional hook, no-op by default
+        """The worker has stored every event emitted up to number ``seq``.
+
+        A network that redelivers what was not acknowledged (the simulator) acks
+        only now, so a worker killed before it stored a message gets it again.
+        WhatsApp itself is acked by whatsmeow on receipt; there this is a no-op.
+        """
 
     def handle(self, command: Command) -> object:
         """Run one command (the child's dispatcher calls this)."""

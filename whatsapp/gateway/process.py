@@ -7,8 +7,10 @@ already loaded neonize's Go runtime hangs, and a Go abort must only ever take
 down its own number.
 
 Pipe protocol (pickled tuples):
-  parent -> child: ("cmd", request_id, Command) | ("stop",)
-  child -> parent: ("event", Event) | ("result", request_id, ok, value | GatewayError)
+  parent -> child: ("cmd", request_id, Command) | ("done", seq) | ("stop",)
+  child -> parent: ("event", seq, Event) | ("result", request_id, ok, value | GatewayError)
+Events are numbered; the parent answers ("done", seq) once it has stored event
+``seq``, and the session may acknowledge it to the network only then.
 """
 
 from __future__ import annotations
@@ -69,8 +71,14 @@ def child_main(conn: Connection, session_path: str, config: SessionConfig) -> No
         except (BrokenPipeError, EOFError, OSError):
             closed.set()
 
-    def emit(event: Event) -> None:
-        send(("event", event))
+    counter = itertools.count(1)
+    counter_lock = threading.Lock()
+
+    def emit(event: Event) -> int:
+        with counter_lock:  # numbers must reach the pipe in order
+            seq = next(counter)
+            send(("event", seq, event))
+        return seq
 
     session = _load(session_path)(config, emit)
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cmd")
@@ -91,7 +99,7 @@ def child_main(conn: Connection, session_path: str, config: SessionConfig) -> No
                 connected = session.is_connected()
             except Exception:
                 connected = False
-            send(("event", Alive(connected=connected)))
+            emit(Alive(connected=connected))
 
     session.start()
     threading.Thread(target=alive_loop, name="alive", daemon=True).start()
@@ -110,6 +118,8 @@ def child_main(conn: Connection, session_path: str, config: SessionConfig) -> No
                 break
             if item[0] == "cmd":
                 pool.submit(run, item[1], item[2])
+            elif item[0] == "done":
+                session.confirmed(item[1])
     finally:
         try:
             session.stop(timeout=10.0)
@@ -210,12 +220,16 @@ class GatewayChild:
             item = await self._events.get()
             kind = item[0]
             if kind == "event":
+                _, seq, event = item
                 try:
-                    result = self.on_event(item[1])
+                    result = self.on_event(event)
                     if asyncio.iscoroutine(result):
                         await result
                 except Exception:
+                    # Not confirmed: the network redelivers it to the next child.
                     logger.exception("event handler failed account=%s", self.config.account)
+                    continue
+                self._confirm(seq)
             elif kind == "eof":
                 await asyncio.to_thread(self._join)
                 for future in self._pending.values():
@@ -224,6 +238,14 @@ class GatewayChild:
                 self._pending.clear()
                 self._exited.set()
                 return
+
+    def _confirm(self, seq: int) -> None:
+        if self._conn is None or self._exited.is_set():
+            return
+        try:
+            self._conn.send(("done", seq))
+        except (BrokenPipeError, OSError):
+            pass
 
     def _join(self) -> None:
         if self.process is not None:

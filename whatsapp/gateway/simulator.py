@@ -21,6 +21,7 @@ non-transient one after LOGGED_OUT or when the simulator refuses the input.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import logging
@@ -99,7 +100,11 @@ class SimulatorSession(base.Session):
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
         self._epoch = ""
-        self._last_seq = 0
+        self._last_seq = 0  # the newest frame seen (redeliveries up to it are skipped)
+        # Frames are acknowledged to the simulator only once the worker confirms it
+        # stored them: (child event number, simulator seq), oldest first.
+        self._unconfirmed: collections.deque[tuple[int, int]] = collections.deque()
+        self._ackable_seq = 0
         self._ack_wanted: asyncio.Event | None = None
 
     # --- lifecycle (any thread) ---
@@ -252,8 +257,8 @@ class SimulatorSession(base.Session):
                 await self._ack_wanted.wait()
                 self._ack_wanted.clear()
                 await asyncio.sleep(ACK_DELAY)
-                if self._last_seq > acked:
-                    acked = self._last_seq
+                if self._ackable_seq > acked:
+                    acked = self._ackable_seq
                     await ws.send_str(_dumps({"t": "ack", "seq": acked}))
         except (aiohttp.ClientError, ConnectionError, RuntimeError):
             # The socket is closing; unacked frames come again on the next one.
@@ -265,26 +270,27 @@ class SimulatorSession(base.Session):
         kind = frame.get("t")
         if kind == "msg":
             if self._fresh(frame):
-                self._emit(self._inbound(frame["m"]))
+                self._emit_data(frame, self._inbound(frame["m"]))
         elif kind == "res":
             future = self._pending.pop(frame.get("id"), None)  # type: ignore[arg-type]
             if future is not None and not future.done():
                 future.set_result(frame)
         elif kind == "receipt":
             if self._fresh(frame):
-                self._emit(
+                self._emit_data(
+                    frame,
                     base.Receipt(
                         chat=frame["chat"],
                         sender=frame["sender"],
                         message_ids=tuple(frame["message_ids"]),
                         status=frame["status"],
                         timestamp=_utc(frame["timestamp"]),
-                    )
+                    ),
                 )
         elif kind == "history":
             if self._fresh(frame):
                 messages = tuple(self._inbound(m) for m in frame["messages"])
-                self._emit(base.HistoryBatch(messages=messages))
+                self._emit_data(frame, base.HistoryBatch(messages=messages))
         elif kind == "qr":
             self._pairing = True
             if self._state is not base.ConnState.PAIRING:
@@ -300,6 +306,8 @@ class SimulatorSession(base.Session):
             if frame["epoch"] != self._epoch:
                 # A new simulator run numbers its frames from scratch.
                 self._epoch, self._last_seq = frame["epoch"], 0
+                self._ackable_seq = 0
+                self._unconfirmed.clear()
             self._linked = self._connected = True
             self._set_state(base.ConnState.CONNECTED)
         elif kind == "logged_out":
@@ -321,9 +329,38 @@ class SimulatorSession(base.Session):
         if seq <= self._last_seq:
             return False
         self._last_seq = seq
-        assert self._ack_wanted is not None
-        self._ack_wanted.set()
         return True
+
+    def _emit_data(self, frame: dict[str, Any], event: base.Event) -> None:
+        """Emit a numbered data frame; ack it once the worker confirms it (or at once
+        when nobody numbers events, e.g. a session used directly in a test)."""
+        number = self._emit(event)
+        seq = frame.get("seq")
+        if not isinstance(seq, int):
+            return
+        if number is None:
+            self._ackable_seq = max(self._ackable_seq, seq)
+            assert self._ack_wanted is not None
+            self._ack_wanted.set()
+        else:
+            self._unconfirmed.append((number, seq))
+
+    def confirmed(self, seq: int) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._on_confirmed, seq)
+            except RuntimeError:  # the loop is closing: nothing left to ack
+                pass
+
+    def _on_confirmed(self, number: int) -> None:
+        advanced = False
+        while self._unconfirmed and self._unconfirmed[0][0] <= number:
+            _, seq = self._unconfirmed.popleft()
+            self._ackable_seq = max(self._ackable_seq, seq)
+            advanced = True
+        if advanced and self._ack_wanted is not None:
+            self._ack_wanted.set()
 
     def _inbound(self, m: dict[str, Any]) -> base.InboundMessage:
         try:
@@ -363,11 +400,12 @@ class SimulatorSession(base.Session):
         logger.info("simulator session %s: %s %s", self.config.account, state.value, detail)
         self._emit(base.StateChanged(state=state, detail=detail))
 
-    def _emit(self, event: base.Event) -> None:
+    def _emit(self, event: base.Event) -> int | None:
         try:
-            self.emit(event)
+            return self.emit(event)
         except Exception:  # a broken listener must not kill the connection
             logger.exception("simulator session %s: emit failed", self.config.account)
+            return None
 
     # --- commands (worker threads) ---
 

@@ -10,12 +10,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from whatsapp import services
 from whatsapp.models import WhatsAppSession
 from whatsapp.qr import qr_terminal
-from whatsapp.worker import Worker, WorkerConfig
+from whatsapp.worker import number_running
 
 Status = WhatsAppSession.Status
 
@@ -50,6 +49,8 @@ class Command(BaseCommand):
                 "`manage.py createsuperuser`."
             )
         try:
+            if pair_phone:  # checked before anything is created
+                pair_phone = services.normalise_phone(pair_phone)
             session = WhatsAppSession.objects.filter(owner=user, name=name).first()
             if session is None:
                 session = services.session_create(owner=user, name=name)
@@ -68,26 +69,16 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Connected: {name!r} is linked to +{phone}."))
 
     async def _link(self, session_id: int, timeout: int) -> str:
-        row = await _load(session_id)
-        now = timezone.now()
-        held = row.lease_expires_at is not None and row.lease_expires_at > now
-        worker: Worker | None = None
-        task: asyncio.Task | None = None
-        if not held:
-            worker = Worker(WorkerConfig.from_settings(only_session=session_id, max_numbers=1))
-            task = asyncio.create_task(worker.run())
-        else:
-            self.stdout.write(f"Worker {row.lease_holder} runs this number; following it.")
-        try:
-            return await self._follow(session_id, timeout)
-        finally:
-            if worker is not None and task is not None:
-                await worker.shutdown()
-                await task
-                self.stdout.write(
-                    "Linked. Keep a worker running (`make run` or `manage.py whatsapp_worker`) "
-                    "so the number stays connected."
-                )
+        async with number_running(session_id) as runs_here:
+            if not runs_here:
+                self.stdout.write("A worker runs this number; following it.")
+            phone = await self._follow(session_id, timeout)
+        if runs_here:
+            self.stdout.write(
+                "Linked. Keep a worker running (`make run` or `manage.py whatsapp_worker`) "
+                "so the number stays connected."
+            )
+        return phone
 
     async def _follow(self, session_id: int, timeout: int) -> str:
         deadline = time.monotonic() + timeout
