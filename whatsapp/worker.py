@@ -35,6 +35,7 @@ from conversations import selectors as conv_selectors
 from conversations import services as conv_services
 from conversations.models import Message
 from realtime import events
+from vbcrm import metrics
 from whatsapp import services
 from whatsapp.gateway import base
 from whatsapp.gateway.process import GATEWAYS, ChildGone, GatewayChild
@@ -240,6 +241,7 @@ class NumberRunner:
                 await child.stop(timeout=1)
             self.child = None
             self.state = base.ConnState.DISCONNECTED
+            metrics.CHILD_RESTARTS.inc()
             await self.db(services.session_child_restarted, session_id=self.session_id)
             await self.db(
                 services.session_on_state,
@@ -548,6 +550,7 @@ class Worker:
             listener.cancel()
             await self._release_all()
             self.db.close()
+            metrics.CONNECTED_NUMBERS.set(0)
             self._done.set()
             logger.info("worker %s stopped", self.config.holder)
 
@@ -595,6 +598,7 @@ class Worker:
         await self._claim()
         for runner in self.runners.values():
             runner.check_silence(now)
+        metrics.CONNECTED_NUMBERS.set(sum(r.connected for r in self.runners.values()))
         busy = await self.db(conv_selectors.sessions_with_work, session_ids=list(self.runners))
         for session_id in busy:
             runner = self.runners.get(session_id)

@@ -446,3 +446,15 @@ async def test_history_is_imported(simulator, linked):
         await wait_for(lambda: Message.objects.count() == 2, what="history")
     conv = await sync_to_async(Conversation.objects.get)()
     assert conv.unread_count == 0
+
+
+async def test_the_worker_reports_its_metrics(simulator, linked):
+    from vbcrm import metrics
+
+    restarts = metrics.CHILD_RESTARTS._value.get()
+    async with running_worker() as worker:
+        await link(simulator, linked, "5511900000001")
+        await wait_for(lambda: metrics.CONNECTED_NUMBERS._value.get() == 1, what="gauge")
+        os.kill(worker.runners[linked.pk].child.pid, signal.SIGKILL)
+        await wait_for(lambda: metrics.CHILD_RESTARTS._value.get() == restarts + 1, what="counter")
+    assert metrics.CONNECTED_NUMBERS._value.get() == 0
