@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from conversations import selectors as conv_selectors
@@ -86,7 +86,8 @@ class Database:
 
     @staticmethod
     def _run(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        close_old_connections()
+        # No close_old_connections() here: with CONN_MAX_AGE=0 it would reconnect on
+        # every call. A pool thread keeps its connection; a broken one is replaced below.
         try:
             return fn(**kwargs)
         except (InterfaceError, OperationalError):
