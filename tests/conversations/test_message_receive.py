@@ -135,7 +135,7 @@ def test_history_is_imported_once_and_limited_by_days(number):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
-    barrier = threading.Barrier(20)
+    barrier = threading.Barrier(50)
     errors: list[BaseException] = []
 
     def receive(i: int) -> None:
@@ -148,7 +148,7 @@ def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
             close_old_connections()
             connection.close()
 
-    threads = [threading.Thread(target=receive, args=(i,)) for i in range(20)]
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(50)]
     for t in threads:
         t.start()
     for t in threads:
@@ -156,5 +156,5 @@ def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
     assert errors == []
     assert Contact.objects.count() == 1
     conv = Conversation.objects.get()
-    assert Message.objects.count() == 20
-    assert conv.unread_count == 20
+    assert Message.objects.count() == 50
+    assert conv.unread_count == 50

@@ -458,3 +458,47 @@ async def test_the_worker_reports_its_metrics(simulator, linked):
         os.kill(worker.runners[linked.pk].child.pid, signal.SIGKILL)
         await wait_for(lambda: metrics.CHILD_RESTARTS._value.get() == restarts + 1, what="counter")
     assert metrics.CONNECTED_NUMBERS._value.get() == 0
+
+
+async def test_a_worker_that_loses_its_lease_stops_the_number(simulator, linked):
+    import uuid
+
+    async with running_worker(lease_seconds=3) as worker:
+        await link(simulator, linked, "5511900000001")
+        child = worker.runners[linked.pk].child
+        # Another worker took the number over (its own fencing token).
+        await sync_to_async(WhatsAppSession.objects.filter(pk=linked.pk).update)(
+            lease_holder="other",
+            lease_token=uuid.uuid4(),
+            lease_expires_at=timezone.now() + timedelta(minutes=5),
+        )
+        await wait_for(lambda: linked.pk not in worker.runners, what="runner stopped")
+        await wait_for(lambda: not child.is_alive(), what="child gone")
+    row = await sync_to_async(WhatsAppSession.objects.get)(pk=linked.pk)
+    assert row.lease_holder == "other"  # the loser never touches the winner's lease
+
+
+async def test_received_media_is_served_only_to_allowed_users(simulator, linked, bob, charlie):
+    from django.test import Client
+
+    async with running_worker():
+        await link(simulator, linked, "5511900000001")
+        await asyncio.to_thread(
+            simulator.control.send_message,
+            to="5511900000001",
+            **{"from": "5511988880001"},
+            kind="image",
+            media_base64=base64.b64encode(PNG).decode(),
+            mimetype="image/png",
+        )
+        await wait_for(lambda: Message.objects.filter(media_status="ready").exists(), what="file")
+
+    def fetch(user) -> tuple[int, bytes]:
+        client = Client()
+        client.force_login(user)
+        response = client.get(f"/conversations/media/{Message.objects.get().pk}/")
+        body = b"".join(response.streaming_content) if response.status_code == 200 else b""
+        return response.status_code, body
+
+    assert await sync_to_async(fetch)(bob) == (200, PNG)
+    assert (await sync_to_async(fetch)(charlie))[0] == 404
