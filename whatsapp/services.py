@@ -219,6 +219,15 @@ def session_on_state(*, session_id: int, state: str, detail: str = "") -> WhatsA
         # Only a new link request revives a logged-out number; late events of the old
         # link must not (and the first reason, e.g. "already linked", is kept).
         return session
+    linking = not session.jid and session.status in (
+        Status.NEW,
+        Status.WAITING_QR,
+        Status.PAIRING,
+    )
+    if state == "disconnected" and linking:
+        # Not reachable yet while linking: keep waiting for the QR code (the client
+        # retries); only an expired QR code ends the attempt.
+        status = None
     fields = ["status_detail"]
     session.status_detail = detail[:255]
     if status is not None and status != session.status:

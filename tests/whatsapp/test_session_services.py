@@ -165,3 +165,15 @@ def test_two_concurrent_creates_cannot_exceed_the_limit(postgres_only, alice, se
         t.join()
     assert sorted(results) == ["limit_reached", "ok"]
     assert WhatsAppSession.objects.filter(owner=alice).count() == 5
+
+
+def test_a_number_being_linked_stays_linking_while_whatsapp_is_unreachable(alice):
+    s = services.session_create(owner=alice, name="A")
+    services.session_on_state(session_id=s.pk, state="disconnected", detail="no route")
+    s.refresh_from_db()
+    assert s.status == WhatsAppSession.Status.NEW and s.status_detail == "no route"
+    assert WhatsAppSession.objects.filter(services.runnable_sessions_q(), pk=s.pk).exists()
+    services.session_on_state(session_id=s.pk, state="pairing_expired")
+    s.refresh_from_db()
+    assert s.status == WhatsAppSession.Status.DISCONNECTED
+    assert not WhatsAppSession.objects.filter(services.runnable_sessions_q(), pk=s.pk).exists()
