@@ -1,47 +1,299 @@
-"""The browser's socket at /ws/: authenticate, join the user's groups, forward frames."""
+"""The browser's socket at /ws/: authenticate, validate, call one selector or service, forward.
+
+Protocol (JSON text frames ``{"type": ...}``; the seed's names):
+
+client -> server
+  ``join``                                   re-read the numbers the user may see
+  ``join_conversation``  ``conversation_id``  receive the thread's ticks and media updates
+  ``leave_conversation`` ``conversation_id``
+  ``send_message``       ``conversation_id``, ``text``, ``client_key``?, ``reply_to_id``?
+  ``mark_as_read``       ``conversation_id``
+  Any frame may carry ``ref`` (a short string) that the answer echoes.
+
+server -> client
+  ``new_message``, ``conversation_updated``, ``messages_read``, ``message_status``,
+  ``session_status`` (pre-encoded by realtime.events), the answers ``joined``,
+  ``joined_conversation``, ``left_conversation``, ``message_queued``, ``marked_read``,
+  and ``error`` (``code``, ``message``) for a bad frame or a refused one. The
+  socket stays open after an error.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
+from conversations import selectors, services
+from conversations.models import Conversation, Message
 from realtime import events
 from whatsapp.selectors import session_list
 
 logger = logging.getLogger(__name__)
 
+MAX_FRAME_CHARS = 32 * 1024
+MAX_REF_CHARS = 64
+
+
+class FrameError(Exception):
+    """A frame we refuse: answered with an ``error`` frame, the socket stays open."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _positive_int(frame: dict[str, Any], key: str, *, required: bool = True) -> int | None:
+    value = frame.get(key)
+    if value is None and not required:
+        return None
+    # bool is an int in Python; true is not a conversation id.
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FrameError("invalid", _("“%(field)s” must be a positive integer.") % {"field": key})
+    return value
+
+
+def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
+    value = frame.get(key, "")
+    if not isinstance(value, str) or len(value) > max_length:
+        raise FrameError(
+            "invalid",
+            _("“%(field)s” must be text of at most %(n)d characters.")
+            % {"field": key, "n": max_length},
+        )
+    return value
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str]:
+    """The first (code, message) of a ValidationError, whatever its shape."""
+    if hasattr(exc, "error_dict"):
+        first = next(iter(exc.error_dict.values()))[0]
+        return first.code or "invalid", first.messages[0]
+    first = exc.error_list[0]
+    return first.code or "invalid", first.messages[0]
+
+
+# --- One sync unit of work per frame (the ORM is sync-only) ------------------------------
+
 
 @database_sync_to_async
-def _visible_session_ids(user) -> list[int]:
-    return list(session_list(user=user).values_list("pk", flat=True))
+def _visible_session_ids(user) -> set[int]:
+    return set(session_list(user=user).values_list("pk", flat=True))
+
+
+@database_sync_to_async
+def _conversation_session(user, conversation_id: int) -> int | None:
+    """The conversation's number if ``user`` may see it; None otherwise."""
+    try:
+        return selectors.conversation_get(user=user, conversation_id=conversation_id).session_id
+    except Conversation.DoesNotExist:
+        return None
+
+
+@database_sync_to_async
+def _send_message(
+    user, language: str, conversation_id: int, text: str, client_key: str, reply_to_id: int | None
+) -> int | None:
+    with translation.override(language):
+        try:
+            conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
+        except Conversation.DoesNotExist:
+            return None
+        reply_to = None
+        if reply_to_id is not None:
+            try:
+                reply_to = selectors.message_get(user=user, message_id=reply_to_id)
+            except Message.DoesNotExist:
+                raise FrameError("not_found", _("The quoted message does not exist.")) from None
+        try:
+            message = services.message_queue_outbound(
+                user=user,
+                conversation=conversation,
+                text=text,
+                reply_to=reply_to,
+                client_key=client_key,
+            )
+        except ValidationError as exc:
+            raise FrameError(*_validation_message(exc)) from None
+        return message.pk
+
+
+@database_sync_to_async
+def _mark_read(user, conversation_id: int) -> int | None:
+    try:
+        conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        return None
+    return services.conversation_mark_read(conversation=conversation, user=user)
+
+
+def _language(scope: dict[str, Any]) -> str:
+    """The page's language (``/ws/?lang=en``), so pushed fragments match the page."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    wanted = (query.get("lang") or [""])[0].lower()
+    return wanted if wanted in events.languages() else settings.LANGUAGE_CODE
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
-    groups_joined: list[str]
+    groups_joined: set[str]
+    # conversation id -> its number, for the threads this socket has open
+    conversations: dict[int, int]
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        self.groups_joined = []
+        self.groups_joined = set()
+        self.conversations = {}
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
         self.user = user
+        self.language = _language(self.scope)
+        # Groups first, then accept: nothing committed after the page's sync is missed.
+        await self._join(events.user_group(user.pk))
+        await self._refresh_groups()
         await self.accept()
-        await self._join([events.user_group(user.pk)])
-        await self._join([events.session_group(s) for s in await _visible_session_ids(user)])
 
     async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
+        for group in list(self.groups_joined):
+            await self._leave(group)
+
+    async def _join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def _leave(self, group: str) -> None:
+        if group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.discard(group)
 
-    async def _join(self, groups: list[str]) -> None:
-        for group in groups:
-            if group not in self.groups_joined:
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.append(group)
+    async def _refresh_groups(self) -> set[int]:
+        """Join the groups of the numbers the user may see now; leave the others."""
+        visible = await _visible_session_ids(self.user)
+        wanted = {events.session_group(s) for s in visible}
+        for group in [g for g in self.groups_joined if g.startswith("wa-session-")]:
+            if group not in wanted:
+                await self._leave(group)
+        for group in wanted:
+            await self._join(group)
+        for conversation_id, session_id in list(self.conversations.items()):
+            if session_id not in visible:
+                del self.conversations[conversation_id]
+                await self._leave(events.conversation_group(conversation_id))
+        return visible
 
-    async def push(self, event: dict) -> None:
-        """A pre-encoded frame from realtime.events: forward it as is."""
-        await self.send(text_data=event["frame"])
+    # --- frames from the browser ---------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        ref: str | None = None
+        frame_type = ""
+        try:
+            frame = self._decode(text_data)
+            ref = frame.get("ref") if isinstance(frame.get("ref"), str) else None
+            if ref is not None and len(ref) > MAX_REF_CHARS:
+                ref = None
+            frame_type = frame["type"]
+            handler = self._handlers.get(frame_type)
+            if handler is None:
+                raise FrameError("unknown_type", _("Unknown frame type."))
+            answer = await handler(self, frame)
+        except FrameError as exc:
+            await self._reply({"type": "error", "code": exc.code, "message": exc.message}, ref)
+            return
+        if answer is not None:
+            await self._reply(answer, ref)
+
+    def _decode(self, text_data: str | None) -> dict[str, Any]:
+        with translation.override(self.language):
+            if text_data is None:
+                raise FrameError("bad_frame", _("Frames must be JSON text."))
+            if len(text_data) > MAX_FRAME_CHARS:
+                raise FrameError("too_large", _("The frame is too large."))
+            try:
+                frame = json.loads(text_data)
+            except ValueError:
+                raise FrameError("bad_frame", _("The frame is not valid JSON.")) from None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise FrameError("bad_frame", _("A frame is a JSON object with a “type”."))
+            return frame
+
+    async def _reply(self, data: dict[str, Any], ref: str | None) -> None:
+        if ref is not None:
+            data["ref"] = ref
+        await self.send(text_data=json.dumps(data))
+
+    def _not_found(self) -> FrameError:
+        with translation.override(self.language):
+            return FrameError("not_found", _("Conversation not found."))
+
+    def _conversation_id(self, frame: dict[str, Any]) -> int:
+        with translation.override(self.language):
+            return _positive_int(frame, "conversation_id")
+
+    async def _on_join(self, frame: dict[str, Any]) -> dict[str, Any]:
+        visible = await self._refresh_groups()
+        return {"type": "joined", "session_ids": sorted(visible)}
+
+    async def _on_join_conversation(self, frame: dict[str, Any]) -> dict[str, Any]:
+        conversation_id = self._conversation_id(frame)
+        session_id = await _conversation_session(self.user, conversation_id)
+        if session_id is None:
+            raise self._not_found()
+        self.conversations[conversation_id] = session_id
+        await self._join(events.conversation_group(conversation_id))
+        return {"type": "joined_conversation", "conversation_id": conversation_id}
+
+    async def _on_leave_conversation(self, frame: dict[str, Any]) -> dict[str, Any]:
+        conversation_id = self._conversation_id(frame)
+        self.conversations.pop(conversation_id, None)
+        await self._leave(events.conversation_group(conversation_id))
+        return {"type": "left_conversation", "conversation_id": conversation_id}
+
+    async def _on_send_message(self, frame: dict[str, Any]) -> dict[str, Any]:
+        with translation.override(self.language):
+            conversation_id = _positive_int(frame, "conversation_id")
+            text = _string(frame, "text", max_length=services.MAX_TEXT_LENGTH)
+            client_key = _string(frame, "client_key", max_length=64)
+            reply_to_id = _positive_int(frame, "reply_to_id", required=False)
+        message_id = await _send_message(
+            self.user, self.language, conversation_id, text, client_key, reply_to_id
+        )
+        if message_id is None:
+            raise self._not_found()
+        return {"type": "message_queued", "conversation_id": conversation_id, "id": message_id}
+
+    async def _on_mark_as_read(self, frame: dict[str, Any]) -> dict[str, Any]:
+        conversation_id = self._conversation_id(frame)
+        count = await _mark_read(self.user, conversation_id)
+        if count is None:
+            raise self._not_found()
+        return {"type": "marked_read", "conversation_id": conversation_id, "count": count}
+
+    _handlers = {
+        "join": _on_join,
+        "join_conversation": _on_join_conversation,
+        "leave_conversation": _on_leave_conversation,
+        "send_message": _on_send_message,
+        "mark_as_read": _on_mark_as_read,
+    }
+
+    # --- events from realtime.events --------------------------------------------------------
+
+    async def push(self, event: dict[str, Any]) -> None:
+        """Pre-encoded frames (one per language) from realtime.events: forward one as is."""
+        frames: dict[str, str] = event["frames"]
+        frame = frames.get(self.language) or next(iter(frames.values()))
+        await self.send(text_data=frame)
+
+    async def groups_refresh(self, event: dict[str, Any]) -> None:
+        """The user gained or lost a number (realtime.events.access_changed)."""
+        await self._refresh_groups()

@@ -1,5 +1,6 @@
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -113,6 +114,31 @@ class WhatsAppSessionAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.session_delete(session=obj)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not SessionAgent:
+            return super().save_formset(request, form, formset, change)
+        # Agents change through the services, so their open pages join or leave
+        # the number's live updates at once.
+        session = form.instance
+        # commit=False saves nothing; it fills new/changed/deleted_objects for the admin's log.
+        formset.save(commit=False)
+        User = get_user_model()
+        for f in formset.initial_forms:
+            # f.initial, not f.instance: validation already put the new user on the instance.
+            old_id = f.initial.get("user")
+            if old_id and (formset._should_delete_form(f) or "user" in f.changed_data):
+                services.session_agent_remove(session=session, user=User(pk=old_id))
+        for f in formset.forms:
+            user = f.cleaned_data.get("user") if hasattr(f, "cleaned_data") else None
+            if user is None or formset._should_delete_form(f):
+                continue
+            if f in formset.initial_forms and "user" not in f.changed_data:
+                continue
+            try:
+                services.session_agent_add(session=session, user=user)
+            except ValidationError as exc:
+                messages.error(request, f"{user}: {' '.join(exc.messages)}")
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

@@ -68,6 +68,9 @@ def session_create(*, owner: AbstractBaseUser, name: str) -> WhatsAppSession:
     NumberSettings.objects.create(session=session)
     logger.info("session created id=%s owner=%s", session.pk, owner.pk)
     events.session_changed(session)
+    events.access_changed([owner.pk])
+    # A new number needs a client at once to show its QR code: don't wait for a poll.
+    events.worker_wakeup(session.pk)
     return session
 
 
@@ -80,6 +83,7 @@ def session_delete(*, session: WhatsAppSession) -> None:
     session.delete()
     logger.info("session deleted id=%s", session_id)
     events.session_deleted(session_id, [owner_id, *agent_ids])
+    events.access_changed([owner_id, *agent_ids])
 
 
 @transaction.atomic
@@ -108,13 +112,18 @@ def session_agent_add(*, session: WhatsAppSession, user: AbstractBaseUser) -> No
     try:
         with transaction.atomic():
             SessionAgent.objects.create(session=session, user=user)
+            # Their open pages start receiving this number's events at once.
+            events.access_changed([user.pk])
     except IntegrityError:
         return  # already an agent: adding twice is not an error
     logger.info("agent added session=%s user=%s", session.pk, user.pk)
 
 
 def session_agent_remove(*, session: WhatsAppSession, user: AbstractBaseUser) -> None:
-    SessionAgent.objects.filter(session=session, user=user).delete()
+    with transaction.atomic():
+        removed, _rows = SessionAgent.objects.filter(session=session, user=user).delete()
+        if removed:
+            events.access_changed([user.pk])
     logger.info("agent removed session=%s user=%s", session.pk, user.pk)
 
 

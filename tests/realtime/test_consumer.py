@@ -1,0 +1,344 @@
+"""The /ws/ socket against the real ASGI application (auth, origin check, routing).
+
+Events come from the services, as in production: they are built after commit in
+realtime.events and forwarded by the consumer. transaction=True: the consumer reads
+the database on other connections (django/channels#1110).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from unittest import mock
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from conversations import services
+from conversations.models import Conversation, Message
+from tests.factories import inbound
+from vbcrm.asgi import application
+from whatsapp import services as wa_services
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+WAIT = 3  # seconds for a frame that must come (Redis adds latency)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_layer(settings):
+    """A fresh channel layer per test: its queues belong to this test's event loop. On
+    Redis, a prefix of its own, so other runs sharing the server never cross-talk."""
+    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    if "redis" in layers["default"]["BACKEND"].lower():
+        layers["default"].setdefault("CONFIG", {})["prefix"] = f"test-{uuid.uuid4().hex[:10]}"
+    settings.CHANNEL_LAYERS = layers
+
+
+def _session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def connect(user=None, *, lang: str = "", cookie: str | None = None):
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if user is not None:
+        cookie = await database_sync_to_async(_session_cookie)(user)
+    if cookie is not None:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    path = "/ws/" + (f"?lang={lang}" if lang else "")
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _code = await communicator.connect(timeout=WAIT)
+    communicator.connected = connected
+    return communicator
+
+
+async def frame_of(communicator, wanted: str) -> dict:
+    """The next frame of type ``wanted``, skipping others (e.g. conversation_updated)."""
+    for _ in range(10):
+        frame = await communicator.receive_json_from(timeout=WAIT)
+        if frame["type"] == wanted:
+            return frame
+    raise AssertionError(f"no {wanted} frame")
+
+
+async def drain(communicator) -> list[dict]:
+    frames = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        frames.append(await communicator.receive_json_from())
+    return frames
+
+
+receive = database_sync_to_async(services.message_receive)
+
+
+@pytest.fixture
+def conversation(number):
+    message = services.message_receive(session=number, msg=inbound(text="first"))
+    return message.conversation
+
+
+# --- connecting ------------------------------------------------------------------------
+
+
+async def test_it_refuses_anonymous_sockets(db):
+    assert not (await connect()).connected
+    assert not (await connect(cookie="not-a-session")).connected
+
+
+async def test_it_refuses_other_origins(alice):
+    cookie = await database_sync_to_async(_session_cookie)(alice)
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", f"sessionid={cookie}".encode())],
+    )
+    connected, _ = await communicator.connect(timeout=WAIT)
+    assert not connected
+
+
+# --- server -> client events ----------------------------------------------------------------
+
+
+async def test_a_new_message_reaches_the_number_s_people_only(number, alice, bob, charlie):
+    sockets = [await connect(u) for u in (alice, bob, charlie)]
+    await receive(session=number, msg=inbound(text="<img src=x onerror=alert(1)>", push_name="Ana"))
+    for s in sockets[:2]:
+        frame = await frame_of(s, "new_message")
+        assert frame["message"]["body"] == "<img src=x onerror=alert(1)>"
+        assert frame["conversation"]["contact"]["name"] == "Ana"
+        # the fragment is escaped: the body is text, never markup
+        assert "&lt;img src=x onerror=alert(1)&gt;" in frame["html"]
+        assert "<img src=x" not in frame["html"]
+        assert 'id="conversation-' in frame["row_html"]
+    assert await sockets[2].receive_nothing(timeout=0.5)
+    for s in sockets:
+        await s.disconnect()
+
+
+async def test_conversation_updated_reaches_the_number_s_people(conversation, alice, bob, charlie):
+    a, c = await connect(alice), await connect(charlie)
+    await database_sync_to_async(services.conversation_set_status)(
+        conversation=conversation, status="pending"
+    )
+    frame = await frame_of(a, "conversation_updated")
+    assert frame["conversation"]["id"] == conversation.pk
+    assert frame["conversation"]["status"] == "pending"
+    assert f'id="conversation-{conversation.pk}"' in frame["html"]
+    assert await c.receive_nothing(timeout=0.5)
+    await a.disconnect()
+    await c.disconnect()
+
+
+async def test_mark_as_read_clears_unread_and_tells_everyone(conversation, alice, bob):
+    a, b = await connect(alice), await connect(bob)
+    await b.send_json_to({"type": "mark_as_read", "conversation_id": conversation.pk, "ref": "r1"})
+    answer = await frame_of(b, "marked_read")
+    assert answer == {
+        "type": "marked_read",
+        "conversation_id": conversation.pk,
+        "count": 1,
+        "ref": "r1",
+    }
+    read = await frame_of(a, "messages_read")
+    assert read["conversation_id"] == conversation.pk and read["by"] == bob.pk
+    updated = await frame_of(a, "conversation_updated")
+    assert updated["conversation"]["unread_count"] == 0
+    row = await sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert row.unread_count == 0
+    await a.disconnect()
+    await b.disconnect()
+
+
+async def test_message_status_goes_to_sockets_that_opened_the_conversation(
+    conversation, alice, bob
+):
+    a, b = await connect(alice), await connect(bob)
+    await a.send_json_to({"type": "join_conversation", "conversation_id": conversation.pk})
+    assert (await frame_of(a, "joined_conversation"))["conversation_id"] == conversation.pk
+    message = await database_sync_to_async(services.message_queue_outbound)(
+        user=alice, conversation=conversation, text="on its way"
+    )
+    await drain(a)
+    await drain(b)
+    await database_sync_to_async(services.outbox_sent)(
+        message_id=message.pk, wa_id=message.wa_id, timestamp=timezone.now()
+    )
+    frame = await frame_of(a, "message_status")
+    assert frame["message"]["id"] == message.pk and frame["message"]["status"] == "sent"
+    assert 'data-status="sent"' in frame["html"]
+    assert await b.receive_nothing(timeout=0.5)  # bob has not opened it
+    await a.send_json_to({"type": "leave_conversation", "conversation_id": conversation.pk})
+    await frame_of(a, "left_conversation")
+    await database_sync_to_async(services.message_receipt)(
+        session=conversation.session, message_ids=[message.wa_id], status="read"
+    )
+    assert await a.receive_nothing(timeout=0.5)
+    await a.disconnect()
+    await b.disconnect()
+
+
+async def test_session_status_carries_the_qr_code(number, alice, bob, charlie):
+    a, b, c = await connect(alice), await connect(bob), await connect(charlie)
+    await database_sync_to_async(wa_services.session_on_qr)(session_id=number.pk, code="2@abc,def")
+    for s in (a, b):
+        frame = await frame_of(s, "session_status")
+        assert frame["session"]["id"] == number.pk
+        assert frame["session"]["status"] == "waiting_qr"
+        assert frame["session"]["qr_svg"].startswith("<svg")
+    assert await c.receive_nothing(timeout=0.5)
+    for s in (a, b, c):
+        await s.disconnect()
+
+
+async def test_events_are_rendered_once_per_language_not_per_socket(number, alice, bob):
+    sockets = [await connect(alice, lang="en"), await connect(bob), await connect(alice)]
+    with mock.patch(
+        "realtime.events.render_to_string",
+        wraps=__import__("django.template.loader", fromlist=["render_to_string"]).render_to_string,
+    ) as render:
+        await receive(session=number, msg=inbound(text="once"))
+        for s in sockets:
+            await frame_of(s, "new_message")
+    templates = [call.args[0] for call in render.call_args_list]
+    languages = len(settings.LANGUAGES)
+    assert templates.count("conversations/_message.html") == languages
+    assert templates.count("conversations/_conversation_row.html") == languages
+    for s in sockets:
+        await s.disconnect()
+
+
+async def test_each_socket_gets_the_frame_in_its_page_language(number, alice):
+    english, portuguese = await connect(alice, lang="en"), await connect(alice, lang="pt-br")
+    await database_sync_to_async(wa_services.session_on_qr)(session_id=number.pk, code="2@x")
+    en = (await frame_of(english, "session_status"))["session"]["status_label"]
+    pt = (await frame_of(portuguese, "session_status"))["session"]["status_label"]
+    assert en == "Waiting for QR scan"
+    assert pt != en and pt
+    await english.disconnect()
+    await portuguese.disconnect()
+
+
+# --- client -> server frames --------------------------------------------------------------------
+
+
+async def test_send_message_queues_a_reply_once_per_client_key(conversation, alice, bob):
+    a, b = await connect(alice), await connect(bob)
+    frame = {
+        "type": "send_message",
+        "conversation_id": conversation.pk,
+        "text": "Olá!",
+        "client_key": "k-1",
+    }
+    await a.send_json_to(frame)
+    queued = await frame_of(a, "message_queued")
+    created = await frame_of(b, "new_message")
+    assert created["message"]["id"] == queued["id"]
+    assert created["message"]["status"] == "pending" and created["message"]["body"] == "Olá!"
+    await a.send_json_to(frame)  # a retried frame
+    assert (await frame_of(a, "message_queued"))["id"] == queued["id"]
+    count = await sync_to_async(Message.objects.filter(body="Olá!").count)()
+    assert count == 1
+    await a.disconnect()
+    await b.disconnect()
+
+
+async def test_send_message_answers_validation_errors(conversation, alice):
+    a = await connect(alice)
+    await a.send_json_to({"type": "send_message", "conversation_id": conversation.pk, "text": " "})
+    error = await frame_of(a, "error")
+    assert error["code"] == "empty" and error["message"]
+    await a.send_json_to(
+        {"type": "send_message", "conversation_id": conversation.pk, "text": "x" * 5000}
+    )
+    assert (await frame_of(a, "error"))["code"] == "invalid"
+    await a.disconnect()
+
+
+async def test_an_outsider_gets_an_error_and_nothing_else(conversation, charlie):
+    c = await connect(charlie)
+    for frame in (
+        {"type": "join_conversation", "conversation_id": conversation.pk},
+        {"type": "send_message", "conversation_id": conversation.pk, "text": "hi"},
+        {"type": "mark_as_read", "conversation_id": conversation.pk},
+    ):
+        await c.send_json_to(frame)
+        error = await c.receive_json_from(timeout=WAIT)
+        assert error["type"] == "error" and error["code"] == "not_found"
+    # and nothing of the conversation reaches them afterwards
+    await receive(session=conversation.session, msg=inbound(text="secret"))
+    message = await sync_to_async(Message.objects.filter(conversation=conversation).first)()
+    await database_sync_to_async(services.message_media_failed)(message_id=message.pk, error="x")
+    assert await c.receive_nothing(timeout=0.5)
+    assert not await sync_to_async(Message.objects.filter(body="hi").exists)()
+    await c.disconnect()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[1, 2]",
+        '{"no": "type"}',
+        '{"type": 5}',
+        '{"type": "reboot"}',
+        '{"type": "join_conversation"}',
+        '{"type": "join_conversation", "conversation_id": "1"}',
+        '{"type": "join_conversation", "conversation_id": true}',
+        '{"type": "join_conversation", "conversation_id": -3}',
+        '{"type": "send_message", "conversation_id": 1, "text": ["a"]}',
+        '{"type": "send_message", "conversation_id": 1, "text": "a", "client_key": 7}',
+        '{"type": "mark_as_read", "conversation_id": 1.5}',
+        json.dumps({"type": "join", "pad": "x" * 40_000}),
+    ],
+)
+async def test_a_bad_frame_gets_an_error_and_the_socket_stays_open(alice, raw):
+    a = await connect(alice)
+    await a.send_to(text_data=raw)
+    error = await a.receive_json_from(timeout=WAIT)
+    assert error["type"] == "error" and error["code"] and error["message"]
+    await a.send_json_to({"type": "join"})
+    assert (await a.receive_json_from(timeout=WAIT))["type"] == "joined"
+    await a.disconnect()
+
+
+async def test_a_binary_frame_gets_an_error(alice):
+    a = await connect(alice)
+    await a.send_to(bytes_data=b"\x00\x01")
+    assert (await a.receive_json_from(timeout=WAIT))["code"] == "bad_frame"
+    await a.disconnect()
+
+
+# --- access changes while connected --------------------------------------------------------
+
+
+async def test_sockets_join_and_leave_a_number_when_access_changes(number, charlie):
+    c = await connect(charlie)
+    await database_sync_to_async(wa_services.session_agent_add)(session=number, user=charlie)
+    await c.send_json_to({"type": "join"})  # a round trip: the refresh ran before it
+    assert number.pk in (await frame_of(c, "joined"))["session_ids"]
+    await receive(session=number, msg=inbound(text="now you see it"))
+    assert (await frame_of(c, "new_message"))["message"]["body"] == "now you see it"
+    await database_sync_to_async(wa_services.session_agent_remove)(session=number, user=charlie)
+    await c.send_json_to({"type": "join"})
+    assert number.pk not in (await frame_of(c, "joined"))["session_ids"]
+    await receive(session=number, msg=inbound(text="now you don't"))
+    assert await c.receive_nothing(timeout=0.5)
+    await c.disconnect()
+
+
+async def test_a_new_number_s_events_reach_its_owner_s_open_socket(charlie):
+    c = await connect(charlie)
+    session = await database_sync_to_async(wa_services.session_create)(owner=charlie, name="Mine")
+    assert (await frame_of(c, "session_status"))["session"]["id"] == session.pk
+    await c.send_json_to({"type": "join"})  # a round trip: the refresh ran before it
+    assert session.pk in (await frame_of(c, "joined"))["session_ids"]
+    await receive(session=session, msg=inbound(text="first on the new number"))
+    assert (await frame_of(c, "new_message"))["message"]["body"] == "first on the new number"
+    await c.disconnect()
