@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from conversations.models import Contact, Conversation, Message
+from conversations.models import Contact, Conversation, Message, QuickReply
 from whatsapp.selectors import visible_session_ids
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -95,6 +95,29 @@ def message_list(
     return page
 
 
+def message_list_changed_since(
+    *, conversation: Conversation, since, up_to_id: int, limit: int = 200
+) -> list[Message]:
+    """For a reconnecting page: messages it already shows (id up to ``up_to_id``)
+    whose ticks or media changed after ``since``."""
+    return list(
+        Message.objects.filter(conversation=conversation, pk__lte=up_to_id, updated_at__gt=since)
+        .select_related("sent_by", "reply_to")
+        .order_by("pk")[:limit]
+    )
+
+
+def unread_counts(*, user: AnyUser, limit: int = 1000) -> dict[int, int]:
+    """Unread messages per conversation the user may see (only the ones with any),
+    so the page can keep the tab title's total without loading every row."""
+    rows = (
+        Conversation.objects.filter(session_id__in=visible_session_ids(user), unread_count__gt=0)
+        .order_by("-last_message_at")
+        .values_list("pk", "unread_count")[:limit]
+    )
+    return dict(rows)
+
+
 def message_get(*, user: AnyUser, message_id: int) -> Message:
     return Message.objects.select_related("conversation").get(
         pk=message_id, conversation__session_id__in=visible_session_ids(user)
@@ -118,3 +141,15 @@ def sessions_with_work(*, session_ids: list[int]) -> set[int]:
         conversation__session_id__in=session_ids, receipt_pending=True
     ).values_list("conversation__session_id", flat=True)
     return set(outbox.distinct()) | set(receipts.distinct())
+
+
+def quick_reply_list(*, user: AnyUser) -> list[QuickReply]:
+    """The user's own quick replies, by shortcut."""
+    if not user.is_authenticated:
+        return []
+    return list(QuickReply.objects.filter(owner=user).order_by("shortcut"))
+
+
+def quick_reply_get(*, user: AnyUser, quick_reply_id: int) -> QuickReply:
+    """One of the user's quick replies; ``QuickReply.DoesNotExist`` for anyone else's."""
+    return QuickReply.objects.get(pk=quick_reply_id, owner_id=user.pk)

@@ -5,5 +5,23 @@ from conversations import views
 app_name = "conversations"
 
 urlpatterns = [
+    path("rows/", views.conversation_rows, name="rows"),
+    path("sync/", views.sync, name="sync"),
+    path("<int:conversation_id>/", views.conversation_detail, name="detail"),
+    path("<int:conversation_id>/header/", views.thread_header, name="header"),
+    path("<int:conversation_id>/messages/", views.older_messages, name="messages"),
+    path("<int:conversation_id>/send/", views.send_message, name="send"),
+    path("<int:conversation_id>/read/", views.mark_read, name="read"),
+    path("<int:conversation_id>/assign/", views.assign, name="assign"),
+    path("<int:conversation_id>/status/", views.set_status, name="status"),
+    path("<int:conversation_id>/contact/", views.contact_edit, name="contact"),
+    path("messages/<int:message_id>/retry/", views.retry, name="retry"),
+    path("quick-replies/", views.quick_replies, name="quick_replies"),
+    path("quick-replies/<int:quick_reply_id>/", views.quick_reply_edit, name="quick_reply_edit"),
+    path(
+        "quick-replies/<int:quick_reply_id>/delete/",
+        views.quick_reply_delete,
+        name="quick_reply_delete",
+    ),
     path("media/<int:message_id>/", views.media, name="media"),
 ]

@@ -1,29 +1,500 @@
-"""Server-rendered pages of the inbox."""
+"""Server-rendered pages of the inbox, and the small endpoints its page script calls.
+
+Every view reads through the selectors (which apply the access rule: a conversation
+someone may not see answers 404, as if it did not exist) and writes through the
+services. htmx requests get the fragment they swap in; plain form posts (no
+script) get a redirect with a message, so every action also works without htmx.
+"""
 
 from __future__ import annotations
 
+import logging
 import mimetypes
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
-from conversations import selectors
-from conversations.models import Message
-from whatsapp.selectors import session_list
+from conversations import selectors, services
+from conversations.models import Conversation, Message, QuickReply
+from conversations.selectors import ConversationFilters
+from conversations.serializers import conversation_data, message_data
+from whatsapp.selectors import session_list, session_member_get, session_members
+
+logger = logging.getLogger(__name__)
+
+LIST_PAGE = 50
+THREAD_PAGE = 50
+SYNC_LIMIT = 200
+# A reconnecting page asks for changes since the last sync minus this margin: a write
+# whose transaction began before the sync's read but committed after it is not missed.
+SYNC_MARGIN = timedelta(seconds=10)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        number = int(value or "")
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def _filters(request: HttpRequest) -> ConversationFilters:
+    scope = request.GET.get("scope", "all")
+    status = request.GET.get("status", "")
+    return ConversationFilters(
+        scope=scope if scope in {"all", "mine", "unassigned"} else "all",
+        status=status if status in Conversation.Status.values else "",
+        session_id=_int(request.GET.get("number")),
+        search=" ".join(request.GET.get("q", "").split())[:100],
+    )
+
+
+def _list_cursor(request: HttpRequest) -> tuple | None:
+    when = parse_datetime(request.GET.get("before_at", "") or "")
+    pk = _int(request.GET.get("before_id"))
+    return (when, pk) if when and pk else None
+
+
+def _conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversation:
+    try:
+        return selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise Http404 from None
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+def _error_code(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return next(iter(exc.error_dict.values()))[0].code or "invalid"
+    return exc.error_list[0].code or "invalid"
+
+
+def _toast(response: HttpResponse, message: str, level: str = "success") -> HttpResponse:
+    """Ask the page (htmx) to show a toast; the header survives error statuses too."""
+    return trigger_client_event(response, "vb:toast", {"level": level, "message": str(message)})
+
+
+def _htmx_error(message: str, status: int = 400) -> HttpResponse:
+    return _toast(HttpResponse(status=status), message, "error")
+
+
+def _json_error(exc_or_message: ValidationError | str, status: int = 400) -> JsonResponse:
+    if isinstance(exc_or_message, ValidationError):
+        code, text = _error_code(exc_or_message), _error_text(exc_or_message)
+    else:
+        code, text = "invalid", str(exc_or_message)
+    return JsonResponse({"error": {"code": code, "message": text}}, status=status)
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+def _list_context(request: HttpRequest) -> dict[str, Any]:
+    filters = _filters(request)
+    rows = selectors.conversation_list(
+        user=request.user, filters=filters, before=_list_cursor(request), limit=LIST_PAGE + 1
+    )
+    return {
+        "filters": filters,
+        "conversations": rows[:LIST_PAGE],
+        "list_has_more": len(rows) > LIST_PAGE,
+        "filter_query": request.GET.urlencode(),
+    }
+
+
+def _thread_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    page = selectors.message_list(conversation=conversation, limit=THREAD_PAGE + 1)
+    return {
+        "conversation": conversation,
+        "messages_page": page[-THREAD_PAGE:],
+        "has_older": len(page) > THREAD_PAGE,
+        "members": session_members(session=conversation.session),
+        "quick_replies": [
+            {"shortcut": q.shortcut, "text": q.text}
+            for q in selectors.quick_reply_list(user=request.user)
+        ],
+        "max_upload": settings.VBCRM_MAX_UPLOAD_BYTES,
+    }
+
+
+def _inbox_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    context: dict[str, Any] = {
+        "sessions": list(session_list(user=request.user).order_by("name")),
+        "unread": selectors.unread_counts(user=request.user),
+        "since": timezone.now() - SYNC_MARGIN,
+        **_list_context(request),
+    }
+    if conversation is not None:
+        context.update(_thread_context(request, conversation))
+    response = render(request, "conversations/inbox.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    sessions = list(session_list(user=request.user))
-    conversations = selectors.conversation_list(user=request.user)
+    if request.htmx and request.htmx.target == "conversation-list":
+        response = render(request, "conversations/_conversation_list.html", _list_context(request))
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+    return _inbox_page(request, None)
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The inbox with one conversation open; to htmx, just the thread and contact panel."""
+    conversation = _conversation_or_404(request, conversation_id)
+    if request.htmx:
+        response = render(
+            request, "conversations/_thread_swap.html", _thread_context(request, conversation)
+        )
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+    return _inbox_page(request, conversation)
+
+
+@login_required
+@require_GET
+def conversation_rows(request: HttpRequest) -> HttpResponse:
+    """The next page of the conversation list (cursor: the last row's time and id)."""
+    return render(request, "conversations/_conversation_rows.html", _list_context(request))
+
+
+@login_required
+@require_GET
+def thread_header(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = _conversation_or_404(request, conversation_id)
+    return _header_response(request, conversation)
+
+
+def _header_response(request: HttpRequest, conversation: Conversation) -> HttpResponse:
     return render(
         request,
-        "conversations/inbox.html",
-        {"sessions": sessions, "conversations": conversations},
+        "conversations/_thread_header.html",
+        {"conversation": conversation, "members": session_members(session=conversation.session)},
     )
+
+
+@login_required
+@require_GET
+def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A page of messages before ``?before=<id>`` (scrolling up the thread)."""
+    conversation = _conversation_or_404(request, conversation_id)
+    before = _int(request.GET.get("before"))
+    if before is None:
+        return HttpResponseBadRequest("before")
+    page = selectors.message_list(
+        conversation=conversation, before_id=before, limit=THREAD_PAGE + 1
+    )
+    return render(
+        request,
+        "conversations/_messages.html",
+        {
+            "conversation": conversation,
+            "messages_page": page[-THREAD_PAGE:],
+            "has_older": len(page) > THREAD_PAGE,
+        },
+    )
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """The composer: text and/or one file. Answers the new (pending) message's fragment so
+    the page shows it at once; the same message then arrives over the socket, by id."""
+    conversation = _conversation_or_404(request, conversation_id)
+    upload = request.FILES.get("file")
+    reply_to = None
+    reply_to_id = _int(request.POST.get("reply_to"))
+    if reply_to_id:
+        try:
+            reply_to = selectors.message_get(user=request.user, message_id=reply_to_id)
+        except Message.DoesNotExist:
+            return _json_error(_("The quoted message does not exist."))
+    try:
+        message = services.message_queue_outbound(
+            user=request.user,
+            conversation=conversation,
+            text=request.POST.get("text", ""),
+            upload=upload,
+            reply_to=reply_to,
+            client_key=request.POST.get("client_key", "")[:64],
+        )
+    except ValidationError as exc:
+        return _json_error(exc)
+    html = render_to_string(
+        "conversations/_message.html",
+        {"m": message, "contact_name": conversation.contact.display_name},
+        request=request,
+    )
+    return JsonResponse({"message": {**message_data(message), "html": html}}, status=201)
+
+
+@login_required
+@require_POST
+def mark_read(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    conversation = _conversation_or_404(request, conversation_id)
+    count = services.conversation_mark_read(conversation=conversation, user=request.user)
+    return JsonResponse({"count": count})
+
+
+def _after_action(request: HttpRequest, conversation: Conversation, message: str) -> HttpResponse:
+    if request.htmx:
+        return _toast(_header_response(request, conversation), message)
+    messages.success(request, message)
+    return redirect("conversations:detail", conversation.pk)
+
+
+def _action_failed(request: HttpRequest, conversation: Conversation, text: str) -> HttpResponse:
+    if request.htmx:
+        return _htmx_error(text)
+    messages.error(request, text)
+    return redirect("conversations:detail", conversation.pk)
+
+
+@login_required
+@require_POST
+def assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """``assignee``: ``me``, a member's id (assign or transfer), or empty to unassign."""
+    conversation = _conversation_or_404(request, conversation_id)
+    wanted = request.POST.get("assignee", "")
+    assignee = None
+    if wanted == "me":
+        assignee = request.user
+    elif wanted:
+        try:
+            assignee = session_member_get(session=conversation.session, user_id=_int(wanted) or 0)
+        except ObjectDoesNotExist:
+            return _action_failed(
+                request, conversation, _("This user does not work this number's inbox.")
+            )
+    previous = conversation.assigned_to_id
+    try:
+        services.conversation_assign(conversation=conversation, assignee=assignee)
+    except ValidationError as exc:
+        return _action_failed(request, conversation, _error_text(exc))
+    if assignee is None:
+        done = _("The conversation is unassigned.")
+    elif assignee.pk == request.user.pk:
+        done = _("The conversation is assigned to you.")
+    elif previous:
+        done = _("Transferred to %(name)s.") % {
+            "name": assignee.get_full_name() or assignee.get_username()
+        }
+    else:
+        done = _("Assigned to %(name)s.") % {
+            "name": assignee.get_full_name() or assignee.get_username()
+        }
+    return _after_action(request, conversation, done)
+
+
+@login_required
+@require_POST
+def set_status(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = _conversation_or_404(request, conversation_id)
+    status = request.POST.get("status", "")
+    try:
+        services.conversation_set_status(conversation=conversation, status=status)
+    except ValidationError as exc:
+        return _action_failed(request, conversation, _error_text(exc))
+    done = {
+        Conversation.Status.OPEN: _("The conversation is open again."),
+        Conversation.Status.PENDING: _("The conversation is marked pending."),
+        Conversation.Status.CLOSED: _("The conversation is closed."),
+    }[status]
+    return _after_action(request, conversation, done)
+
+
+@login_required
+@require_POST
+def contact_edit(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The contact panel's form: the name we keep for the contact and the team's notes."""
+    conversation = _conversation_or_404(request, conversation_id)
+    services.contact_update(
+        contact=conversation.contact,
+        saved_name=request.POST.get("saved_name", ""),
+        notes=request.POST.get("notes", ""),
+    )
+    done = _("Contact saved.")
+    if request.htmx:
+        response = render(
+            request, "conversations/_contact_panel.html", {"conversation": conversation}
+        )
+        return _toast(response, done)
+    messages.success(request, done)
+    return redirect("conversations:detail", conversation.pk)
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Put a failed reply back in the outbox; answers its fragment (now pending)."""
+    try:
+        message = selectors.message_get(user=request.user, message_id=message_id)
+    except Message.DoesNotExist:
+        raise Http404 from None
+    try:
+        message = services.message_retry(message=message)
+    except ValidationError as exc:
+        return _json_error(exc)
+    html = render_to_string("conversations/_message.html", {"m": message}, request=request)
+    return JsonResponse({"message": {**message_data(message), "html": html}})
+
+
+# --- catching up after a reconnect -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def sync(request: HttpRequest) -> JsonResponse:
+    """What a page that lost its socket missed: conversations changed since ``since``,
+    and, for its open conversation, messages after ``after_id`` and changed ones."""
+    since = parse_datetime(request.GET.get("since", "") or "")
+    if since is None or timezone.is_naive(since):
+        return _json_error(_("“since” must be an ISO 8601 time with a time zone."))
+    now = timezone.now()
+    rows = selectors.conversations_changed_since(user=request.user, since=since, limit=SYNC_LIMIT)
+    data: dict[str, Any] = {
+        "since": (now - SYNC_MARGIN).isoformat(),
+        "conversations": [
+            {
+                "data": conversation_data(c),
+                "html": render_to_string("conversations/_conversation_row.html", {"c": c}),
+            }
+            for c in rows
+        ],
+        "unread": selectors.unread_counts(user=request.user),
+        "messages": [],
+        "changed": [],
+        "reload": len(rows) >= SYNC_LIMIT,
+    }
+    conversation_id = _int(request.GET.get("conversation"))
+    after_id = _int(request.GET.get("after_id")) or 0
+    if conversation_id:
+        try:
+            conversation = selectors.conversation_get(
+                user=request.user, conversation_id=conversation_id
+            )
+        except Conversation.DoesNotExist:
+            data["conversation_gone"] = True
+            return JsonResponse(data)
+        name = conversation.contact.display_name
+        new = selectors.message_list(
+            conversation=conversation, after_id=after_id, limit=SYNC_LIMIT + 1
+        )
+        changed = selectors.message_list_changed_since(
+            conversation=conversation, since=since, up_to_id=after_id, limit=SYNC_LIMIT
+        )
+        data["reload_thread"] = len(new) > SYNC_LIMIT
+        for key, items in (("messages", new[:SYNC_LIMIT]), ("changed", changed)):
+            data[key] = [
+                {
+                    "id": m.pk,
+                    "data": message_data(m),
+                    "html": render_to_string(
+                        "conversations/_message.html", {"m": m, "contact_name": name}
+                    ),
+                }
+                for m in items
+            ]
+    return JsonResponse(data)
+
+
+# --- quick replies ------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def quick_replies(request: HttpRequest) -> HttpResponse:
+    """The user's canned answers: list, add (POST) and, from each row, edit or delete."""
+    form_errors: dict[str, str] = {}
+    values = {"shortcut": "", "text": ""}
+    if request.method == "POST":
+        values = {k: request.POST.get(k, "") for k in values}
+        try:
+            reply = services.quick_reply_create(owner=request.user, **values)
+        except ValidationError as exc:
+            form_errors = {k: " ".join(v) for k, v in exc.message_dict.items()}
+        else:
+            messages.success(request, _("Quick reply /%(s)s saved.") % {"s": reply.shortcut})
+            return redirect("conversations:quick_replies")
+    return render(
+        request,
+        "conversations/quick_replies.html",
+        {
+            "replies": selectors.quick_reply_list(user=request.user),
+            "form_errors": form_errors,
+            "values": values,
+        },
+        status=400 if form_errors else 200,
+    )
+
+
+def _quick_reply_or_404(request: HttpRequest, quick_reply_id: int) -> QuickReply:
+    try:
+        return selectors.quick_reply_get(user=request.user, quick_reply_id=quick_reply_id)
+    except QuickReply.DoesNotExist:
+        raise Http404 from None
+
+
+@login_required
+@require_POST
+def quick_reply_edit(request: HttpRequest, quick_reply_id: int) -> HttpResponse:
+    reply = _quick_reply_or_404(request, quick_reply_id)
+    try:
+        services.quick_reply_update(
+            quick_reply=reply,
+            shortcut=request.POST.get("shortcut", ""),
+            text=request.POST.get("text", ""),
+        )
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, _("Quick reply /%(s)s saved.") % {"s": reply.shortcut})
+    return redirect("conversations:quick_replies")
+
+
+@login_required
+@require_POST
+def quick_reply_delete(request: HttpRequest, quick_reply_id: int) -> HttpResponse:
+    reply = _quick_reply_or_404(request, quick_reply_id)
+    services.quick_reply_delete(quick_reply=reply)
+    messages.success(request, _("Quick reply /%(s)s deleted.") % {"s": reply.shortcut})
+    return redirect("conversations:quick_replies")
+
+
+# --- media ------------------------------------------------------------------------------------
 
 
 @login_required

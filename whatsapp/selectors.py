@@ -56,6 +56,21 @@ def session_find(*, name: str, owner_username: str | None = None) -> WhatsAppSes
     return qs.get()
 
 
+def session_members(*, session: WhatsAppSession) -> list[AbstractBaseUser]:
+    """Everyone who works ``session``'s inbox (owner first, then agents by name):
+    the people a conversation can be assigned or transferred to."""
+    from django.contrib.auth import get_user_model
+
+    agents = SessionAgent.objects.filter(session=session).values("user_id")
+    users = list(
+        get_user_model()
+        .objects.filter(Q(pk=session.owner_id) | Q(pk__in=agents), is_active=True)
+        .order_by("first_name", "username")
+    )
+    users.sort(key=lambda u: u.pk != session.owner_id)
+    return users
+
+
 def session_member_get(*, session: WhatsAppSession, user_id: int) -> AbstractBaseUser:
     """A user who works ``session``'s inbox (its owner or an agent), to assign work to;
     the user model's ``DoesNotExist`` for anyone else."""

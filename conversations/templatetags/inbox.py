@@ -1,0 +1,163 @@
+"""Template helpers of the inbox pages: message times, day labels, contact cards, JS strings."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from django import template
+from django.conf import settings
+from django.utils import formats, timezone
+from django.utils.html import json_script
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
+from conversations.models import Message
+
+register = template.Library()
+
+
+@register.filter
+def msg_time(m: Message) -> datetime:
+    """When a message was said: WhatsApp's time when known (history imports are
+    stored long after they were written), else when we stored it."""
+    return m.wa_timestamp or m.created_at
+
+
+@register.filter
+def epoch_ms(value: datetime | None) -> int:
+    """A sort key the page script compares as a number (ISO strings don't sort when
+    some carry microseconds and some don't)."""
+    return int(value.timestamp() * 1000) if value else 0
+
+
+@register.filter
+def day_label(value: datetime | None) -> str:
+    """ "Today", "Yesterday" or the date, for the day separators of a thread."""
+    if value is None:
+        return ""
+    day = timezone.localtime(value).date()
+    today = timezone.localdate()
+    if day == today:
+        return _("Today")
+    if day == today - timedelta(days=1):
+        return _("Yesterday")
+    return formats.date_format(day, "DATE_FORMAT")
+
+
+@register.filter
+def list_when(value: datetime | None) -> str:
+    """A conversation's last activity as the list shows it: the time today, else the date."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    today = timezone.localdate()
+    if local.date() == today:
+        return formats.time_format(local, "H:i")
+    if local.date() == today - timedelta(days=1):
+        return _("Yesterday")
+    return formats.date_format(local.date(), "SHORT_DATE_FORMAT")
+
+
+_VCARD_LINE = re.compile(r"^(?P<key>[A-Za-z-]+)(?:;[^:]*)?:(?P<value>.*)$")
+
+
+@register.filter
+def vcard(body: str) -> dict[str, object]:
+    """The name and phones of a shared contact (a vCard), to show as a card."""
+    name, phones = "", []
+    for line in (body or "").splitlines():
+        match = _VCARD_LINE.match(line.strip())
+        if not match:
+            continue
+        key, value = match["key"].upper(), match["value"].strip()
+        if key == "FN" and not name:
+            name = value
+        elif key == "TEL" and value:
+            phones.append(value)
+    if not name and not phones:
+        # Not a vCard: the simulator and some phones send just a display name.
+        name = (body or "").strip()
+    return {"name": name, "phones": phones[:5]}
+
+
+_MEDIA_KINDS = frozenset(
+    {
+        Message.Kind.IMAGE,
+        Message.Kind.VIDEO,
+        Message.Kind.AUDIO,
+        Message.Kind.VOICE,
+        Message.Kind.DOCUMENT,
+        Message.Kind.STICKER,
+    }
+)
+
+
+@register.filter
+def has_media_kind(m: Message) -> bool:
+    return m.kind in _MEDIA_KINDS
+
+
+@register.filter
+def osm_url(m: Message) -> str:
+    lat, lon = m.latitude, m.longitude
+    return (
+        f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=16/{lat:.6f}/{lon:.6f}"
+    )
+
+
+@register.filter
+def coords(m: Message) -> str:
+    # Not localised on purpose: "-23,55, -46,63" (pt-BR decimals) would read as four numbers.
+    return f"{m.latitude:.5f}, {m.longitude:.5f}"
+
+
+@register.filter
+def user_label(user) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+def _js_strings() -> dict[str, object]:
+    """Every string the page scripts show, translated for the page's language."""
+    return {
+        "reconnecting": _("Connection lost. Reconnecting…"),
+        "reconnected": _("Connected again."),
+        "session_expired": _("Your session has ended. Log in again."),
+        "offline_send": _("Could not reach the server. Your message was kept: try again."),
+        "error": _("Something went wrong. Please try again."),
+        "too_large": _("The file is larger than %(mb)s MB.")
+        % {"mb": settings.VBCRM_MAX_UPLOAD_BYTES // (1024 * 1024)},
+        "retry_done": _("The message is back in the queue."),
+        "new_message_from": _("New message from %(name)s"),
+        "notify_on": _("Desktop notifications are on."),
+        "notify_denied": _("Notifications are blocked in this browser's settings."),
+        "sound_on": _("Sound on"),
+        "sound_off": _("Sound off"),
+        "no_quick_replies": _("No quick reply starts with this."),
+        "loading": _("Loading…"),
+        "confirm": _("Confirm"),
+        "cancel": _("Cancel"),
+        "today": _("Today"),
+        "yesterday": _("Yesterday"),
+        "remove_file": _("Remove the file"),
+        "file": pgettext("attachment", "File"),
+        "connected_as": _("Connected: %(phone)s"),
+        "waiting_qr": _("Waiting for the QR code…"),
+        "number_deleted": _("This number was deleted."),
+        "statuses": {
+            "new": _("New"),
+            "waiting_qr": _("Waiting for QR scan"),
+            "pairing": _("Pairing"),
+            "connected": _("Connected"),
+            "disconnected": _("Disconnected"),
+            "logged_out": _("Logged out"),
+        },
+    }
+
+
+@register.simple_tag
+def js_strings() -> SafeString:
+    return json_script(_js_strings(), "vb-i18n")

@@ -1,0 +1,248 @@
+/* VB CRM: what every page shares. Translated strings, toasts, the confirmation modal,
+ * CSRF for fetch, htmx feedback, and the live socket (htmx's ws extension, from
+ * django-htmx) with its reconnecting state. Frames from the server are JSON; they are
+ * re-dispatched as DOM events "vb:<type>" for the page scripts (inbox.js, numbers.js).
+ *
+ * Untrusted text (names, message bodies) only ever goes in through textContent; HTML
+ * comes from the server's own escaped templates. */
+(function () {
+  "use strict";
+
+  var VB = (window.VB = window.VB || {});
+
+  function readJSON(id, fallback) {
+    var el = document.getElementById(id);
+    if (!el) return fallback;
+    try {
+      return JSON.parse(el.textContent);
+    } catch (e) {
+      return fallback;
+    }
+  }
+  VB.readJSON = readJSON;
+  VB.strings = readJSON("vb-i18n", {});
+  VB.lang = document.documentElement.lang || "en";
+  VB.t = function (key, params) {
+    var text = VB.strings[key] || key;
+    Object.keys(params || {}).forEach(function (name) {
+      text = text.split("%(" + name + ")s").join(String(params[name]));
+    });
+    return text;
+  };
+
+  /* --- toasts ------------------------------------------------------------------------- */
+
+  VB.toast = function (message, level) {
+    var box = document.getElementById("toasts");
+    if (!box || !message) return;
+    var el = document.createElement("div");
+    el.className = "toast " + (level || "info");
+    el.setAttribute("role", level === "error" ? "alert" : "status");
+    el.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", VB.t("cancel"));
+    close.textContent = "×";
+    close.addEventListener("click", function () {
+      el.remove();
+    });
+    el.appendChild(close);
+    box.appendChild(el);
+    // Errors stay longer: they ask the agent to do something.
+    setTimeout(function () {
+      el.remove();
+    }, level === "error" ? 10000 : 4000);
+  };
+
+  document.addEventListener("DOMContentLoaded", function () {
+    // Toasts rendered by the server (Django messages) fade like the others.
+    document.querySelectorAll("#toasts .toast").forEach(function (el) {
+      setTimeout(function () {
+        el.remove();
+      }, el.classList.contains("error") ? 10000 : 5000);
+    });
+  });
+
+  /* --- confirmation modal --------------------------------------------------------------- */
+
+  VB.confirm = function (question) {
+    return new Promise(function (resolve) {
+      var dialog = document.createElement("dialog");
+      dialog.className = "modal confirm";
+      var p = document.createElement("p");
+      p.textContent = question;
+      var buttons = document.createElement("div");
+      buttons.className = "buttons";
+      var no = document.createElement("button");
+      no.type = "button";
+      no.className = "link";
+      no.textContent = VB.t("cancel");
+      var yes = document.createElement("button");
+      yes.type = "button";
+      yes.className = "primary";
+      yes.textContent = VB.t("confirm");
+      buttons.append(no, yes);
+      dialog.append(p, buttons);
+      document.body.appendChild(dialog);
+      var answer = false;
+      yes.addEventListener("click", function () {
+        answer = true;
+        dialog.close();
+      });
+      no.addEventListener("click", function () {
+        dialog.close();
+      });
+      dialog.addEventListener("close", function () {
+        dialog.remove();
+        resolve(answer);
+      });
+      dialog.showModal();
+      yes.focus();
+    });
+  };
+
+  /* --- requests ----------------------------------------------------------------------- */
+
+  VB.csrf = function () {
+    try {
+      return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"] || "";
+    } catch (e) {
+      return "";
+    }
+  };
+
+  VB.post = function (url, body) {
+    return fetch(url, {
+      method: "POST",
+      body: body || new FormData(),
+      headers: { "X-CSRFToken": VB.csrf() },
+      credentials: "same-origin",
+    });
+  };
+
+  // htmx: a custom confirmation instead of window.confirm, and no silent failures.
+  document.addEventListener("htmx:confirm", function (e) {
+    if (!e.detail.question) return;
+    e.preventDefault();
+    VB.confirm(e.detail.question).then(function (ok) {
+      if (ok) e.detail.issueRequest(true);
+    });
+  });
+  document.addEventListener("vb:toast", function (e) {
+    VB.toast(e.detail.message, e.detail.level);
+  });
+  document.addEventListener("htmx:responseError", function (e) {
+    // Our views explain their refusals in an HX-Trigger toast; anything else is generic.
+    var xhr = e.detail.xhr;
+    if (!xhr || !xhr.getResponseHeader("HX-Trigger")) VB.toast(VB.t("error"), "error");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    VB.toast(VB.t("offline_send"), "error");
+  });
+
+  // Plain forms that ask first (data-confirm), and selects that submit on change.
+  document.addEventListener(
+    "submit",
+    function (e) {
+      var form = e.target;
+      if (!form.dataset || !form.dataset.confirm || form.dataset.confirmed) return;
+      e.preventDefault();
+      VB.confirm(form.dataset.confirm).then(function (ok) {
+        if (!ok) return;
+        form.dataset.confirmed = "1";
+        form.submit();
+      });
+    },
+    true
+  );
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[data-autosubmit]")) e.target.form.submit();
+  });
+
+  /* --- the live socket ------------------------------------------------------------------ */
+
+  var socket = (VB.socket = { wrapper: null, open: false, everOpened: false, retries: 0 });
+
+  socket.send = function (frame) {
+    if (!socket.wrapper || !socket.open) return false;
+    socket.wrapper.send(JSON.stringify(frame));
+    return true;
+  };
+
+  // Exponential backoff with jitter, capped at 15 s (the extension's default waits up to 64 s).
+  function backoff(retry) {
+    return Math.min(15000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2);
+  }
+
+  function setConnState(state) {
+    var el = document.getElementById("conn-state");
+    if (!el) return;
+    el.hidden = !state;
+    el.className = "conn-state" + (state ? " " + state : "");
+    el.textContent = state ? VB.t(state) : "";
+    if (state === "session_expired") {
+      var a = document.createElement("a");
+      a.href = "/login/?next=" + encodeURIComponent(location.pathname + location.search);
+      a.textContent = " ↻";
+      el.appendChild(a);
+    }
+  }
+
+  function checkSession() {
+    // A refused handshake looks like any network error; ask a page whether we are logged in.
+    fetch(location.pathname, { method: "HEAD", redirect: "manual", credentials: "same-origin" })
+      .then(function (r) {
+        if (r.type === "opaqueredirect") setConnState("session_expired");
+      })
+      .catch(function () {});
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx) htmx.config.wsReconnectDelay = backoff;
+  });
+
+  document.addEventListener("htmx:wsOpen", function (e) {
+    var reconnected = socket.everOpened;
+    socket.wrapper = e.detail.socketWrapper;
+    socket.open = true;
+    socket.everOpened = true;
+    socket.retries = 0;
+    setConnState(null);
+    if (reconnected) VB.toast(VB.t("reconnected"), "success");
+    document.dispatchEvent(new CustomEvent("vb:socket-open", { detail: { reconnected: reconnected } }));
+  });
+
+  document.addEventListener("htmx:wsClose", function (e) {
+    socket.open = false;
+    var code = e.detail.event ? e.detail.event.code : 1006;
+    setConnState("reconnecting");
+    socket.retries += 1;
+    if (socket.retries >= 3) checkSession();
+    // The extension retries only after 1006/1011/1012/1013; a server that shuts down
+    // cleanly (1000/1001) must be waited for too.
+    if ([1006, 1011, 1012, 1013].indexOf(code) < 0 && e.detail.socketWrapper) {
+      var wrapper = e.detail.socketWrapper;
+      setTimeout(function () {
+        wrapper.reconnect();
+      }, backoff(socket.retries));
+    }
+  });
+
+  document.addEventListener("htmx:wsBeforeMessage", function (e) {
+    // Our frames are JSON, not HTML to swap: hand them to the page scripts instead.
+    e.preventDefault();
+    var frame;
+    try {
+      frame = JSON.parse(e.detail.message);
+    } catch (err) {
+      return;
+    }
+    if (!frame || typeof frame.type !== "string") return;
+    document.dispatchEvent(new CustomEvent("vb:" + frame.type, { detail: frame }));
+  });
+
+  document.addEventListener("vb:error", function (e) {
+    VB.toast(e.detail.message || VB.t("error"), "error");
+  });
+})();
