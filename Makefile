@@ -42,8 +42,11 @@ format: venv-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every UI string (templates and Python, the page scripts' strings included) lands in
+# locale/pt_BR/LC_MESSAGES/django.po; translate the new entries, then commit the .po and .mo.
 messages: venv
-	cd vbcrm && ../$(BIN)/python ../manage.py makemessages -l pt_BR --ignore '.venv/*' --ignore 'data/*'
+	$(BIN)/python manage.py makemessages -l pt_BR --no-obsolete \
+		--ignore '.venv/*' --ignore 'data/*' --ignore 'tests/*' --ignore 'bench/*'
 	$(BIN)/python manage.py compilemessages --ignore '.venv/*'
 
 bench: venv-dev
