@@ -196,7 +196,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            "CONFIG": {
+                # redis-py 8 changed two defaults that break channels-redis: the pool
+                # refuses (rather than waits) past 100 connections, so a burst of
+                # reconnecting sockets (each joins its groups at once) failed; and reads
+                # time out after 5 s, exactly the layer's blocking-receive time, so an
+                # idle socket's receive died every 5 s and took the socket with it.
+                "hosts": [{"address": REDIS_URL, "max_connections": 2000, "socket_timeout": 30}],
+                "capacity": 1500,
+                "expiry": 30,
+            },
         }
     }
 else:
