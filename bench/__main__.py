@@ -1,0 +1,272 @@
+"""``python -m bench`` (``make bench``): run the four benchmarks on loopback and print, for
+each, our figure, the baseline measured in the same run, and the ratio.
+
+Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes):
+
+  BENCH_DATABASE_URL   PostgreSQL server + database to (re)create   postgres://postgres@127.0.0.1:5432/vbcrm_bench
+  BENCH_REDIS_URL      use this Redis instead of starting a private redis-server
+  BENCH_ONLY           comma list of fanout,ingest,memory,reads     all
+  BENCH_SOCKETS        agent sockets for the fan-out                1000
+  BENCH_FANOUT_EVENTS  inbound messages streamed per fan-out run    40
+  BENCH_FANOUT_RATE    messages per second in that stream           5
+  BENCH_LIGHT_RATE     light-load ingest rate (messages/s)          50
+  BENCH_LIGHT_SECONDS  light-load duration                          10
+  BENCH_INGEST_N       messages injected at once for saturation     4000
+  BENCH_RAW_BATCH      messages per transaction, batched baseline   100
+  BENCH_NUMBERS        numbers for the memory run                   1,10,50
+  BENCH_CONVERSATIONS  conversations generated for the reads        100000
+  BENCH_MESSAGES       messages generated for the reads             2000000
+  BENCH_READ_REPEAT    timed requests per read                      30
+
+Results also go to bench/results/<timestamp>.json (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import infra
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+def knobs() -> dict[str, Any]:
+    return {
+        "database_url": os.environ.get("BENCH_DATABASE_URL")
+        or "postgres://postgres@127.0.0.1:5432/vbcrm_bench",
+        "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
+        "only": set(
+            (os.environ.get("BENCH_ONLY") or "fanout,ingest,memory,reads")
+            .replace(" ", "")
+            .split(",")
+        ),
+        "sockets": _int("BENCH_SOCKETS", 1000),
+        "fanout_events": _int("BENCH_FANOUT_EVENTS", 40),
+        "fanout_rate": _float("BENCH_FANOUT_RATE", 5),
+        "light_rate": _float("BENCH_LIGHT_RATE", 50),
+        "light_seconds": _float("BENCH_LIGHT_SECONDS", 10),
+        "ingest_n": _int("BENCH_INGEST_N", 4000),
+        "raw_batch": _int("BENCH_RAW_BATCH", 100),
+        "numbers": [int(n) for n in (os.environ.get("BENCH_NUMBERS") or "1,10,50").split(",")],
+        "conversations": _int("BENCH_CONVERSATIONS", 100_000),
+        "messages": _int("BENCH_MESSAGES", 2_000_000),
+        "read_repeat": _int("BENCH_READ_REPEAT", 30),
+    }
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def ratio(ours: float | None, base: float | None) -> float | None:
+    if not ours or not base:
+        return None
+    return round(ours / base, 2)
+
+
+def machine() -> dict[str, Any]:
+    mem = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) // (1024 * 1024)
+    return {"cores": os.cpu_count(), "ram_gib": mem, "python": platform.python_version()}
+
+
+def run(k: dict[str, Any]) -> dict[str, Any]:
+    from bench import common, fanout, ingest, memory, reads
+
+    results: dict[str, Any] = {"machine": machine(), "knobs": {**k, "only": sorted(k["only"])}}
+    with infra.stack(k["database_url"], k["redis_url"]) as s:
+        log("starting redis, the bench database and the simulator")
+        s.start_redis()
+        s.recreate_database()
+        s.start_simulator()
+        infra.django_setup(s)
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        owner = common.make_users("bench-owner", 1)[0]
+        worker = s.start_worker()
+        web1, port1 = s.start_web("web1")
+        (number,) = common.link_numbers(s, owner, ["Bench"])
+        phone = number.phone_number
+        log(f"number {number.pk} linked as {phone}")
+
+        if k["only"] & {"fanout", "ingest"}:
+            from whatsapp import services
+
+            agents = common.make_users("bench-agent", min(100, k["sockets"]))
+            for agent in agents:
+                services.session_agent_add(session=number, user=agent)
+            cookies = [common.session_cookie(agents[i % len(agents)]) for i in range(k["sockets"])]
+            owner_cookie = common.session_cookie(owner)
+            common.send(s, {"to": phone, "from": "5511977770000", "text": "warm up"})
+            common.wait_messages(1)
+
+        if "fanout" in k["only"]:
+            n, ev, rate = k["sockets"], k["fanout_events"], k["fanout_rate"]
+            log(f"fan-out: {n} sockets on one web process")
+            one = fanout.run_ours(s, [port1], cookies, n, ev, rate, phone, "5511977770000")
+            size = one.get("frame_bytes") or 2500
+            raw1, rport1 = s.start_raw("raw1")
+            log(f"fan-out floor: {n} sockets on the raw ASGI app ({size} B frames)")
+            one_raw = fanout.run_raw(s, [rport1], n, ev, rate, size)
+            web2, port2 = s.start_web("web2")
+            log(f"fan-out: {n} sockets over two web processes")
+            two = fanout.run_ours(s, [port1, port2], cookies, n, ev, rate, phone, "5511977770000")
+            raw2, rport2 = s.start_raw("raw2")
+            two_raw = fanout.run_raw(s, [rport1, rport2], n, ev, rate, size)
+            for p in (raw1, raw2, web2):
+                s.stop(p)
+            results["fanout"] = {"one": one, "one_raw": one_raw, "two": two, "two_raw": two_raw}
+
+        if "ingest" in k["only"]:
+            contacts = 20
+            ingest.warm_up(s, phone, contacts)
+            log(f"ingest: light load {k['light_rate']}/s for {k['light_seconds']}s")
+            light = ingest.run_light(
+                s, port1, owner_cookie, phone, contacts, k["light_rate"], k["light_seconds"]
+            )
+            log(f"ingest: saturation, {k['ingest_n']} messages at once")
+            sat = ingest.run_saturation(s, port1, owner_cookie, phone, contacts, k["ingest_n"])
+            log("ingest baseline: raw psycopg")
+            raw_single = ingest.run_raw(s.database_url, min(k["ingest_n"], 2000), 1)
+            raw_batched = ingest.run_raw(s.database_url, k["ingest_n"], k["raw_batch"])
+            results["ingest"] = {
+                "light": light,
+                "saturation": sat,
+                "raw_single": raw_single,
+                "raw_batched": raw_batched,
+            }
+
+        s.stop(web1)
+        s.stop(worker)
+
+        if "memory" in k["only"]:
+            log(f"memory: {k['numbers']} numbers")
+            results["memory"] = memory.measure(s, owner, k["numbers"])
+
+        if "reads" in k["only"]:
+            reader = common.make_users("bench-reader", 1)[0]
+            log(f"reads: generating {k['conversations']} conversations, {k['messages']} messages")
+            results["reads_data"] = reads.generate(
+                s.database_url, reader, k["conversations"], k["messages"]
+            )
+            log(f"reads: generated in {results['reads_data']['seconds']}s; measuring")
+            results["reads"] = reads.measure(s.database_url, reader, k["read_repeat"])
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(name: str, ours: Any, base: Any, rat: Any, target: str = "") -> None:
+        rows.append((name, str(ours), str(base), "" if rat is None else f"{rat}×", target))
+
+    if "fanout" in r:
+        f = r["fanout"]
+        for key, label in (("one", "1 web process"), ("two", "2 web processes, Redis")):
+            ours, raw = f[key], f[f"{key}_raw"]
+            for p in ("p50", "p95"):
+                a, b = ours[f"all_{p}_ms"], raw[f"all_{p}_ms"]
+                add(
+                    f"fan-out {ours['sockets']} sockets, {label}, {p} (ms)",
+                    a,
+                    b,
+                    ratio(a, b),
+                    "≤ 2×",
+                )
+            if ours["frames_missing"]:
+                add(
+                    f"  frames missing ({label})",
+                    ours["frames_missing"],
+                    raw["frames_missing"],
+                    None,
+                )
+    if "ingest" in r:
+        i = r["ingest"]
+        sat, rb, rs = i["saturation"], i["raw_batched"], i["raw_single"]
+        add(
+            "ingest saturation (msg/s) vs raw batched",
+            sat["per_second"],
+            rb["per_second"],
+            ratio(sat["per_second"], rb["per_second"]),
+            "≥ 0.5×",
+        )
+        add(
+            "ingest saturation (msg/s) vs raw 1 txn/msg",
+            sat["per_second"],
+            rs["per_second"],
+            ratio(sat["per_second"], rs["per_second"]),
+        )
+        add("ingest saturation p50 / p99 (ms)", f"{sat['p50_ms']} / {sat['p99_ms']}", "", None)
+        light = i["light"]
+        add(
+            f"ingest light {light['rate']:.0f}/s p50 / p99 (ms)",
+            f"{light['p50_ms']} / {light['p99_ms']}",
+            "",
+            None,
+            "p99 ≤ 50 ms",
+        )
+    if "reads" in r:
+        for row in r["reads"]:
+            for p in ("p50", "p95"):
+                a, b = row[f"{p}_ms"], row[f"raw_{p}_ms"]
+                add(
+                    f"{row['read']} {p} (ms; {row['queries']} queries vs {row['raw_queries']})",
+                    a,
+                    b,
+                    ratio(a, b),
+                    "≤ 2×",
+                )
+    if "memory" in r:
+        for row in r["memory"]:
+            add(
+                f"memory, {row['numbers']} numbers: worker / child mean (MiB)",
+                f"{row['worker_mib']} / {row['child_mean_mib']}",
+                "",
+                None,
+            )
+    head = ("benchmark", "ours", "baseline", "ratio", "target")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    k = knobs()
+    started = time.monotonic()
+    results = run(k)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    out_dir = Path(__file__).resolve().parent / "results"
+    out_dir.mkdir(exist_ok=True)
+    path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    results["knobs"].pop("database_url", None)
+    results["knobs"].pop("redis_url", None)
+    path.write_text(json.dumps(results, indent=2, default=str))
+    m = results["machine"]
+    print(
+        f"\nVB CRM benchmarks — {m['cores']} cores, {m['ram_gib']} GiB RAM, "
+        f"Python {m['python']}; took {results['seconds']} s\n"
+    )
+    print(table(results))
+    print(f"\n(details: {path.relative_to(infra.ROOT)})")
+
+
+if __name__ == "__main__":
+    main()

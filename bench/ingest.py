@@ -1,0 +1,138 @@
+"""Benchmark 2, ingest: messages from the simulator, through the worker, into PostgreSQL
+and out to a socket. Light load (a steady rate) and saturation (everything at once).
+
+Baseline: raw psycopg storing the same rows (the message insert plus the conversation's
+counters and preview) with one transaction per message, and batched, on the same server.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from bench.common import SocketClients, marker, ms, pct, send, socket_specs, wait_messages
+from bench.infra import Stack
+
+
+def _contacts(count: int) -> list[str]:
+    return [f"55219{i:08d}" for i in range(count)]
+
+
+def warm_up(s: Stack, phone: str, contacts: int) -> None:
+    """First message of each contact: contacts and conversations exist before timing."""
+    from conversations.models import Message
+
+    before = Message.objects.count()
+    send(
+        s,
+        [{"to": phone, "from": c, "push_name": "Bench", "text": "hi"} for c in _contacts(contacts)],
+    )
+    wait_messages(before + contacts)
+
+
+def _latencies(result: dict) -> tuple[list[float], float, float]:
+    rows = result["events"].values()
+    lat = [row[2] - row[0] for row in rows]
+    start = min(row[0] for row in rows)
+    end = max(row[2] for row in rows)
+    return lat, start, end
+
+
+def run_light(
+    s: Stack, port: int, cookie: str, phone: str, contacts: int, rate: float, seconds: float
+) -> dict:
+    count = int(rate * seconds)
+    clients = SocketClients(s, socket_specs(port, [cookie], 1), count)
+    clients.ready()
+    time.sleep(0.5)
+    who = _contacts(contacts)
+    start = time.time()
+    for i in range(count):
+        due = start + i / rate
+        time.sleep(max(0.0, due - time.time()))
+        t0 = time.time()
+        send(s, {"to": phone, "from": who[i % contacts], "text": marker(i, t0)})
+    result = clients.results(timeout=60)
+    lat, first, last = _latencies(result)
+    return {
+        "messages": count,
+        "received": len(lat),
+        "rate": rate,
+        "p50_ms": ms(pct(lat, 50)),
+        "p99_ms": ms(pct(lat, 99)),
+        "max_ms": ms(max(lat) if lat else None),
+    }
+
+
+def run_saturation(
+    s: Stack, port: int, cookie: str, phone: str, contacts: int, count: int, batch: int = 250
+) -> dict:
+    from conversations.models import Message
+
+    stored_before = Message.objects.count()
+    clients = SocketClients(s, socket_specs(port, [cookie], 1), count)
+    clients.ready()
+    time.sleep(0.5)
+    who = _contacts(contacts)
+    for offset in range(0, count, batch):
+        t0 = time.time()
+        send(
+            s,
+            [
+                {"to": phone, "from": who[i % contacts], "text": marker(i, t0)}
+                for i in range(offset, min(count, offset + batch))
+            ],
+        )
+    result = clients.results(timeout=300)
+    lat, first, last = _latencies(result)
+    stored = Message.objects.count() - stored_before
+    return {
+        "messages": count,
+        "received": len(lat),
+        "stored": stored,
+        "seconds": round(last - first, 2),
+        "per_second": round(len(lat) / (last - first), 1) if last > first else None,
+        "p50_ms": ms(pct(lat, 50)),
+        "p99_ms": ms(pct(lat, 99)),
+    }
+
+
+_INSERT = """
+INSERT INTO whatsapp_mensagens (
+    conversation_id, wa_id, direction, kind, body, sender_jid, sender_name, media,
+    media_status, mime_type, file_name, location_name, status, error, wa_timestamp,
+    created_at, updated_at, quoted_wa_id, attempts, in_flight, receipt_pending, client_key
+) VALUES (%s, %s, 'CLIENTE', 'text', %s, '', '', '', '', '', '', '', 'received', '', now(),
+          now(), now(), '', 0, false, false, '')
+RETURNING id
+"""
+_TOUCH = """
+UPDATE whatsapp_atendimentos
+   SET last_message_at = now(), last_message_preview = %s,
+       unread_count = unread_count + 1, updated_at = now()
+ WHERE id = %s
+"""
+
+
+def run_raw(database_url: str, count: int, batch: int) -> dict:
+    """Same rows as message_receive writes for a known contact: one INSERT and one
+    UPDATE per message, committed every ``batch`` messages (1 = one per message)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conv_ids = [r[0] for r in conn.execute("SELECT id FROM whatsapp_atendimentos").fetchall()]
+        conn.commit()
+        tag = uuid.uuid4().hex[:8]
+        start = time.perf_counter()
+        with conn.cursor() as cur:
+            for i in range(count):
+                conv = conv_ids[i % len(conv_ids)]
+                text = f"raw {i}"
+                cur.execute(_INSERT, (conv, f"RAW{tag}{i}", text))
+                cur.fetchone()
+                cur.execute(_TOUCH, (text, conv))
+                if (i + 1) % batch == 0:
+                    conn.commit()
+            conn.commit()
+        took = time.perf_counter() - start
+    return {"messages": count, "batch": batch, "per_second": round(count / took, 1)}

@@ -1,0 +1,193 @@
+"""Benchmark 3, reads: with 100k conversations and 2M messages (generated in bulk by the
+database itself), the inbox list page, a thread page and the two API reads: server
+time (in-process through Django's whole stack) and query count, against the raw SQL
+that fetches the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.common import ms, pct
+
+NUMBERS = 20
+
+
+def generate(database_url: str, reader, conversations: int, messages: int) -> dict:
+    """Contacts, conversations and messages for ``NUMBERS`` numbers that ``reader``
+    sees (owner of half, agent of the rest), in INSERT ... SELECT statements."""
+    import psycopg
+
+    from whatsapp import services
+
+    others = _others(reader)
+    sessions = []
+    for i in range(NUMBERS):
+        owner = reader if i % 2 == 0 else others
+        row = services.session_create(owner=owner, name=f"Reads {i}")
+        if owner is not reader:
+            services.session_agent_add(session=row, user=reader)
+        sessions.append(row.pk)
+    per_conv = max(1, messages // conversations)
+    start = time.perf_counter()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute(
+            """
+            INSERT INTO whatsapp_contacts (session_id, jid, lid, phone, push_name, saved_name,
+                                           notes, is_group, created_at, updated_at)
+            SELECT (%(sessions)s::bigint[])[1 + g %% %(n)s],
+                   '5541' || lpad(g::text, 9, '0') || '@s.whatsapp.net', '',
+                   '5541' || lpad(g::text, 9, '0'), 'Contact ' || g, '', '', false, now(), now()
+              FROM generate_series(1, %(conversations)s) g
+            """,
+            {"sessions": sessions, "n": NUMBERS, "conversations": conversations},
+        )
+        # last_message_at spread over 90 days; 1 in 10 unread, 1 in 4 closed, some assigned.
+        conn.execute(
+            """
+            INSERT INTO whatsapp_atendimentos (session_id, contact_id, status, assigned_to_id,
+                unread_count, last_message_at, last_message_preview, created_at, updated_at)
+            SELECT c.session_id, c.id,
+                   CASE WHEN c.id %% 4 = 0 THEN 'closed' WHEN c.id %% 7 = 0 THEN 'pending'
+                        ELSE 'open' END,
+                   CASE WHEN c.id %% 5 = 0 THEN %(reader)s END,
+                   CASE WHEN c.id %% 10 = 0 THEN 1 + c.id %% 9 ELSE 0 END,
+                   now() - make_interval(secs => (c.id * 7919 %% 7776000)),
+                   'Last message of contact ' || c.id, now(), now()
+              FROM whatsapp_contacts c
+             WHERE c.session_id = ANY(%(sessions)s)
+            """,
+            {"reader": reader.pk, "sessions": sessions},
+        )
+        # Messages interleaved across conversations (round by round), as real traffic
+        # is: one conversation's messages are scattered over the table.
+        conn.execute(
+            """
+            INSERT INTO whatsapp_mensagens (conversation_id, wa_id, direction, kind, body,
+                sender_jid, sender_name, media, media_status, mime_type, file_name,
+                location_name, status, error, wa_timestamp, created_at, updated_at,
+                quoted_wa_id, attempts, in_flight, receipt_pending, client_key, read_at)
+            SELECT a.id, 'GEN' || a.id || '-' || r,
+                   CASE WHEN r %% 3 = 0 THEN 'ATENDENTE' ELSE 'CLIENTE' END, 'text',
+                   'Message ' || r || ' of conversation ' || a.id
+                       || ': hello, I would like to know about my order, thanks!',
+                   '', '', '', '', '', '', '',
+                   CASE WHEN r %% 3 = 0 THEN 'read' ELSE 'received' END, '',
+                   a.last_message_at - make_interval(mins => %(per)s - r),
+                   a.last_message_at - make_interval(mins => %(per)s - r), now(),
+                   '', 0, false, false, '', NULL
+              FROM generate_series(1, %(per)s) r
+             CROSS JOIN whatsapp_atendimentos a
+             WHERE a.session_id = ANY(%(sessions)s)
+             ORDER BY r, a.id
+            """,
+            {"per": per_conv, "sessions": sessions},
+        )
+        conn.commit()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return {"seconds": round(time.perf_counter() - start, 1), "per_conversation": per_conv}
+
+
+def _others(reader):
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    other, _ = User.objects.get_or_create(username="reads-owner")
+    return other
+
+
+# --- the raw baseline --------------------------------------------------------------------
+
+_VISIBLE = """
+SELECT id FROM whatsapp_sessions WHERE owner_id = %(user)s
+UNION SELECT session_id FROM whatsapp_session_agents WHERE user_id = %(user)s
+"""
+RAW_LIST = f"""
+SELECT a.*, c.*, s.*, u.*
+  FROM whatsapp_atendimentos a
+  JOIN whatsapp_contacts c ON c.id = a.contact_id
+  JOIN whatsapp_sessions s ON s.id = a.session_id
+  LEFT JOIN auth_user u ON u.id = a.assigned_to_id
+ WHERE a.session_id IN ({_VISIBLE})
+ ORDER BY a.last_message_at DESC, a.id DESC
+ LIMIT 51
+"""
+RAW_CONVERSATION = f"""
+SELECT a.*, c.*, s.* FROM whatsapp_atendimentos a
+  JOIN whatsapp_contacts c ON c.id = a.contact_id
+  JOIN whatsapp_sessions s ON s.id = a.session_id
+ WHERE a.id = %(conv)s AND a.session_id IN ({_VISIBLE})
+"""
+RAW_MESSAGES = """
+SELECT m.* FROM whatsapp_mensagens m
+ WHERE m.conversation_id = %(conv)s ORDER BY m.id DESC LIMIT 51
+"""
+
+
+def _time(fn, repeat: int) -> list[float]:
+    for _ in range(3):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def measure(database_url: str, reader, repeat: int) -> list[dict]:
+    import psycopg
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from conversations import selectors
+
+    top = selectors.conversation_list(user=reader, limit=1)[0]
+    client = Client()
+    client.force_login(reader)
+    urls = {
+        "inbox list page": reverse("inbox"),
+        "thread page": reverse("conversations:detail", args=[top.pk]),
+        "API conversations": "/api/whatsapp/conversations",
+        "API messages": f"/api/whatsapp/conversations/{top.pk}/messages",
+    }
+    params = {"user": reader.pk, "conv": top.pk}
+    raw_for = {
+        "inbox list page": [RAW_LIST],
+        "thread page": [RAW_LIST, RAW_CONVERSATION, RAW_MESSAGES],
+        "API conversations": [RAW_LIST],
+        "API messages": [RAW_CONVERSATION, RAW_MESSAGES],
+    }
+    rows = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, url in urls.items():
+
+            def get(url=url):
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.status_code)
+
+            with CaptureQueriesContext(connection) as queries:
+                get()
+            ours = _time(get, repeat)
+
+            def raw(statements=raw_for[name]):
+                for sql in statements:
+                    conn.execute(sql, params).fetchall()
+
+            base = _time(raw, repeat)
+            rows.append(
+                {
+                    "read": name,
+                    "queries": len(queries),
+                    "p50_ms": ms(pct(ours, 50)),
+                    "p95_ms": ms(pct(ours, 95)),
+                    "raw_queries": len(raw_for[name]),
+                    "raw_p50_ms": ms(pct(base, 50)),
+                    "raw_p95_ms": ms(pct(base, 95)),
+                }
+            )
+    return rows

@@ -1,0 +1,112 @@
+"""The browser side of the benchmarks: many WebSockets in one process (aiohttp).
+
+Run as ``python -m bench.sockets SPEC.json``. The spec lists the sockets
+(``[{"url", "cookie"}]``) and how many marked events to expect. It prints
+``ready <open> <failed>`` once every socket is open, then records, for every
+frame that carries a marker ``bench#<id>#<t0>#``, when each socket got it;
+after ``events`` complete (or ``stop`` on stdin, or the timeout) it prints one
+JSON line: ``{"sockets": n, "events": {id: [t0, count, first, last]}}``.
+Times are ``time.time()``, so several client processes on one machine compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import aiohttp
+
+MARK = "bench#"
+
+
+async def _one(
+    session: aiohttp.ClientSession,
+    spec: dict,
+    opened: list,
+    seen: dict,
+    done: asyncio.Event,
+    gate: asyncio.Semaphore,
+    target: list,
+    sizes: list,
+) -> None:
+    headers = {"Cookie": spec.get("cookie", ""), "Origin": spec["origin"]}
+    async with gate:
+        try:
+            ws = await session.ws_connect(spec["url"], headers=headers, heartbeat=None)
+        except (aiohttp.ClientError, OSError):
+            opened.append(False)
+            return
+    opened.append(True)
+    try:
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            now = time.time()
+            text = msg.data
+            i = text.find(MARK)
+            if i < 0:
+                continue
+            parts = text[i + len(MARK) : i + 64].split("#", 2)
+            event_id = int(parts[0])
+            row = seen.get(event_id)
+            if not sizes:
+                sizes.append(len(text.encode()))
+            if row is None:
+                seen[event_id] = row = [float(parts[1]), 0, now, now]
+            row[1] += 1
+            row[3] = now
+            if (
+                row[1] == target[0]
+                and len([r for r in seen.values() if r[1] >= target[0]]) >= (target[1])
+            ):
+                done.set()
+    finally:
+        await ws.close()
+
+
+async def main(spec_path: str) -> None:
+    with open(spec_path) as f:
+        spec = json.load(f)
+    sockets = spec["sockets"]
+    seen: dict[int, list] = {}
+    sizes: list[int] = []
+    opened: list[bool] = []
+    done = asyncio.Event()
+    target = [len(sockets), spec["events"]]
+    gate = asyncio.Semaphore(spec.get("concurrency", 64))
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        tasks = [
+            asyncio.create_task(_one(session, s, opened, seen, done, gate, target, sizes))
+            for s in sockets
+        ]
+        while len(opened) < len(sockets):
+            await asyncio.sleep(0.05)
+        ok = sum(opened)
+        target[0] = ok
+        print(f"ready {ok} {len(sockets) - ok}", flush=True)
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_stdin() -> None:
+            line = sys.stdin.readline()
+            if not line or line.strip() == "stop":
+                stop.set()
+
+        loop.add_reader(sys.stdin.fileno(), on_stdin)
+        waiters = [asyncio.create_task(done.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(waiters, timeout=spec.get("timeout", 120), return_when="FIRST_COMPLETED")
+        for w in waiters:
+            w.cancel()
+        out = {"sockets": ok, "events": seen, "frame_bytes": sizes[0] if sizes else 0}
+        print(json.dumps(out), flush=True)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
