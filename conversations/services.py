@@ -321,12 +321,14 @@ def message_receipt(
             status__in=earlier,
         )
         changed = list(qs.select_related("conversation"))
+        now = timezone.now()
         if changed:
             Message.objects.filter(pk__in=[m.pk for m in changed]).update(
-                status=target, in_flight=False, updated_at=timezone.now()
+                status=target, in_flight=False, updated_at=now
             )
         for m in changed:
-            m.status = target
+            # The fragment carries updated_at: pages keep the newest version they saw.
+            m.status, m.updated_at = target, now
             events.message_updated(m)
     return changed
 

@@ -246,7 +246,8 @@ def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
         message = services.message_queue_outbound(
             user=request.user,
             conversation=conversation,
-            text=request.POST.get("text", ""),
+            # Browsers submit a textarea's new lines as CRLF; WhatsApp's are LF.
+            text=request.POST.get("text", "").replace("\r\n", "\n"),
             upload=upload,
             reply_to=reply_to,
             client_key=request.POST.get("client_key", "")[:64],

@@ -33,6 +33,22 @@ def epoch_ms(value: datetime | None) -> int:
 
 
 @register.filter
+def epoch_us(value: datetime | None) -> int:
+    """A message's version: a page that gets two renderings of one message (its own
+    POST's answer, the socket's events, a sync) keeps the newest."""
+    return int(value.timestamp() * 1_000_000) if value else 0
+
+
+_STATUS_RANK = {"pending": 0, "sent": 1, "failed": 1, "delivered": 2, "read": 3}
+
+
+@register.filter
+def status_rank(m: Message) -> int:
+    """Breaks version ties: receipts only move a message forward."""
+    return _STATUS_RANK.get(m.status, 0)
+
+
+@register.filter
 def day_label(value: datetime | None) -> str:
     """ "Today", "Yesterday" or the date, for the day separators of a thread."""
     if value is None:

@@ -186,6 +186,10 @@
     var id = Number(el.dataset.id);
     var old = document.getElementById("message-" + id);
     if (old) {
+      // Renderings race (the POST's answer, socket events, a sync): keep the newest.
+      var v = Number(el.dataset.version);
+      var ov = Number(old.dataset.version);
+      if (v < ov || (v === ov && Number(el.dataset.rank) < Number(old.dataset.rank))) return old;
       old.replaceWith(el);
       return el;
     }
@@ -707,11 +711,12 @@
       });
   }
 
-  document.addEventListener("vb:socket-open", function (e) {
+  document.addEventListener("vb:socket-open", function () {
     joined = null;
     joinCurrent();
-    if (e.detail.reconnected) syncNow();
-    else markRead();
+    // Also on the first open: whatever happened between rendering the page and
+    // joining the groups would be missed otherwise.
+    syncNow();
   });
 
   /* --- wiring -------------------------------------------------------------------------------- */

@@ -131,7 +131,16 @@
     applyToPanel(s);
   });
 
-  document.addEventListener("vb:socket-open", function (e) {
-    if (e.detail.reconnected) refreshList();
+  // On every (re)connection, the first included: a status that changed while the
+  // socket was not listening would otherwise stay stale.
+  document.addEventListener("vb:socket-open", function () {
+    refreshList();
+    var panel = document.getElementById("link-panel");
+    if (panel && dialog.open) {
+      htmx.ajax("GET", "/numbers/" + panel.dataset.session + "/link/", {
+        target: "#link-panel",
+        swap: "outerHTML",
+      });
+    }
   });
 })();

@@ -1,0 +1,295 @@
+"""The inbox in a real browser, live: contacts write through the simulator, agents answer."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import zlib
+
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import PHONE, LiveServer, _wait
+
+
+def _png(width: int = 4, height: int = 3) -> bytes:
+    """A real (tiny, red) PNG, so the browser has pixels to decode."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def row_of(page: Page, name: str):
+    return page.locator(".conversation-row", has_text=name)
+
+
+def open_conversation(page: Page, name: str) -> int:
+    row = row_of(page, name)
+    expect(row).to_be_visible()
+    row.locator(".row-link").click()
+    expect(page.locator("#thread-wrap .contact-name")).to_have_text(name)
+    return int(row.get_attribute("data-id"))
+
+
+def mark_page(page: Page) -> None:
+    """A flag that only survives if the page is never reloaded."""
+    page.evaluate("window.__sameDocument = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__sameDocument === true")
+
+
+def record_statuses(page: Page) -> None:
+    """Log every status our replies show, however briefly (pending may last milliseconds)."""
+    page.evaluate(
+        """() => {
+          window.__statuses = [];
+          const note = () => document.querySelectorAll('#messages .msg.out').forEach(
+            m => window.__statuses.push(m.dataset.status));
+          new MutationObserver(note).observe(document.getElementById('thread'),
+            {subtree: true, childList: true, attributes: true, attributeFilter: ['data-status']});
+        }"""
+    )
+
+
+def sent_id(live: LiveServer, text: str) -> str:
+    found = _wait(
+        lambda: [s for s in live.sent() if s["text"] == text], 20, f"the simulator to get {text!r}"
+    )
+    return found[0]["message_id"]
+
+
+def test_a_contact_message_appears_in_the_open_inbox_without_reload(live, login):
+    page = login("alice")
+    mark_page(page)
+    live.say("5511970000001", push_name="Ana Live", text="Oi, tudo bem?")
+    row = row_of(page, "Ana Live")
+    expect(row).to_contain_text("Oi, tudo bem?")
+    expect(row.locator(".badge")).to_have_text("1")
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    # a second message moves the row and counts up, still live
+    live.say("5511970000001", push_name="Ana Live", text="Alguém aí?")
+    expect(row.locator(".badge")).to_have_text("2")
+    open_conversation(page, "Ana Live")
+    expect(page.locator("#messages .msg.in .body")).to_have_text(["Oi, tudo bem?", "Alguém aí?"])
+    # opening it marks it read: the badge and the tab title clear
+    expect(row.locator(".badge")).to_have_count(0)
+    expect(page).not_to_have_title(re.compile(r"^\(\d+\)"))
+    assert_not_reloaded(page)
+    assert page.errors == []
+
+
+def test_the_reply_goes_out_and_its_ticks_go_sent_delivered_read(live, login):
+    contact = "5511970000002"
+    live.say(contact, push_name="Bruno Ticks", text="Quero um orçamento")
+    page = login("alice")
+    open_conversation(page, "Bruno Ticks")
+    record_statuses(page)
+    page.fill("#composer-text", "Claro! Já envio.")
+    page.press("#composer-text", "Enter")
+    reply = page.locator("#messages .msg.out", has_text="Claro! Já envio.")
+    expect(reply).to_have_attribute("data-status", "sent")
+    expect(page.locator("#composer-text")).to_have_value("")
+    wa_id = sent_id(live, "Claro! Já envio.")
+    assert "pending" in page.evaluate("window.__statuses")  # shown at once, before WhatsApp took it
+    expect(reply.locator(".tick")).to_have_text("✓")
+    live.control.post(
+        "/api/receipts",
+        {"phone": PHONE, "message_ids": [wa_id], "status": "delivered", "from": contact},
+    )
+    expect(reply).to_have_attribute("data-status", "delivered")
+    expect(reply.locator(".tick")).to_have_text("✓✓")
+    live.control.post(
+        "/api/receipts", {"phone": PHONE, "message_ids": [wa_id], "status": "read", "from": contact}
+    )
+    expect(reply).to_have_attribute("data-status", "read")
+    expect(reply.locator(".tick.tick-read")).to_have_css("color", "rgb(52, 183, 241)")
+    # Shift+Enter makes a new line instead of sending
+    page.fill("#composer-text", "linha 1")
+    page.press("#composer-text", "Shift+Enter")
+    page.keyboard.type("linha 2")
+    expect(page.locator("#composer-text")).to_have_value("linha 1\nlinha 2")
+    page.press("#composer-text", "Enter")
+    expect(page.locator("#messages .msg.out .body").last).to_have_text("linha 1linha 2")
+    assert sent_id(live, "linha 1\nlinha 2")
+
+
+def test_scrolling_up_loads_older_messages(live, login):
+    contact = "5511970000003"
+    batch = [
+        {"to": PHONE, "from": contact, "push_name": "Carla Scroll", "text": f"msg {i}"}
+        for i in range(70)
+    ]
+    live.control.post("/api/messages", batch)
+    page = login("alice")
+    expect(row_of(page, "Carla Scroll")).to_contain_text("msg 69")
+    open_conversation(page, "Carla Scroll")
+    messages = page.locator("#messages .msg")
+    expect(messages).to_have_count(50)
+    expect(messages.last).to_contain_text("msg 69")
+    page.locator("#messages").evaluate("box => { box.scrollTop = 0; }")
+    expect(messages).to_have_count(70)
+    expect(messages.first).to_contain_text("msg 0")
+    expect(page.locator("#messages .older")).to_have_count(0)
+    # one day separator for one day, however many pages
+    expect(page.locator("#messages .day-sep")).to_have_count(1)
+
+
+def test_an_image_arrives_and_displays(live, login):
+    contact = "5511970000004"
+    live.say(contact, push_name="Dora Foto", text="Vou mandar a foto")
+    page = login("alice")
+    open_conversation(page, "Dora Foto")
+    live.say(
+        contact,
+        push_name="Dora Foto",
+        kind="image",
+        text="a foto",
+        media_base64=base64.b64encode(_png()).decode(),
+        mimetype="image/png",
+    )
+    image = page.locator("#messages .msg.kind-image img")
+    expect(image).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#messages .msg.kind-image img');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    assert image.evaluate("i => i.naturalWidth") == 4
+    expect(page.locator("#messages .msg.kind-image .body")).to_have_text("a foto")
+    # click to open, large
+    image.click()
+    expect(page.locator("#lightbox")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_be_hidden()
+
+
+def test_a_script_in_a_message_shows_as_text_and_runs_nothing(live, login):
+    contact = "5511970000005"
+    evil = "<img src=x onerror=alert(1)>"
+    live.say(contact, push_name="<b>Eva</b><script>alert(2)</script>", text=evil)
+    page = login("alice")
+    row = row_of(page, "<b>Eva</b>")
+    expect(row).to_contain_text(evil)  # the preview, as text
+    open_conversation(page, "<b>Eva</b><script>alert(2)</script>")
+    live.say(contact, push_name="Eva", text=evil + " again")  # and live, over the socket
+    bodies = page.locator("#messages .msg.in .body")
+    expect(bodies).to_have_text([evil, evil + " again"])
+    page.reload()  # and rendered by the page itself
+    expect(page.locator("#messages .msg.in .body")).to_have_text([evil, evil + " again"])
+    assert page.locator("img[src=x]").count() == 0
+    assert page.locator("#conversation-list b, #thread b").count() == 0
+    assert page.dialogs == [] and page.errors == []
+
+
+def test_a_second_agent_of_the_number_sees_the_reply_live(live, login):
+    live.say("5511970000006", push_name="Eli Dois", text="Bom dia")
+    alice = login("alice")
+    bob = login("bob")
+    open_conversation(alice, "Eli Dois")
+    open_conversation(bob, "Eli Dois")
+    mark_page(bob)
+    alice.fill("#composer-text", "Bom dia, Eli! Sou a Alice.")
+    alice.press("#composer-text", "Enter")
+    seen = bob.locator("#messages .msg.out", has_text="Bom dia, Eli! Sou a Alice.")
+    expect(seen).to_be_visible()
+    expect(seen.locator(".sender")).to_have_text("Alice")
+    expect(seen).to_have_attribute("data-status", "sent")
+    expect(row_of(bob, "Eli Dois")).to_contain_text("Bom dia, Eli!")
+    assert_not_reloaded(bob)
+
+
+def test_an_outsider_sees_none_of_it(live, login):
+    outsider = login("charlie")
+    alice = login("alice")
+    live.say("5511970000007", push_name="Fabi Segredo", text="dados sigilosos")
+    conversation_id = open_conversation(alice, "Fabi Segredo")
+    alice.fill("#composer-text", "resposta sigilosa")
+    alice.press("#composer-text", "Enter")
+    expect(alice.locator("#messages .msg.out")).to_have_attribute("data-status", "sent")
+    # everything has been broadcast by now; none of it reached charlie's open inbox
+    expect(outsider.locator(".conversation-row")).to_have_count(0)
+    assert "sigilos" not in outsider.content()
+    response = outsider.goto(f"/conversations/{conversation_id}/")
+    assert response.status == 404
+    outsider.goto("/")
+    expect(outsider.locator(".conversation-row")).to_have_count(0)
+
+
+def test_actions_contact_panel_and_quick_replies(live, login):
+    page = login("alice")
+    page.goto("/conversations/quick-replies/")
+    page.fill("form.qr-form input[name=shortcut]", "pix")
+    page.fill("form.qr-form textarea[name=text]", "Nossa chave PIX é 12.345.678/0001-90.")
+    page.click("form.qr-form button[type=submit]")
+    expect(page.locator("form.qr-edit input[name=shortcut]")).to_have_value("pix")
+    live.say("5511970000008", push_name="Gil Acoes", text="Como pago?")
+    page.goto("/")
+    open_conversation(page, "Gil Acoes")
+    me = page.locator("#inbox").get_attribute("data-me")
+    header = page.locator("#thread-header")
+    page.locator("#thread-header form", has=page.locator("input[value=me]")).locator(
+        "button"
+    ).click()
+    expect(header).to_have_attribute("data-assigned", me)
+    expect(page.locator("#toasts .toast.success").last).to_be_visible()
+    page.locator("#thread-header button[data-status-action=closed]").click()
+    expect(header).to_have_attribute("data-status", "closed")
+    expect(row_of(page, "Gil Acoes")).to_have_attribute("data-status", "closed")
+    page.locator("#thread-header button[data-status-action=open]").click()
+    expect(header).to_have_attribute("data-status", "open")
+    # the contact panel renames the contact, and the list follows live
+    page.fill("#contact-panel input[name=saved_name]", "Gil Cliente VIP")
+    page.fill("#contact-panel textarea[name=notes]", "Prefere PIX.")
+    page.click("#contact-panel button[type=submit]")
+    expect(row_of(page, "Gil Cliente VIP")).to_be_visible()
+    expect(page.locator("#contact-panel textarea[name=notes]")).to_have_value("Prefere PIX.")
+    # a quick reply by typing /shortcut
+    page.fill("#composer-text", "")
+    page.type("#composer-text", "/pi")
+    expect(page.locator("#qr-picker li")).to_contain_text(["/pix"])
+    page.press("#composer-text", "Enter")
+    expect(page.locator("#composer-text")).to_have_value("Nossa chave PIX é 12.345.678/0001-90.")
+    page.press("#composer-text", "Enter")
+    expect(page.locator("#messages .msg.out .body").last).to_have_text(
+        "Nossa chave PIX é 12.345.678/0001-90."
+    )
+    # a file over the limit is refused before it is sent
+    page.set_input_files(
+        "#attach-input",
+        files=[{"name": "big.pdf", "mimeType": "application/pdf", "buffer": b"0" * (17 << 20)}],
+    )
+    expect(page.locator("#attach-preview .error")).to_be_visible()
+    assert page.dialogs == [] and page.errors == []
+
+
+def test_after_the_server_restarts_the_page_catches_up(live, login):
+    contact = "5511970000009"
+    live.say(contact, push_name="Hugo Volta", text="Antes da queda")
+    page = login("alice")
+    open_conversation(page, "Hugo Volta")
+    mark_page(page)
+    live.stop()
+    expect(page.locator("#conn-state")).to_be_visible()
+    live.say(contact, push_name="Hugo Volta", text="Enquanto estava fora")
+    live.say("5511970000010", push_name="Iara Nova", text="Sou nova aqui")
+    live.start()
+    expect(page.locator("#messages .msg.in .body")).to_have_text(
+        ["Antes da queda", "Enquanto estava fora"], timeout=45_000
+    )
+    expect(row_of(page, "Iara Nova")).to_be_visible()
+    expect(page.locator("#conn-state")).to_be_hidden()
+    assert_not_reloaded(page)
+    # and the page is live again
+    live.say(contact, push_name="Hugo Volta", text="De volta")
+    expect(page.locator("#messages .msg.in .body").last).to_have_text("De volta")

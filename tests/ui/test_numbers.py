@@ -1,0 +1,60 @@
+"""The Connections page in a real browser: link a number by QR code, live."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+
+def test_the_qr_modal_shows_a_qr_and_turns_to_connected_when_scanned(live, login):
+    page = login("alice", "/numbers/")
+    page.click("#connect-open")
+    page.fill("#connect-dialog input[name=name]", "Vendas")
+    page.click("#connect-dialog button[type=submit]")
+    panel = page.locator("#link-panel")
+    expect(panel).to_be_visible()
+    session_id = panel.get_attribute("data-session")
+    qr = panel.locator("img.qr")
+    expect(qr).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#link-panel img.qr');"
+        " return i && i.src.startsWith('data:image/svg+xml') && i.complete && i.naturalWidth > 0; }"
+    )
+    # the code rotates (every second in the simulator) and the page re-draws it
+    page.evaluate("window.__firstQr = document.querySelector('#link-panel img.qr').src")
+    page.wait_for_function(
+        "() => document.querySelector('#link-panel img.qr').src !== window.__firstQr"
+    )
+    live.control.post("/api/qr/scan", {"account": session_id, "phone": "5511900000077"})
+    success = panel.locator(".link-state.success")
+    expect(success).to_be_visible()
+    expect(success.locator(".phone")).to_have_text("+5511900000077")
+    card = page.locator(f"#number-{session_id}")
+    expect(card).to_have_attribute("data-status", "connected")
+    expect(card.locator("[data-field=phone]")).to_have_text("+5511900000077")
+    page.click("#link-panel [data-close]")
+    expect(page.locator("#connect-dialog")).to_be_hidden()
+    # an agent of another number sees none of it; nobody but the owner gets buttons
+    bob = login("bob", "/numbers/")
+    expect(bob.locator(f"#number-{session_id}")).to_have_count(0)
+    expect(bob.locator(".number-card .card-actions")).to_have_count(0)
+
+
+def test_deleting_a_number_asks_first(live, login):
+    page = login("alice", "/numbers/")
+    page.click("#connect-open")
+    page.fill("#connect-dialog input[name=name]", "Descartavel")
+    page.click("#connect-dialog button[type=submit]")
+    session_id = page.locator("#link-panel").get_attribute("data-session")
+    page.click("#connect-dialog [data-close]")
+    card = page.locator(f"#number-{session_id}")
+    expect(card).to_be_visible()
+    card.locator("button.danger").click()
+    confirm = page.locator("dialog.confirm")
+    expect(confirm).to_be_visible()
+    confirm.locator("button.link").click()  # cancel: nothing happens
+    expect(card).to_be_visible()
+    card.locator("button.danger").click()
+    page.locator("dialog.confirm button.primary").click()
+    expect(card).to_have_count(0)
+    expect(page.locator("#toasts .toast.success").last).to_be_visible()
+    assert page.dialogs == []
