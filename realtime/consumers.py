@@ -144,6 +144,9 @@ def _language(scope: dict[str, Any]) -> str:
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
+    # No channel of its own: realtime.events' hub receives for every socket of the
+    # process and hands this one its groups' frames (forward, groups_refresh).
+    channel_layer_alias = "socket-hub-only"
     groups_joined: set[str]
     # conversation id -> its number, for the threads this socket has open
     conversations: dict[int, int]
@@ -168,12 +171,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def _join(self, group: str) -> None:
         if group not in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await events.subscribe(self, group)
             self.groups_joined.add(group)
 
     async def _leave(self, group: str) -> None:
         if group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await events.unsubscribe(self, group)
             self.groups_joined.discard(group)
 
     async def _refresh_groups(self) -> set[int]:
@@ -288,11 +291,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- events from realtime.events --------------------------------------------------------
 
-    async def push(self, event: dict[str, Any]) -> None:
-        """Pre-encoded frames (one per language) from realtime.events: forward one as is."""
-        frames: dict[str, str] = event["frames"]
-        frame = frames.get(self.language) or next(iter(frames.values()))
-        await self.send(text_data=frame)
+    async def forward(self, frames: dict[str, str]) -> None:
+        """Pre-encoded frames (one per language) from realtime.events: send one as is."""
+        await self.send(text_data=frames.get(self.language) or next(iter(frames.values())))
 
     async def groups_refresh(self, event: dict[str, Any]) -> None:
         """The user gained or lost a number (realtime.events.access_changed)."""

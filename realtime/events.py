@@ -14,12 +14,26 @@ Groups:
   checked access first); message ticks and media updates go only there;
 - ``user-<id>``: every socket of one user;
 - ``wa-worker-<id>``: the worker holding number <id>; ``wa-workers``: every worker.
+
+Fan-out is local to each web process: sockets do not join the layer's groups
+themselves. A socket subscribes here (``subscribe``), after the consumer checked the
+access rule; the process's hub joins each group once, on a channel of its own, and
+hands every message to its local sockets in a plain loop. One layer message per
+process per event, not one per socket.
+
+Sending from a thread with no event loop (the worker's database threads) goes through
+one long-lived sender thread: in order, without making the caller wait, and with
+consecutive pushes to one group sent as one layer message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import queue
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -64,9 +78,234 @@ def _group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    send = async_to_sync(layer.group_send)
+    if _in_memory(layer):
+        # One process, one event loop: hop onto it (its queues belong to it).
+        send = async_to_sync(layer.group_send)
+        for group in groups:
+            send(group, {**message, "group": group})
+        return
     for group in groups:
-        send(group, message)
+        _sender.put(layer, group, {**message, "group": group})
+
+
+def _in_memory(layer) -> bool:
+    return type(layer).__name__ == "InMemoryChannelLayer"
+
+
+class _Sender:
+    """Sends to a cross-process layer (Redis) from one thread with a long-lived event
+    loop. async_to_sync would start a thread, an event loop and a Redis connection per
+    call when the caller has no loop of its own; this keeps them, and keeps the order."""
+
+    BATCH = 500
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pending = 0
+
+    def put(self, layer, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="layer-sender", daemon=True)
+                self._thread.start()
+            self._pending += 1
+            self._idle.clear()
+        self._queue.put((layer, group, message))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything put so far has been handed to the layer."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                loop.run_until_complete(self._send(batch))
+            except Exception:
+                logger.exception("channel layer sender failed")
+            with self._lock:
+                self._pending -= len(batch)
+                if not self._pending:
+                    self._idle.set()
+
+    @staticmethod
+    async def _send(batch: list[tuple]) -> None:
+        for layer, group, message in _merge(batch):
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                logger.warning("channel layer unavailable; dropped a message to %s", group)
+
+
+def _merge(batch: list[tuple]) -> list[tuple]:
+    """Consecutive pushes to one group become one ``push.batch`` message (order kept)."""
+    out: list[tuple] = []
+    for layer, group, message in batch:
+        last = out[-1] if out else None
+        if (
+            message["type"] == "push"
+            and last is not None
+            and last[0] is layer
+            and last[1] == group
+            and last[2]["type"] in ("push", "push.batch")
+        ):
+            pushes = last[2]["pushes"] if last[2]["type"] == "push.batch" else [last[2]["frames"]]
+            out[-1] = (layer, group, {"type": "push.batch", "group": group, "pushes": pushes})
+            pushes.append(message["frames"])
+        else:
+            out.append((layer, group, message))
+    return out
+
+
+_sender = _Sender()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until the messages sent so far have left this process (shutdown, tests)."""
+    return _sender.flush(timeout)
+
+
+# --- Receiving: one hub per web process ---------------------------------------------------
+
+
+class _Hub:
+    """This process's member of the layer's groups, for all its sockets.
+
+    Consumers subscribe after their access check; the hub joins a group on the layer
+    once, when its first local socket subscribes, leaves it with the last, and hands
+    each message to the group's local sockets: ``push`` frames straight to the socket,
+    anything else (``groups.refresh``) to the consumer's handler in a task of its own.
+    """
+
+    REFRESH_SECONDS = 3600.0  # the layer forgets a group member after a day
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.channel = ""
+        self.members: dict[str, set] = {}
+        self.live: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+
+    async def subscribe(self, consumer, group: str) -> None:
+        if group in self.live:
+            self.members[group].add(consumer)
+            return
+        async with self._lock:
+            if not self.channel:
+                self.channel = await self.layer.new_channel()
+                self._tasks = [
+                    asyncio.create_task(self._listen(), name="socket-hub"),
+                    asyncio.create_task(self._refresh(), name="socket-hub-refresh"),
+                ]
+            if group not in self.live:
+                await self.layer.group_add(group, self.channel)
+                self.live.add(group)
+                self.members.setdefault(group, set())
+            self.members[group].add(consumer)
+
+    async def unsubscribe(self, consumer, group: str) -> None:
+        members = self.members.get(group)
+        if not members or consumer not in members:
+            return
+        members.discard(consumer)
+        if members:
+            return
+        async with self._lock:
+            if self.members.get(group) or group not in self.live:
+                return  # someone subscribed meanwhile
+            del self.members[group]
+            self.live.discard(group)
+            try:
+                await self.layer.group_discard(group, self.channel)
+            except Exception:
+                logger.warning("channel layer unavailable leaving %s", group)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("socket hub: channel layer receive failed; rejoining")
+                await asyncio.sleep(1)
+                await self._rejoin()
+                continue
+            await self._dispatch(message)
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        members = list(self.members.get(message.get("group", ""), ()))
+        kind = message.get("type")
+        if kind == "push":
+            pushes = [message["frames"]]
+        elif kind == "push.batch":
+            pushes = message["pushes"]
+        else:
+            handler = str(kind).replace(".", "_")
+            for consumer in members:
+                if hasattr(consumer, handler):
+                    asyncio.create_task(getattr(consumer, handler)(message))
+            return
+        for frames in pushes:
+            for consumer in members:
+                try:
+                    await consumer.forward(frames)
+                except Exception:
+                    logger.exception("socket hub: a socket refused a frame")
+
+    async def _rejoin(self) -> None:
+        for group in list(self.live):
+            try:
+                await self.layer.group_add(group, self.channel)
+            except Exception:
+                logger.warning("channel layer unavailable rejoining %s", group)
+                return
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.REFRESH_SECONDS)
+            await self._rejoin()
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+# One hub per event loop (tests run one loop each; daphne has one) and channel layer.
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hub() -> _Hub:
+    loop = asyncio.get_running_loop()
+    layer = get_channel_layer()
+    hub = _hubs.get(loop)
+    if hub is None or hub.layer is not layer:
+        if hub is not None:
+            hub.close()
+        hub = _hubs[loop] = _Hub(layer)
+    return hub
+
+
+async def subscribe(consumer, group: str) -> None:
+    """Deliver ``group``'s events to ``consumer`` (a socket of this process) from now on.
+
+    The caller has checked that the consumer's user may see the group's events."""
+    await _hub().subscribe(consumer, group)
+
+
+async def unsubscribe(consumer, group: str) -> None:
+    await _hub().unsubscribe(consumer, group)
 
 
 Built = tuple[dict[str, Any], str]
@@ -95,23 +334,42 @@ def _after_commit(fn) -> None:
 
 
 def message_created(message) -> None:
+    messages_created([message])
+
+
+def messages_created(messages: Iterable) -> None:
+    """New messages (several when the worker stored a batch together): one
+    ``new_message`` frame each, in order; a conversation's list row is rendered once
+    per language for all of its messages (they carry it as the batch left it)."""
+    messages = list(messages)
+
     def send() -> None:
         from conversations.serializers import conversation_data, message_data
 
-        conversation = message.conversation
+        rows: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
 
-        def build() -> Built:
-            data = {
-                "message": message_data(message),
-                "conversation": conversation_data(conversation),
-                # The list row too, so a page moves the row to the top without asking.
-                "row_html": render_to_string(
-                    "conversations/_conversation_row.html", {"c": conversation}
-                ),
-            }
-            return data, render_to_string("conversations/_message.html", {"m": message})
+        def row(conversation) -> tuple[dict[str, Any], str]:
+            key = (conversation.pk, translation.get_language())
+            if key not in rows:
+                rows[key] = (
+                    conversation_data(conversation),
+                    render_to_string("conversations/_conversation_row.html", {"c": conversation}),
+                )
+            return rows[key]
 
-        _push([session_group(conversation.session_id)], "new_message", build)
+        for message in messages:
+            conversation = message.conversation
+
+            def build(message=message, conversation=conversation) -> Built:
+                data, row_html = row(conversation)
+                return {
+                    "message": message_data(message),
+                    "conversation": data,
+                    # The list row too, so a page moves the row to the top without asking.
+                    "row_html": row_html,
+                }, render_to_string("conversations/_message.html", {"m": message})
+
+            _push([session_group(conversation.session_id)], "new_message", build)
 
     _after_commit(send)
 
