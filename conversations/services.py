@@ -203,6 +203,7 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
         except IntegrityError:
             return None  # a concurrent replay won the race
         _conversation_touch(conversation, message, inbound=not msg.from_me)
+        message.conversation.contact = contact  # the event renders it: no extra query
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
     return message
@@ -226,6 +227,120 @@ def _conversation_touch(conversation: Conversation, message: Message, *, inbound
     conv.save(update_fields=fields)
     conv.refresh_from_db(fields=["unread_count"])
     message.conversation = conv
+
+
+def message_receive_batch(
+    *, session: WhatsAppSession, msgs: Sequence[InboundMessage]
+) -> list[Message]:
+    """Store several messages seen on WhatsApp in ONE transaction (group commit).
+
+    What the worker calls when messages queue up under load. Every guarantee of
+    :func:`message_receive` holds, message by message and in order: stored once
+    (a WhatsApp id already stored, or twice in the batch, is skipped), one contact
+    and one conversation per contact (same row locks), counters and preview move in
+    the same transaction, an inbound message reopens a closed conversation, and the
+    events go out after commit. Returns the new messages, in order. Each event
+    carries its conversation as the whole batch left it.
+    """
+    wanted = [m for m in msgs if not _ignored(session, m)]
+    if len(wanted) <= 1:
+        one = message_receive(session=session, msg=wanted[0]) if wanted else None
+        return [one] if one is not None else []
+    try:
+        with transaction.atomic():
+            created = _receive_many(session, wanted)
+    except IntegrityError:
+        # Someone stored one of them between our check and our insert: one by one,
+        # each deduped on its own.
+        stored = [message_receive(session=session, msg=m) for m in wanted]
+        return [m for m in stored if m is not None]
+    metrics.MESSAGES_IN.inc(len(created))
+    events.messages_created(created)
+    return created
+
+
+def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[Message]:
+    # Contacts and conversations: once per address, in the order first seen, with the
+    # name the last of its messages carried (what message after message would leave).
+    names: dict[_Addresses, str] = {}
+    for msg in msgs:
+        addr = _addresses(msg)
+        name = "" if msg.from_me or msg.is_group else msg.push_name
+        names[addr] = name or names.get(addr, "")
+    conversation_of: dict[_Addresses, Conversation] = {}
+    for addr, name in names.items():
+        contact = _contact_for(session, addr, name)
+        conversation = _conversation_for(session, contact)
+        conversation.contact = contact
+        conversation_of[addr] = conversation
+    plan = [(msg, conversation_of[_addresses(msg)]) for msg in msgs]
+
+    conv_ids = {c.pk for c in conversation_of.values()}
+    seen = set(
+        Message.objects.filter(
+            conversation_id__in=conv_ids, wa_id__in={m.message_id for m in msgs}
+        ).values_list("conversation_id", "wa_id")
+    )
+    quoted = {m.quoted_id for m in msgs if m.quoted_id}
+    replied: dict[tuple[int, str], Message] = {}
+    if quoted:
+        for m in Message.objects.filter(conversation_id__in=conv_ids, wa_id__in=quoted):
+            replied[(m.conversation_id, m.wa_id)] = m
+    new: list[tuple[InboundMessage, Message]] = []
+    for msg, conversation in plan:
+        key = (conversation.pk, msg.message_id)
+        if key in seen:
+            continue  # a replay, or a second copy in this batch
+        seen.add(key)
+        message = Message(conversation=conversation, **_message_fields(msg))
+        message.reply_to = replied.get((conversation.pk, msg.quoted_id))
+        new.append((msg, message))
+    if not new:
+        return []
+    Message.objects.bulk_create([m for _msg, m in new])
+    # A message quoting an earlier one of the same batch: linked now both have ids.
+    later = []
+    for msg, message in new:
+        replied.setdefault((message.conversation_id, message.wa_id), message)
+        if msg.quoted_id and message.reply_to is None:
+            target = replied.get((message.conversation_id, msg.quoted_id))
+            if target is not None and target is not message:
+                message.reply_to = target
+                later.append(message)
+    if later:
+        Message.objects.bulk_update(later, ["reply_to"])
+
+    # Counters and preview: each conversation once, locked in id order (no deadlocks).
+    locked = {
+        c.pk: c
+        for c in Conversation.objects.select_for_update(no_key=True)
+        .filter(pk__in={m.conversation_id for _, m in new})
+        .order_by("pk")
+    }
+    changed: dict[int, set[str]] = {pk: {"updated_at"} for pk in locked}
+    for msg, message in new:
+        conv = locked[message.conversation_id]
+        fields = changed[conv.pk]
+        when = message.wa_timestamp or message.created_at
+        if not conv.last_message_preview or when >= conv.last_message_at:
+            conv.last_message_at = when
+            conv.last_message_preview = message_preview(
+                message.kind, message.body, message.file_name
+            )
+            fields |= {"last_message_at", "last_message_preview"}
+        if not msg.from_me:
+            conv.unread_count += 1  # the row is locked: no lost update
+            fields.add("unread_count")
+            if conv.status == Conversation.Status.CLOSED:
+                conv.status = Conversation.Status.OPEN
+                fields.add("status")
+    contacts = {c.pk: c.contact for c in conversation_of.values()}
+    for pk, conv in locked.items():
+        conv.save(update_fields=sorted(changed[pk]))
+        conv.contact = contacts[pk]  # the events render it: no query per message
+    for _msg, message in new:
+        message.conversation = locked[message.conversation_id]
+    return [m for _msg, m in new]
 
 
 def history_import(*, session: WhatsAppSession, messages: Sequence[InboundMessage]) -> int:

@@ -216,7 +216,9 @@ class NumberRunner:
             self.state = base.ConnState.STARTING
             self.qr_seen = False
             self.last_alive = time.monotonic()
-            child = GatewayChild(self._config(), self.worker.session_path, self._on_event)
+            child = GatewayChild(
+                self._config(), self.worker.session_path, self._on_event, self._on_messages
+            )
             self.child = child
             started = time.monotonic()
             try:
@@ -270,10 +272,17 @@ class NumberRunner:
 
     async def _on_event(self, event: base.Event) -> None:
         """Handle one event; returning means it is stored (the child may ack it)."""
+        await self._retrying(self._handle, event)
+
+    async def _on_messages(self, messages: list[base.InboundMessage]) -> None:
+        """Several inbound messages that queued up: stored in one transaction."""
+        await self._retrying(self._handle_messages, messages)
+
+    async def _retrying(self, handler: Callable[[Any], Any], arg: Any) -> None:
         delay = 0.5
         while True:
             try:
-                return await self._handle(event)
+                return await handler(arg)
             except (OperationalError, InterfaceError):
                 # Database down or locked: hold this number's events (nothing is
                 # acknowledged meanwhile) and try again, rather than drop one.
@@ -358,7 +367,18 @@ class NumberRunner:
 
     async def _on_message(self, msg: base.InboundMessage) -> None:
         message = await self.db(conv_services.message_receive, session=self.row, msg=msg)
-        if message is not None and message.media_status == Message.MediaStatus.DOWNLOADING:
+        if message is not None:
+            self._fetch_media(message)
+
+    async def _handle_messages(self, messages: list[base.InboundMessage]) -> None:
+        self.last_alive = time.monotonic()
+        self.last_event_at = time.time()
+        stored = await self.db(conv_services.message_receive_batch, session=self.row, msgs=messages)
+        for message in stored:
+            self._fetch_media(message)
+
+    def _fetch_media(self, message: Message) -> None:
+        if message.media_status == Message.MediaStatus.DOWNLOADING:
             task = asyncio.create_task(self._download(message))
             self._media_tasks.add(task)
             task.add_done_callback(self._media_tasks.discard)

@@ -10,12 +10,16 @@ Pipe protocol (pickled tuples):
   parent -> child: ("cmd", request_id, Command) | ("done", seq) | ("stop",)
   child -> parent: ("event", seq, Event) | ("result", request_id, ok, value | GatewayError)
 Events are numbered; the parent answers ("done", seq) once it has stored event
-``seq``, and the session may acknowledge it to the network only then.
+``seq`` (and so every event before it), and the session may acknowledge it to the
+network only then. Inbound messages that queue up while the parent is busy are handed
+over together (group commit) and confirmed with the last one's number once all are
+stored; a lone message is handed over at once, alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib
 import itertools
 import logging
@@ -32,6 +36,7 @@ from whatsapp.gateway.base import (
     Command,
     Event,
     GatewayError,
+    InboundMessage,
     Session,
     SessionConfig,
 )
@@ -39,6 +44,8 @@ from whatsapp.gateway.base import (
 logger = logging.getLogger(__name__)
 
 ALIVE_INTERVAL = 5.0
+# Most inbound messages stored in one transaction when they queue up.
+BATCH_MAX = 200
 GATEWAYS = {
     "neonize": "whatsapp.gateway.neonize:NeonizeSession",
     "simulator": "whatsapp.gateway.simulator:SimulatorSession",
@@ -131,6 +138,35 @@ def child_main(conn: Connection, session_path: str, config: SessionConfig) -> No
     os._exit(0)
 
 
+class _Inbox:
+    """The child's items in arrival order; unlike asyncio.Queue it lets the pump take
+    every inbound message already waiting behind the one it got."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[tuple] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put(self, item: tuple) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> tuple:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def take_messages(self, limit: int) -> list[tuple]:
+        """The inbound-message events at the head of the queue, at most ``limit``."""
+        taken = []
+        while self._items and len(taken) < limit:
+            item = self._items[0]
+            if item[0] != "event" or not isinstance(item[2], InboundMessage):
+                break
+            taken.append(self._items.popleft())
+        return taken
+
+
 class ChildGone(GatewayError):
     def __init__(self, message: str = "the number's client process is not running") -> None:
         super().__init__(message, transient=True)
@@ -144,16 +180,19 @@ class GatewayChild:
         config: SessionConfig,
         session_path: str,
         on_event: Callable[[Event], Awaitable[None] | None],
+        on_messages: Callable[[list[InboundMessage]], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.session_path = session_path
         self.on_event = on_event
+        # Stores several inbound messages at once; without it, one by one.
+        self.on_messages = on_messages
         self.process: multiprocessing.Process | None = None
         self._conn: Connection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: asyncio.Queue = asyncio.Queue()
+        self._events = _Inbox()
         self._exited = asyncio.Event()
         self._pump_task: asyncio.Task | None = None
 
@@ -203,8 +242,8 @@ class GatewayChild:
                 # handler may itself be waiting for a command's result.
                 self._loop.call_soon_threadsafe(self._resolve, item)
             else:
-                self._loop.call_soon_threadsafe(self._events.put_nowait, item)
-        self._loop.call_soon_threadsafe(self._events.put_nowait, ("eof",))
+                self._loop.call_soon_threadsafe(self._events.put, item)
+        self._loop.call_soon_threadsafe(self._events.put, ("eof",))
 
     def _resolve(self, item: tuple) -> None:
         _, request_id, ok, value = item
@@ -221,10 +260,17 @@ class GatewayChild:
             kind = item[0]
             if kind == "event":
                 _, seq, event = item
+                more = []
+                if self.on_messages is not None and isinstance(event, InboundMessage):
+                    more = self._events.take_messages(BATCH_MAX - 1)
                 try:
-                    result = self.on_event(event)
-                    if asyncio.iscoroutine(result):
-                        await result
+                    if more:
+                        await self.on_messages([event, *(m[2] for m in more)])
+                        seq = more[-1][1]
+                    else:
+                        result = self.on_event(event)
+                        if asyncio.iscoroutine(result):
+                            await result
                 except Exception:
                     # Not confirmed: the network redelivers it to the next child.
                     logger.exception("event handler failed account=%s", self.config.account)

@@ -1,0 +1,215 @@
+"""message_receive_batch: several inbound messages in one transaction, with every
+guarantee of message_receive (the worker's group commit under load)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from django.db import close_old_connections, connection
+
+from conversations import services
+from conversations.models import Contact, Conversation, Message
+from tests.factories import inbound
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_a_batch_stores_every_message_in_order_with_the_counters(number):
+    msgs = [inbound(message_id=f"B{i}", text=f"m{i}", timestamp=_at(i)) for i in range(5)]
+    stored = services.message_receive_batch(session=number, msgs=msgs)
+    assert [m.wa_id for m in stored] == ["B0", "B1", "B2", "B3", "B4"]
+    assert list(Message.objects.order_by("pk").values_list("wa_id", flat=True)) == [
+        "B0",
+        "B1",
+        "B2",
+        "B3",
+        "B4",
+    ]
+    conv = Conversation.objects.get()
+    assert conv.unread_count == 5
+    assert conv.last_message_preview == "m4"
+    assert conv.last_message_at == _at(4)
+    assert Contact.objects.get().push_name == "Maria"
+
+
+def test_it_matches_message_by_message(number, alice):
+    """The same input through the batch and one by one leaves the same rows."""
+    other = __import__("whatsapp.services", fromlist=["x"]).session_create(owner=alice, name="B")
+
+    def feed() -> list:
+        return [
+            inbound(message_id="X1", text="one", timestamp=_at(2)),
+            inbound(message_id="X2", phone="5511900000002", text="two", timestamp=_at(1)),
+            # older than the newest seen: counts, but does not move the preview back
+            inbound(message_id="X3", text="late", timestamp=_at(0)),
+            inbound(message_id="X4", text="from me", from_me=True, timestamp=_at(3)),
+        ]
+
+    services.message_receive_batch(session=number, msgs=feed())
+    for msg in feed():
+        services.message_receive(session=other, msg=msg)
+
+    def state(session) -> list:
+        return sorted(
+            Conversation.objects.filter(session=session).values_list(
+                "contact__jid", "unread_count", "last_message_preview", "last_message_at", "status"
+            )
+        )
+
+    assert state(number) == state(other)
+    assert Message.objects.filter(conversation__session=number).count() == 4
+
+
+def test_replays_are_skipped_in_the_database_and_within_the_batch(number):
+    services.message_receive(session=number, msg=inbound(message_id="OLD"))
+    stored = services.message_receive_batch(
+        session=number,
+        msgs=[
+            inbound(message_id="OLD", text="again"),
+            inbound(message_id="NEW"),
+            inbound(message_id="NEW", text="twice in the batch"),
+            inbound(message_id="NEWER"),
+        ],
+    )
+    assert [m.wa_id for m in stored] == ["NEW", "NEWER"]
+    assert Message.objects.count() == 3
+    assert Conversation.objects.get().unread_count == 3
+    assert Message.objects.get(wa_id="OLD").body == "hello"
+
+
+def test_one_contact_and_conversation_per_contact_in_a_batch(number):
+    msgs = [inbound(phone=f"55119000000{i % 3}", message_id=f"C{i}") for i in range(9)]
+    services.message_receive_batch(session=number, msgs=msgs)
+    assert Contact.objects.count() == 3
+    assert Conversation.objects.count() == 3
+    assert sorted(Conversation.objects.values_list("unread_count", flat=True)) == [3, 3, 3]
+
+
+def test_a_closed_conversation_reopens(number):
+    services.message_receive(session=number, msg=inbound())
+    conv = Conversation.objects.get()
+    services.conversation_set_status(conversation=conv, status=Conversation.Status.CLOSED)
+    services.message_receive_batch(session=number, msgs=[inbound(), inbound()])
+    conv.refresh_from_db()
+    assert conv.status == Conversation.Status.OPEN
+    assert conv.unread_count == 3
+
+
+def test_only_phone_messages_leave_it_closed_and_read(number):
+    services.message_receive(session=number, msg=inbound())
+    conv = Conversation.objects.get()
+    services.conversation_set_status(conversation=conv, status=Conversation.Status.CLOSED)
+    services.message_receive_batch(
+        session=number, msgs=[inbound(from_me=True), inbound(from_me=True)]
+    )
+    conv.refresh_from_db()
+    assert conv.status == Conversation.Status.CLOSED
+    assert conv.unread_count == 1
+
+
+def test_quotes_link_to_stored_and_to_earlier_messages_of_the_batch(number):
+    services.message_receive(session=number, msg=inbound(message_id="Q0"))
+    services.message_receive_batch(
+        session=number,
+        msgs=[
+            inbound(message_id="Q1", quoted_id="Q0"),
+            inbound(message_id="Q2", quoted_id="Q1"),
+            inbound(message_id="Q3", quoted_id="NOPE"),
+        ],
+    )
+    by_id = {m.wa_id: m for m in Message.objects.all()}
+    assert by_id["Q1"].reply_to_id == by_id["Q0"].pk
+    assert by_id["Q2"].reply_to_id == by_id["Q1"].pk
+    assert by_id["Q3"].reply_to_id is None
+
+
+def test_ignored_messages_are_dropped_and_a_lone_one_goes_the_single_path(number):
+    with mock.patch.object(services, "message_receive", wraps=services.message_receive) as single:
+        stored = services.message_receive_batch(
+            session=number,
+            msgs=[inbound(chat="status@broadcast"), inbound(message_id="ONLY")],
+        )
+    assert [m.wa_id for m in stored] == ["ONLY"]
+    assert single.call_count == 1
+
+
+def test_events_go_out_after_commit_once_per_new_message(
+    number, django_capture_on_commit_callbacks
+):
+    with (
+        mock.patch("realtime.events._push") as push,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        from django.db import transaction
+
+        with transaction.atomic():
+            services.message_receive_batch(
+                session=number,
+                msgs=[inbound(message_id="E1"), inbound(message_id="E1"), inbound(message_id="E2")],
+            )
+            assert push.call_count == 0  # nothing before commit
+    assert len(callbacks) == 1  # one broadcast for the batch...
+    assert push.call_count == 2  # ...of one frame per new message
+
+
+def test_a_race_on_insert_falls_back_to_one_by_one(number):
+    """Another writer stores one of the batch between our check and our insert."""
+    real = Message.objects.bulk_create
+
+    def racing_bulk_create(objs, *args, **kwargs):
+        first = objs[0]
+        Message.objects.create(
+            conversation=first.conversation,
+            wa_id=first.wa_id,
+            direction=first.direction,
+            status=first.status,
+        )
+        return real(objs, *args, **kwargs)
+
+    with mock.patch.object(Message.objects, "bulk_create", side_effect=racing_bulk_create):
+        stored = services.message_receive_batch(
+            session=number, msgs=[inbound(message_id="R1"), inbound(message_id="R2")]
+        )
+    # R1 was stored by the other writer (and rolled back with our transaction): the
+    # fallback stores both, each once.
+    assert sorted(Message.objects.values_list("wa_id", flat=True)) == ["R1", "R2"]
+    assert [m.wa_id for m in stored] == ["R1", "R2"]
+    assert Conversation.objects.get().unread_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_make_one_conversation(postgres_only, number):
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def receive(i: int) -> None:
+        try:
+            barrier.wait()
+            services.message_receive_batch(
+                session=number, msgs=[inbound(message_id=f"K{i}-{j}") for j in range(10)]
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Contact.objects.count() == 1
+    conv = Conversation.objects.get()
+    assert Message.objects.count() == 80
+    assert conv.unread_count == 80
