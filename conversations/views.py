@@ -157,13 +157,22 @@ def _inbox_page(request: HttpRequest, conversation: Conversation | None) -> Http
     return response
 
 
+def _list_response(request: HttpRequest) -> HttpResponse:
+    response = render(request, "conversations/_conversation_list.html", _list_context(request))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _wants_list(request: HttpRequest) -> bool:
+    """The filters form asks the current page (``/`` or a conversation's) for the list."""
+    return bool(request.htmx) and request.htmx.target == "conversation-list"
+
+
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    if request.htmx and request.htmx.target == "conversation-list":
-        response = render(request, "conversations/_conversation_list.html", _list_context(request))
-        patch_vary_headers(response, ["HX-Request"])
-        return response
+    if _wants_list(request):
+        return _list_response(request)
     return _inbox_page(request, None)
 
 
@@ -172,6 +181,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """The inbox with one conversation open; to htmx, just the thread and contact panel."""
     conversation = _conversation_or_404(request, conversation_id)
+    if _wants_list(request):
+        return _list_response(request)
     if request.htmx:
         response = render(
             request, "conversations/_thread_swap.html", _thread_context(request, conversation)

@@ -11,7 +11,6 @@ from django.utils import formats, timezone
 from django.utils.html import json_script
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
 
 from conversations.models import Message
 
@@ -153,15 +152,9 @@ def _js_strings() -> dict[str, object]:
         "sound_on": _("Sound on"),
         "sound_off": _("Sound off"),
         "no_quick_replies": _("No quick reply starts with this."),
-        "loading": _("Loading…"),
         "confirm": _("Confirm"),
         "cancel": _("Cancel"),
-        "today": _("Today"),
-        "yesterday": _("Yesterday"),
         "remove_file": _("Remove the file"),
-        "file": pgettext("attachment", "File"),
-        "connected_as": _("Connected: %(phone)s"),
-        "waiting_qr": _("Waiting for the QR code…"),
         "number_deleted": _("This number was deleted."),
         "statuses": {
             "new": _("New"),

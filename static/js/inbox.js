@@ -762,6 +762,12 @@
     if (e.key === "Escape") document.getElementById("lightbox").hidden = true;
   });
 
+  // The filters ask the page the agent is on (the inbox or an open conversation), so
+  // the pushed URL keeps the open conversation.
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "filters") e.detail.path = location.pathname;
+  });
+
   document.addEventListener("htmx:afterSwap", function (e) {
     var target = e.detail.target;
     if (target && target.id === "thread") initThread();

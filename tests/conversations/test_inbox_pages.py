@@ -189,6 +189,17 @@ def test_filters_and_search(client, number, alice, bob):
     assert names(number=number.pk) == 5 and names(number=999) == 0
     partial = client.get("/", {"scope": "mine"}, HTTP_HX_TARGET="conversation-list", **HTMX)
     assert partial.content.decode().startswith('<ul class="conversations" id="conversation-list"')
+    # the filters also ask an open conversation's page for the list
+    conversation = Conversation.objects.first()
+    partial = client.get(
+        f"/conversations/{conversation.pk}/",
+        {"status": "pending"},
+        HTTP_HX_TARGET="conversation-list",
+        **HTMX,
+    ).content.decode()
+    assert (
+        partial.startswith('<ul class="conversations"') and partial.count("conversation-row") == 1
+    )
 
 
 def test_the_list_pages_by_cursor(client, number, alice, monkeypatch):
