@@ -83,6 +83,17 @@ class Conversation(models.Model):
         indexes = [
             models.Index("session", models.F("last_message_at").desc(), name="conv_by_recent"),
             models.Index(fields=["updated_at"], name="conv_by_updated"),
+            # The inbox across all the numbers a user sees: walked in order and filtered
+            # by number, instead of sorting every conversation of those numbers.
+            models.Index(
+                models.F("last_message_at").desc(), models.F("id").desc(), name="conv_by_activity"
+            ),
+            # The unread badges (selectors.unread_counts): only the few rows with any.
+            models.Index(
+                models.F("last_message_at").desc(),
+                condition=Q(unread_count__gt=0),
+                name="conv_unread_by_activity",
+            ),
         ]
 
     def __str__(self) -> str:
