@@ -28,6 +28,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,11 @@ def knobs() -> dict[str, Any]:
     }
 
 
+_STARTED = time.monotonic()
+
+
 def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {text}", file=sys.stderr, flush=True)
 
 
 def ratio(ours: float | None, base: float | None) -> float | None:
@@ -97,6 +101,7 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         owner = common.make_users("bench-owner", 1)[0]
         worker = s.start_worker()
         web1, port1 = s.start_web("web1")
@@ -115,7 +120,17 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
             common.send(s, {"to": phone, "from": "5511977770000", "text": "warm up"})
             common.wait_messages(1)
 
-        if "fanout" in k["only"]:
+        def section(name: str, fn) -> None:
+            """One benchmark; a failure is recorded and the others still run."""
+            if name not in k["only"]:
+                return
+            try:
+                results[name] = fn()
+            except Exception as exc:
+                log(f"{name} FAILED: {exc!r} (see bench/results/logs/)")
+                results.setdefault("errors", {})[name] = traceback.format_exc()
+
+        def fanout_all() -> dict:
             n, ev, rate = k["sockets"], k["fanout_events"], k["fanout_rate"]
             log(f"fan-out: {n} sockets on one web process")
             one = fanout.run_ours(s, [port1], cookies, n, ev, rate, phone, "5511977770000")
@@ -127,12 +142,13 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
             log(f"fan-out: {n} sockets over two web processes")
             two = fanout.run_ours(s, [port1, port2], cookies, n, ev, rate, phone, "5511977770000")
             raw2, rport2 = s.start_raw("raw2")
+            log(f"fan-out floor: {n} sockets over two raw ASGI processes")
             two_raw = fanout.run_raw(s, [rport1, rport2], n, ev, rate, size)
             for p in (raw1, raw2, web2):
                 s.stop(p)
-            results["fanout"] = {"one": one, "one_raw": one_raw, "two": two, "two_raw": two_raw}
+            return {"one": one, "one_raw": one_raw, "two": two, "two_raw": two_raw}
 
-        if "ingest" in k["only"]:
+        def ingest_all() -> dict:
             contacts = 20
             ingest.warm_up(s, phone, contacts)
             log(f"ingest: light load {k['light_rate']}/s for {k['light_seconds']}s")
@@ -142,30 +158,29 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
             log(f"ingest: saturation, {k['ingest_n']} messages at once")
             sat = ingest.run_saturation(s, port1, owner_cookie, phone, contacts, k["ingest_n"])
             log("ingest baseline: raw psycopg")
-            raw_single = ingest.run_raw(s.database_url, min(k["ingest_n"], 2000), 1)
-            raw_batched = ingest.run_raw(s.database_url, k["ingest_n"], k["raw_batch"])
-            results["ingest"] = {
+            return {
                 "light": light,
                 "saturation": sat,
-                "raw_single": raw_single,
-                "raw_batched": raw_batched,
+                "raw_single": ingest.run_raw(s.database_url, min(k["ingest_n"], 2000), 1),
+                "raw_batched": ingest.run_raw(s.database_url, k["ingest_n"], k["raw_batch"]),
             }
 
-        s.stop(web1)
-        s.stop(worker)
-
-        if "memory" in k["only"]:
-            log(f"memory: {k['numbers']} numbers")
-            results["memory"] = memory.measure(s, owner, k["numbers"])
-
-        if "reads" in k["only"]:
+        def reads_all() -> list:
             reader = common.make_users("bench-reader", 1)[0]
             log(f"reads: generating {k['conversations']} conversations, {k['messages']} messages")
             results["reads_data"] = reads.generate(
                 s.database_url, reader, k["conversations"], k["messages"]
             )
             log(f"reads: generated in {results['reads_data']['seconds']}s; measuring")
-            results["reads"] = reads.measure(s.database_url, reader, k["read_repeat"])
+            return reads.measure(s.database_url, reader, k["read_repeat"])
+
+        section("fanout", fanout_all)
+        section("ingest", ingest_all)
+        s.stop(web1)
+        s.stop(worker)
+        log(f"memory: {k['numbers']} numbers")
+        section("memory", lambda: memory.measure(s, owner, k["numbers"]))
+        section("reads", reads_all)
     return results
 
 
@@ -265,6 +280,8 @@ def main() -> None:
         f"Python {m['python']}; took {results['seconds']} s\n"
     )
     print(table(results))
+    for name, error in results.get("errors", {}).items():
+        print(f"\n{name} FAILED: {error.strip().splitlines()[-1]}")
     print(f"\n(details: {path.relative_to(infra.ROOT)})")
 
 

@@ -141,13 +141,12 @@ def measure(database_url: str, reader, repeat: int) -> list[dict]:
     import psycopg
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
     from conversations import selectors
 
     top = selectors.conversation_list(user=reader, limit=1)[0]
-    client = Client()
+    client = Client(SERVER_NAME="127.0.0.1")
     client.force_login(reader)
     urls = {
         "inbox list page": reverse("inbox"),
@@ -170,7 +169,15 @@ def measure(database_url: str, reader, repeat: int) -> list[dict]:
                 response = client.get(url)
                 assert response.status_code == 200, (url, response.status_code)
 
-            with CaptureQueriesContext(connection) as queries:
+            queries: list[str] = []
+
+            def count(execute, sql, params, many, context, queries=queries):
+                queries.append(sql)
+                return execute(sql, params, many, context)
+
+            # a wrapper, not CaptureQueriesContext: the request closes and reopens the
+            # connection (CONN_MAX_AGE=0), which would lose the captured list
+            with connection.execute_wrapper(count):
                 get()
             ours = _time(get, repeat)
 
