@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from conversations import vcard
 from conversations.models import Contact, Conversation, Message, QuickReply
 from realtime import events
 from vbcrm import metrics
@@ -53,6 +54,8 @@ _PREVIEW_LABELS = {
 
 
 def message_preview(kind: str, body: str, file_name: str = "") -> str:
+    if kind == Message.Kind.CONTACT:
+        body = vcard.parse(body).name  # not the raw "BEGIN:VCARD VERSION:3.0 ..."
     text = " ".join((body or file_name or "").split())
     label = _PREVIEW_LABELS.get(kind)
     if label:

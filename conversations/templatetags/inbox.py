@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from django import template
@@ -12,6 +11,7 @@ from django.utils.html import json_script
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from conversations import vcard as vcard_parse
 from conversations.models import Message
 
 register = template.Library()
@@ -75,26 +75,10 @@ def list_when(value: datetime | None) -> str:
     return formats.date_format(local.date(), "SHORT_DATE_FORMAT")
 
 
-_VCARD_LINE = re.compile(r"^(?P<key>[A-Za-z-]+)(?:;[^:]*)?:(?P<value>.*)$")
-
-
 @register.filter
-def vcard(body: str) -> dict[str, object]:
-    """The name and phones of a shared contact (a vCard), to show as a card."""
-    name, phones = "", []
-    for line in (body or "").splitlines():
-        match = _VCARD_LINE.match(line.strip())
-        if not match:
-            continue
-        key, value = match["key"].upper(), match["value"].strip()
-        if key == "FN" and not name:
-            name = value
-        elif key == "TEL" and value:
-            phones.append(value)
-    if not name and not phones:
-        # Not a vCard: the simulator and some phones send just a display name.
-        name = (body or "").strip()
-    return {"name": name, "phones": phones[:5]}
+def vcard(body: str) -> vcard_parse.Card:
+    """The name and phones of a shared contact, to show as a card."""
+    return vcard_parse.parse(body)
 
 
 _MEDIA_KINDS = frozenset(

@@ -156,6 +156,9 @@ def test_the_thread_page_shows_every_kind_escaped(client, number, alice):
     assert "https://www.openstreetmap.org/?mlat=-23.550500&amp;mlon=-46.633300" in body
     assert "-23.55050, -46.63330" in body
     assert "João" in body and "+5511" in body
+    assert '<span class="preview">📄 nota.pdf</span>' in body
+    contact_card = conversation.messages.get(kind="contact")
+    assert services.message_preview(contact_card.kind, contact_card.body) == "👤 João"
     assert "media-wait" in body  # the document is still downloading
 
 
