@@ -178,8 +178,12 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
         section("ingest", ingest_all)
         s.stop(web1)
         s.stop(worker)
-        log(f"memory: {k['numbers']} numbers")
-        section("memory", lambda: memory.measure(s, owner, k["numbers"]))
+
+        def memory_all() -> list:
+            log(f"memory: {k['numbers']} numbers")
+            return memory.measure(s, owner, k["numbers"])
+
+        section("memory", memory_all)
         section("reads", reads_all)
     return results
 

@@ -31,6 +31,7 @@ def _summary(result: dict, expected_events: int) -> dict:
         "all_p95_ms": ms(pct(all_lat, 95)),
         "first_p50_ms": ms(pct(first_lat, 50)),
         "spread_p50_ms": ms(pct(spread, 50)),
+        "all_ms": [ms(x) for x in all_lat],
     }
 
 
