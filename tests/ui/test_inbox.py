@@ -290,6 +290,41 @@ def test_after_the_server_restarts_the_page_catches_up(live, login):
     expect(row_of(page, "Iara Nova")).to_be_visible()
     expect(page.locator("#conn-state")).to_be_hidden()
     assert_not_reloaded(page)
+    assert page.evaluate("VB.stats.syncs") >= 2  # on the first open, and after reconnecting
     # and the page is live again
     live.say(contact, push_name="Hugo Volta", text="De volta")
     expect(page.locator("#messages .msg.in .body").last).to_have_text("De volta")
+
+
+def test_a_customer_message_beeps_and_notifies_when_the_agent_is_not_looking(live, login):
+    page = login("alice")
+    # asked politely, on a click
+    ask = page.locator("#notify-ask")
+    expect(ask).to_be_visible()
+    page.context.grant_permissions(["notifications"], origin=live.url)
+    page.click("#notify-yes")
+    expect(ask).to_be_hidden()
+    expect(page.locator("#toasts .toast.success").last).to_be_visible()
+    live.say("5511970000011", push_name="Joana Aberta", text="oi")
+    open_conversation(page, "Joana Aberta")
+    page.click("#composer-text")  # a user gesture: the page may play sound now
+    beeps = page.evaluate("VB.stats.beeps")  # "oi" beeped: no conversation was open
+    # in the conversation the agent is looking at: no beep
+    live.say("5511970000011", push_name="Joana Aberta", text="ainda aqui")
+    expect(page.locator("#messages .msg.in")).to_have_count(2)
+    assert page.evaluate("VB.stats.beeps") == beeps
+    # in another conversation: a beep, and the tab title counts it
+    unread = int(page.evaluate("(document.title.match(/^[(](\\d+)[)]/) || [0, 0])[1]"))
+    live.say("5511970000012", push_name="Kleber Outro", text="olá?")
+    expect(row_of(page, "Kleber Outro")).to_be_visible()
+    assert page.evaluate("VB.stats.beeps") == beeps + 1
+    expect(page).to_have_title(re.compile(rf"^\({unread + 1}\) "))
+    # with the tab in the background: a beep and a desktop notification
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})"
+    )
+    live.say("5511970000011", push_name="Joana Aberta", text="alô?")
+    expect(page.locator("#messages .msg.in")).to_have_count(3)
+    page.wait_for_function(
+        "n => VB.stats.notifications === 1 && VB.stats.beeps === n", arg=beeps + 2
+    )
