@@ -235,7 +235,9 @@ class LiveServer:
         return self.control.sent(PHONE)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server stops, and Playwright's event loop closes, once the browser
+# tests are done; the async tests that run after them need the main thread's loop free.
+@pytest.fixture(scope="package")
 def live(tmp_path_factory) -> Iterator[LiveServer]:
     if not CHROMIUM.exists():
         pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium (CI installs it)")
@@ -282,7 +284,7 @@ def live(tmp_path_factory) -> Iterator[LiveServer]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(live):
     from playwright.sync_api import sync_playwright
 
