@@ -314,6 +314,7 @@ def test_a_customer_message_beeps_and_notifies_when_the_agent_is_not_looking(liv
     expect(page.locator("#messages .msg.in")).to_have_count(2)
     assert page.evaluate("VB.stats.beeps") == beeps
     # in another conversation: a beep, and the tab title counts it
+    expect(row_of(page, "Joana Aberta").locator(".badge")).to_have_count(0)  # read, settled
     unread = int(page.evaluate("(document.title.match(/^[(](\\d+)[)]/) || [0, 0])[1]"))
     live.say("5511970000012", push_name="Kleber Outro", text="olá?")
     expect(row_of(page, "Kleber Outro")).to_be_visible()
