@@ -49,6 +49,14 @@ def _done(pipe: _Pipe) -> list[int]:
     return [item[1] for item in pipe.sent if item[0] == "done"]
 
 
+async def _until(predicate, what: str) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 async def test_queued_messages_are_one_batch_confirmed_after_they_are_stored():
     calls: list = []
     release = asyncio.Event()
@@ -66,20 +74,19 @@ async def test_queued_messages_are_one_batch_confirmed_after_they_are_stored():
     child, pipe = _child(on_event, on_messages)
     pump = asyncio.create_task(child._pump())
     child._events.put(("event", 1, _msg(1)))
-    await asyncio.sleep(0.01)
+    await _until(lambda: calls, "the first message")
     assert calls == [("one", "M1")]  # a lone message goes straight through
     for i in (2, 3, 4):
         child._events.put(("event", i, _msg(i)))
     child._events.put(("event", 5, _receipt()))
     child._events.put(("event", 6, _msg(6)))
-    await asyncio.sleep(0.01)
     assert _done(pipe) == []  # the first is not stored yet
     release.set()
-    await asyncio.sleep(0.01)
+    await _until(lambda: len(calls) > 1, "the batch")
     assert calls[1] == ("batch", ["M2", "M3", "M4"])  # stops at the receipt: order kept
     assert _done(pipe) == [1]  # the batch is not stored yet: not confirmed
     stored.set()
-    await asyncio.sleep(0.01)
+    await _until(lambda: len(_done(pipe)) == 4, "the confirmations")
     assert _done(pipe) == [1, 4, 5, 6]
     assert calls[2:] == [("one", "receipt"), ("one", "M6")]
     child._events.put(("eof",))
@@ -88,8 +95,10 @@ async def test_queued_messages_are_one_batch_confirmed_after_they_are_stored():
 
 async def test_a_batch_that_fails_is_not_confirmed():
     release = asyncio.Event()
+    busy = asyncio.Event()
 
     async def on_event(event):
+        busy.set()
         await release.wait()
 
     async def on_messages(msgs):
@@ -98,12 +107,14 @@ async def test_a_batch_that_fails_is_not_confirmed():
     child, pipe = _child(on_event, on_messages)
     pump = asyncio.create_task(child._pump())
     child._events.put(("event", 1, _msg(1)))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(busy.wait(), 5)
     child._events.put(("event", 2, _msg(2)))
     child._events.put(("event", 3, _msg(3)))
     release.set()
-    await asyncio.sleep(0.01)
-    assert _done(pipe) == [1]
+    await _until(lambda: _done(pipe), "the first confirmation")
+    child._events.put(("event", 4, _receipt()))
+    await _until(lambda: len(_done(pipe)) == 2, "the receipt's confirmation")
+    assert _done(pipe) == [1, 4]  # 2 and 3 were never confirmed on their own
     child._events.put(("eof",))
     await pump
 
