@@ -80,6 +80,10 @@ class ConversationOut(Schema):
     updated_at: datetime | None
     contact: ContactOut
 
+    @staticmethod
+    def resolve_last_message_preview(obj) -> str:
+        return obj["last_message_preview"] if isinstance(obj, dict) else obj.preview_display
+
 
 class ConversationPage(Schema):
     items: list[ConversationOut]

@@ -99,6 +99,15 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"{self.contact} ({self.session})"
 
+    @property
+    def preview_display(self) -> str:
+        """The list preview in the reader's language: a stored "📍" alone becomes
+        "📍 Location" (labels are added at render time, never stored translated)."""
+        kind = PREVIEW_KIND_OF_ICON.get(self.last_message_preview)
+        if kind is None:
+            return self.last_message_preview
+        return f"{self.last_message_preview} {Message.Kind(kind).label}"
+
 
 class Message(models.Model):
     class Direction(models.TextChoices):
@@ -228,3 +237,17 @@ class QuickReply(models.Model):
 
     def __str__(self) -> str:
         return f"/{self.shortcut}"
+
+
+# The icon a list preview starts with, per kind of message.
+PREVIEW_ICONS = {
+    Message.Kind.IMAGE: "📷",
+    Message.Kind.VIDEO: "🎥",
+    Message.Kind.AUDIO: "🎵",
+    Message.Kind.VOICE: "🎤",
+    Message.Kind.DOCUMENT: "📄",
+    Message.Kind.STICKER: "💟",
+    Message.Kind.LOCATION: "📍",
+    Message.Kind.CONTACT: "👤",
+}
+PREVIEW_KIND_OF_ICON = {icon: kind for kind, icon in PREVIEW_ICONS.items()}

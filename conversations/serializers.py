@@ -48,7 +48,7 @@ def conversation_data(c: Conversation) -> dict:
         "assigned_to_id": c.assigned_to_id,
         "unread_count": c.unread_count,
         "last_message_at": _iso(c.last_message_at),
-        "last_message_preview": c.last_message_preview,
+        "last_message_preview": c.preview_display,
         "updated_at": _iso(c.updated_at),
         "contact": {
             "id": contact.pk,

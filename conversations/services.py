@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversations import vcard
-from conversations.models import Contact, Conversation, Message, QuickReply
+from conversations.models import PREVIEW_ICONS, Contact, Conversation, Message, QuickReply
 from realtime import events
 from vbcrm import metrics
 from vbcrm.errors import field_error
@@ -41,25 +41,17 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT_LENGTH = 4096
 _IGNORED_CHAT_SUFFIXES = ("@broadcast", "@newsletter")
-_PREVIEW_LABELS = {
-    Message.Kind.IMAGE: "📷",
-    Message.Kind.VIDEO: "🎥",
-    Message.Kind.AUDIO: "🎵",
-    Message.Kind.VOICE: "🎤",
-    Message.Kind.DOCUMENT: "📄",
-    Message.Kind.STICKER: "💟",
-    Message.Kind.LOCATION: "📍",
-    Message.Kind.CONTACT: "👤",
-}
 
 
-def message_preview(kind: str, body: str, file_name: str = "") -> str:
+def message_preview(kind: str, body: str, file_name: str = "", location_name: str = "") -> str:
+    """The conversation list's preview, stored in no language: an icon and the text,
+    or the icon alone (``Conversation.preview_display`` adds the kind's label)."""
     if kind == Message.Kind.CONTACT:
         body = vcard.parse(body).name  # not the raw "BEGIN:VCARD VERSION:3.0 ..."
-    text = " ".join((body or file_name or "").split())
-    label = _PREVIEW_LABELS.get(kind)
-    if label:
-        text = f"{label} {text or Message.Kind(kind).label}"
+    text = " ".join((body or file_name or location_name or "").split())
+    icon = PREVIEW_ICONS.get(kind)
+    if icon:
+        text = f"{icon} {text}".strip()
     return text[:200]
 
 
@@ -219,7 +211,9 @@ def _conversation_touch(conversation: Conversation, message: Message, *, inbound
     fields = ["updated_at"]
     if not conv.last_message_preview or when >= conv.last_message_at:
         conv.last_message_at = when
-        conv.last_message_preview = message_preview(message.kind, message.body, message.file_name)
+        conv.last_message_preview = message_preview(
+            message.kind, message.body, message.file_name, message.location_name
+        )
         fields += ["last_message_at", "last_message_preview"]
     if inbound:
         conv.unread_count = F("unread_count") + 1
@@ -328,7 +322,7 @@ def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[
         if not conv.last_message_preview or when >= conv.last_message_at:
             conv.last_message_at = when
             conv.last_message_preview = message_preview(
-                message.kind, message.body, message.file_name
+                message.kind, message.body, message.file_name, message.location_name
             )
             fields |= {"last_message_at", "last_message_preview"}
         if not msg.from_me:
@@ -376,7 +370,7 @@ def history_import(*, session: WhatsAppSession, messages: Sequence[InboundMessag
             if not conv.last_message_preview or newest.timestamp > conv.last_message_at:
                 conv.last_message_at = newest.timestamp
                 conv.last_message_preview = message_preview(
-                    newest.kind, newest.text, newest.filename
+                    newest.kind, newest.text, newest.filename, newest.location_name
                 )
                 conv.save(update_fields=["last_message_at", "last_message_preview", "updated_at"])
             touched.append(conv)

@@ -158,3 +158,22 @@ def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
     conv = Conversation.objects.get()
     assert Message.objects.count() == 50
     assert conv.unread_count == 50
+
+
+def test_the_preview_is_stored_in_no_language_and_shown_in_the_readers(number):
+    from django.utils import translation
+
+    services.message_receive(
+        session=number, msg=inbound(kind=MessageKind.LOCATION, text="", latitude=1.0, longitude=2.0)
+    )
+    conv = Conversation.objects.get()
+    assert conv.last_message_preview == "📍"
+    with translation.override("en"):
+        assert conv.preview_display == "📍 Location"
+    with translation.override("pt-br"):
+        assert conv.preview_display == "📍 Localização"
+    services.message_receive(
+        session=number, msg=inbound(kind=MessageKind.LOCATION, text="", location_name="Praça da Sé")
+    )
+    conv.refresh_from_db()
+    assert conv.preview_display == "📍 Praça da Sé"
