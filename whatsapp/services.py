@@ -364,8 +364,9 @@ def session_lease_claim(
             )
             if updated:
                 claimed.append((session_id, token))
-    for session_id, _token in claimed:
-        logger.info("lease claimed session=%s holder=%s", session_id, holder)
+    for session in WhatsAppSession.objects.filter(pk__in=[pk for pk, _token in claimed]):
+        logger.info("lease claimed session=%s holder=%s", session.pk, holder)
+        events.session_changed(session)  # pages show which worker runs it
     return claimed
 
 
