@@ -79,13 +79,36 @@ def _group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
     if layer is None:
         return
     if _in_memory(layer):
-        # One process, one event loop: hop onto it (its queues belong to it).
+        # One process, one event loop: the layer's queues belong to it. From a thread
+        # with no loop of its own (the embedded worker's database threads) async_to_sync
+        # would run the send on a new loop, which does not wake the hub's: hand it over
+        # thread-safely instead (in order: each send runs to completion at once).
+        loop = _hub_loop(layer)
+        if loop is not None:
+            for group in groups:
+                asyncio.run_coroutine_threadsafe(
+                    layer.group_send(group, {**message, "group": group}), loop
+                )
+            return
         send = async_to_sync(layer.group_send)
         for group in groups:
             send(group, {**message, "group": group})
         return
     for group in groups:
         _sender.put(layer, group, {**message, "group": group})
+
+
+def _hub_loop(layer) -> asyncio.AbstractEventLoop | None:
+    """The running loop of this layer's hub, unless we are on it already."""
+    try:
+        asyncio.get_running_loop()
+        return None  # called from async code: async_to_sync would refuse anyway
+    except RuntimeError:
+        pass
+    for loop, hub in list(_hubs.items()):
+        if hub.layer is layer and loop.is_running() and not loop.is_closed():
+            return loop
+    return None
 
 
 def _in_memory(layer) -> bool:

@@ -121,3 +121,27 @@ def test_the_sender_hands_everything_over_in_order_without_blocking_the_caller()
             frames.append(message["frames"]["en"])
     assert frames == ["0", "1", "2", "3", "4"]
     assert sent[-1][0] == "w"
+
+
+async def test_an_event_from_a_thread_without_a_loop_wakes_the_hub_at_once(layer):
+    """The embedded worker's database threads have no event loop: the frame must still
+    reach the sockets now, not whenever the web process's loop next wakes up."""
+    import threading
+    import time
+
+    got = asyncio.Event()
+
+    class Socket(FakeSocket):
+        async def forward(self, frames):
+            got.set()
+
+    await events.subscribe(Socket(), "wa-session-9")
+    thread = threading.Thread(
+        target=events._group_send,
+        args=(["wa-session-9"], {"type": "push", "frames": {"en": "x"}}),
+    )
+    start = time.monotonic()
+    thread.start()
+    await asyncio.wait_for(got.wait(), 5)
+    thread.join()
+    assert time.monotonic() - start < 1
