@@ -162,7 +162,15 @@ class Stack:
         from psycopg import sql
 
         base, _, name = self.database_url.rpartition("/")
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        try:
+            admin = psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            raise SystemExit(
+                f"bench: cannot reach PostgreSQL at {base}/ ({exc}). Start it (as for the "
+                "tests), or point BENCH_DATABASE_URL at a server where this user may create "
+                "and drop the bench database."
+            ) from None
+        with admin as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
