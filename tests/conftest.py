@@ -19,6 +19,20 @@ def _test_storage(settings, tmp_path):
     settings.LANGUAGE_CODE = "en"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_connections(django_db_setup, django_db_blocker):
+    """Worker threads and subprocesses of the end-to-end tests open their own database
+    connections; end any still open so the test database can be dropped afterwards."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def postgres_only():
     if connection.vendor != "postgresql":
