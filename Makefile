@@ -25,7 +25,7 @@ venv-dev: $(VENV)/.dev
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py ensure_admin --login-url http://$(HOST):$(PORT)/login/
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 # Tests need no server: SQLite and the in-memory layer by default. With DATABASE_URL /

@@ -16,8 +16,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin", help="Username (default: admin).")
+        parser.add_argument(
+            "--login-url",
+            default="http://127.0.0.1:8000/login/",
+            help="Where to log in, for the printed hint.",
+        )
 
-    def handle(self, *args, username: str, **options) -> None:
+    def handle(self, *args, username: str, login_url: str, **options) -> None:
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             self.stdout.write("An admin user already exists; nothing to do.")
@@ -27,7 +32,7 @@ class Command(BaseCommand):
         bar = "=" * 60
         self.stdout.write(
             self.style.SUCCESS(
-                f"{bar}\nAdmin user created. Log in at http://127.0.0.1:8000/login/\n"
+                f"{bar}\nAdmin user created. Log in at {login_url}\n"
                 f"  username: {username}\n  password: {password}\n"
                 f"This password is shown only now. Change it after logging in.\n{bar}"
             )
