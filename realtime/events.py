@@ -500,3 +500,53 @@ def worker_wakeup(session_id: int) -> None:
         _group_send([worker_group(session_id), WORKERS_GROUP], message)
 
     _after_commit(send)
+
+
+# --- The worker's side: wake-ups in, and the health check's round trip ----------------------
+
+
+class WorkerInbox:
+    """A worker's own channel: it follows the numbers it holds and hears their wake-ups."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+
+    async def open(self, session_ids: Iterable[int]) -> bool:
+        if self.layer is None:
+            return False
+        self.channel = await self.layer.new_channel("wa-worker.")
+        await self.layer.group_add(WORKERS_GROUP, self.channel)
+        for session_id in session_ids:
+            await self.follow(session_id)
+        return True
+
+    async def follow(self, session_id: int, follow: bool = True) -> None:
+        if self.layer is None or self.channel is None:
+            return
+        group = worker_group(session_id)
+        if follow:
+            await self.layer.group_add(group, self.channel)
+        else:
+            await self.layer.group_discard(group, self.channel)
+
+    async def receive(self) -> int | None:
+        """Wait for the next wake-up; the number it is about (None: any worker may claim)."""
+        assert self.layer is not None and self.channel is not None
+        message = await self.layer.receive(self.channel)
+        return message.get("session_id")
+
+
+async def layer_round_trip(timeout: float) -> None:
+    """Send a message to a fresh channel and read it back (raises when the layer fails)."""
+    import secrets
+
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel("health.")
+    nonce = secrets.token_hex(8)
+    await layer.send(channel, {"type": "health.ping", "nonce": nonce})
+    message = await asyncio.wait_for(layer.receive(channel), timeout)
+    if message.get("nonce") != nonce:
+        raise RuntimeError("the layer returned another message")

@@ -7,20 +7,18 @@ or browser session) and the error shape, and answers the health checks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
 import time
 from typing import Any, Literal
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema, Status
 from pydantic import Field
 
 from conversations.api import router as conversations_router
+from realtime import events
 from vbcrm.api_base import API_AUTH, install_error_handlers
 from whatsapp.api import router as numbers_router
 
@@ -96,19 +94,7 @@ def check_database() -> None:
 def check_channel_layer() -> None:
     """Send a message to a fresh channel and read it back: the layer really carries messages
     (for Redis: it is reachable and answering)."""
-    layer = get_channel_layer()
-    if layer is None:
-        raise RuntimeError("no channel layer configured")
-
-    async def round_trip() -> None:
-        channel = await layer.new_channel("health.")
-        nonce = secrets.token_hex(8)
-        await layer.send(channel, {"type": "health.ping", "nonce": nonce})
-        message = await asyncio.wait_for(layer.receive(channel), LAYER_TIMEOUT_SECONDS)
-        if message.get("nonce") != nonce:
-            raise RuntimeError("the layer returned another message")
-
-    async_to_sync(round_trip)()
+    async_to_sync(events.layer_round_trip)(LAYER_TIMEOUT_SECONDS)
 
 
 def health(request: HttpRequest) -> Status:

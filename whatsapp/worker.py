@@ -544,7 +544,7 @@ class Worker:
         self.runners: dict[int, NumberRunner] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._channel: str | None = None
+        self._inbox = events.WorkerInbox()
         self._dropping: set[int] = set()
         self._last_renew = 0.0
         self.ready = asyncio.Event()
@@ -605,7 +605,7 @@ class Worker:
                 return
             await runner.stop()
             await self.db(services.session_lease_release, session_id=session_id, token=runner.token)
-            await self._group("discard", events.worker_group(session_id))
+            await self._follow(session_id, follow=False)
         finally:
             self._dropping.discard(session_id)
 
@@ -677,42 +677,26 @@ class Worker:
                 logger.warning("session=%s had %d interrupted sends", session_id, recovered)
             runner = NumberRunner(self, row, token)
             self.runners[session_id] = runner
-            await self._group("add", events.worker_group(session_id))
+            await self._follow(session_id)
             runner.start()
             logger.info("running session=%s", session_id)
 
     # --- wake-ups over the channel layer ------------------------------------------------
 
-    async def _group(self, action: str, group: str) -> None:
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None or self._channel is None:
-            return
+    async def _follow(self, session_id: int, follow: bool = True) -> None:
         try:
-            if action == "add":
-                await layer.group_add(group, self._channel)
-            else:
-                await layer.group_discard(group, self._channel)
+            await self._inbox.follow(session_id, follow)
         except Exception:
-            logger.warning("channel layer unavailable for %s", group)
+            logger.warning("channel layer unavailable for session=%s", session_id)
 
     async def _listen(self) -> None:
         """Wake-ups only shorten the wait: the outbox is polled every tick anyway."""
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None:
-            return
         while not self._stopping.is_set():
             try:
-                self._channel = await layer.new_channel("wa-worker.")
-                await layer.group_add(events.WORKERS_GROUP, self._channel)
-                for session_id in list(self.runners):
-                    await layer.group_add(events.worker_group(session_id), self._channel)
+                if not await self._inbox.open(list(self.runners)):
+                    return
                 while not self._stopping.is_set():
-                    message = await layer.receive(self._channel)
-                    runner = self.runners.get(message.get("session_id"))
+                    runner = self.runners.get(await self._inbox.receive())
                     if runner is not None:
                         runner.row = (
                             await self.db(
