@@ -239,6 +239,18 @@ class QuickReply(models.Model):
         return f"/{self.shortcut}"
 
 
+# Kinds that carry a file (the ones an agent can also send).
+FILE_KINDS = frozenset(
+    {
+        Message.Kind.IMAGE,
+        Message.Kind.VIDEO,
+        Message.Kind.AUDIO,
+        Message.Kind.VOICE,
+        Message.Kind.DOCUMENT,
+        Message.Kind.STICKER,
+    }
+)
+
 # The icon a list preview starts with, per kind of message.
 PREVIEW_ICONS = {
     Message.Kind.IMAGE: "📷",

@@ -22,7 +22,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversations import vcard
-from conversations.models import PREVIEW_ICONS, Contact, Conversation, Message, QuickReply
+from conversations.models import (
+    FILE_KINDS,
+    PREVIEW_ICONS,
+    Contact,
+    Conversation,
+    Message,
+    QuickReply,
+)
 from realtime import events
 from vbcrm import metrics
 from vbcrm.errors import field_error
@@ -514,14 +521,6 @@ _MIME_KINDS = (
     ("audio/ogg", Message.Kind.VOICE),
     ("audio/", Message.Kind.AUDIO),
 )
-SENDABLE_KINDS = {
-    Message.Kind.IMAGE,
-    Message.Kind.VIDEO,
-    Message.Kind.AUDIO,
-    Message.Kind.VOICE,
-    Message.Kind.DOCUMENT,
-    Message.Kind.STICKER,
-}
 
 
 def _upload_fields(upload: UploadedFile, kind: str | None) -> dict:
@@ -532,7 +531,7 @@ def _upload_fields(upload: UploadedFile, kind: str | None) -> dict:
         raise field_error("file", _("The file is larger than %(mb)d MB.") % {"mb": mb}, "too_large")
     mime = (upload.content_type or "application/octet-stream").split(";")[0].strip().lower()
     if kind:
-        if kind not in SENDABLE_KINDS:
+        if kind not in FILE_KINDS:
             raise field_error("kind", _("This kind of file cannot be sent."), "kind")
     else:
         kind = next((k for prefix, k in _MIME_KINDS if mime.startswith(prefix)), None)

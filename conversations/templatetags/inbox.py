@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from conversations import vcard as vcard_parse
-from conversations.models import Message
+from conversations.models import FILE_KINDS, Message
 
 register = template.Library()
 
@@ -81,21 +81,9 @@ def vcard(body: str) -> vcard_parse.Card:
     return vcard_parse.parse(body)
 
 
-_MEDIA_KINDS = frozenset(
-    {
-        Message.Kind.IMAGE,
-        Message.Kind.VIDEO,
-        Message.Kind.AUDIO,
-        Message.Kind.VOICE,
-        Message.Kind.DOCUMENT,
-        Message.Kind.STICKER,
-    }
-)
-
-
 @register.filter
 def has_media_kind(m: Message) -> bool:
-    return m.kind in _MEDIA_KINDS
+    return m.kind in FILE_KINDS
 
 
 @register.filter
