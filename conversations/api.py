@@ -11,15 +11,12 @@ import base64
 import binascii
 import json
 import logging
-import math
 import mimetypes
-import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import FileResponse, HttpRequest
 from django.urls import reverse
@@ -30,6 +27,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from conversations import selectors, services
 from conversations.models import Conversation, Message
+from conversations.ratelimit import send_retry_after
 from conversations.serializers import conversation_data, message_data
 from vbcrm.api_base import (
     ApiError,
@@ -202,31 +200,14 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def check_send_rate(user: AbstractBaseUser) -> None:
-    """At most VBCRM_SEND_RATE_PER_MINUTE sends per user per clock minute (429 beyond).
-
-    A fixed window in the cache: cheap, shared by every web process when the
-    cache is Redis, and the worst burst (two windows' worth across a minute
-    boundary) is harmless for WhatsApp.
-    """
-    limit = settings.VBCRM_SEND_RATE_PER_MINUTE
-    if limit <= 0:
-        return
-    now = time.time()
-    window = int(now // 60)
-    key = f"api-send-rate:{user.pk}:{window}"
-    cache.add(key, 0, timeout=90)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=90)
-        count = 1
-    if count > limit:
-        retry_after = max(1, math.ceil((window + 1) * 60 - now))
-        logger.info("api send rate limited user=%s", user.pk)
+    """429 with Retry-After past the per-user send rate (conversations.ratelimit)."""
+    retry_after = send_retry_after(user)
+    if retry_after:
         raise ApiError(
             429,
             "rate_limited",
-            _("Too many messages: at most %(n)d a minute.") % {"n": limit},
+            _("Too many messages: at most %(n)d a minute.")
+            % {"n": settings.VBCRM_SEND_RATE_PER_MINUTE},
             headers={"Retry-After": str(retry_after)},
         )
 

@@ -36,6 +36,7 @@ from django_htmx.http import trigger_client_event
 
 from conversations import selectors, services
 from conversations.models import Conversation, Message, QuickReply
+from conversations.ratelimit import send_retry_after
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
 from whatsapp.selectors import session_list, session_member_get, session_members
@@ -253,6 +254,14 @@ def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
             reply_to = selectors.message_get(user=request.user, message_id=reply_to_id)
         except Message.DoesNotExist:
             return _json_error(_("The quoted message does not exist."))
+    retry_after = send_retry_after(request.user)
+    if retry_after:
+        limit = settings.VBCRM_SEND_RATE_PER_MINUTE
+        response = _json_error(
+            _("Too many messages: at most %(n)d a minute.") % {"n": limit}, status=429
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
     try:
         message = services.message_queue_outbound(
             user=request.user,

@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from conversations import selectors, services
 from conversations.models import Conversation, Message
+from conversations.ratelimit import send_retry_after
 from realtime import events
 from whatsapp.selectors import session_list
 
@@ -114,6 +115,12 @@ def _send_message(
                 reply_to = selectors.message_get(user=user, message_id=reply_to_id)
             except Message.DoesNotExist:
                 raise FrameError("not_found", _("The quoted message does not exist.")) from None
+        if send_retry_after(user):
+            raise FrameError(
+                "rate_limited",
+                _("Too many messages: at most %(n)d a minute.")
+                % {"n": settings.VBCRM_SEND_RATE_PER_MINUTE},
+            )
         try:
             message = services.message_queue_outbound(
                 user=user,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 
@@ -15,6 +16,8 @@ def _test_storage(settings, tmp_path):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Counters such as the send rate are keyed by user id, and ids repeat across tests.
+    cache.clear()
     # Assertions read the English source strings; the pt-BR default has tests of its own.
     settings.LANGUAGE_CODE = "en"
 

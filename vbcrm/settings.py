@@ -185,7 +185,7 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 VBCRM_MAX_UPLOAD_BYTES = env.int("VBCRM_MAX_UPLOAD_BYTES", default=16 * 1024 * 1024)
-# Messages one user may send through the API per minute; 0 turns the limit off.
+# Messages one user may send per minute (page, socket and API together); 0 turns the limit off.
 VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
 # Bearer token Prometheus must send to read /metrics; empty = /metrics answers 404.
 VBCRM_METRICS_TOKEN = env.str("VBCRM_METRICS_TOKEN", default="")

@@ -262,6 +262,17 @@ def test_sending_answers_the_pending_message(client, conversation, bob):
     assert Message.objects.filter(body="Bom dia").count() == 1
 
 
+def test_sending_keeps_to_the_send_rate(client, conversation, bob, settings):
+    settings.VBCRM_SEND_RATE_PER_MINUTE = 1
+    _as(client, bob)
+    url = f"/conversations/{conversation.pk}/send/"
+    assert client.post(url, {"text": "one"}).status_code == 201
+    response = client.post(url, {"text": "two"})
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response.json()["error"]["message"]
+    assert not Message.objects.filter(body="two").exists()
+
+
 def test_sending_a_file(client, conversation, bob, settings):
     _as(client, bob)
     url = f"/conversations/{conversation.pk}/send/"

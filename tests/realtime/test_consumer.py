@@ -261,6 +261,20 @@ async def test_send_message_answers_validation_errors(conversation, alice):
     await a.disconnect()
 
 
+async def test_send_message_keeps_to_the_send_rate(conversation, alice, settings):
+    settings.VBCRM_SEND_RATE_PER_MINUTE = 2
+    a = await connect(alice)
+    for i in range(2):
+        await a.send_json_to(
+            {"type": "send_message", "conversation_id": conversation.pk, "text": f"m{i}"}
+        )
+        await frame_of(a, "message_queued")
+    await a.send_json_to({"type": "send_message", "conversation_id": conversation.pk, "text": "x"})
+    assert (await frame_of(a, "error"))["code"] == "rate_limited"
+    assert await sync_to_async(Message.objects.filter(body="x").exists)() is False
+    await a.disconnect()
+
+
 async def test_an_outsider_gets_an_error_and_nothing_else(conversation, charlie):
     c = await connect(charlie)
     for frame in (
