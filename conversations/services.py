@@ -579,7 +579,7 @@ def outbox_pending(*, session_id: int, now: datetime | None = None) -> list[Mess
             status=Message.Status.PENDING,
             direction=Message.Direction.OUTBOUND,
         )
-        .select_related("conversation__contact")
+        .select_related("conversation__contact", "reply_to")
         .order_by("id")
     )
     ready, seen = [], set()

@@ -470,7 +470,21 @@ class NumberRunner:
     def _command_for(self, m: Message) -> base.Command:
         to = m.conversation.contact.jid
         if m.kind == Message.Kind.TEXT:
-            return base.SendText(to=to, text=m.body, message_id=m.wa_id, quoted_id=m.quoted_wa_id)
+            quoted_sender = quoted_text = ""
+            if m.reply_to is not None:
+                quoted_text = m.reply_to.body
+                if m.reply_to.is_inbound:
+                    quoted_sender = m.reply_to.sender_jid or to
+                else:  # quoting ourselves: our own number
+                    quoted_sender = f"{self.row.phone_number}@s.whatsapp.net"
+            return base.SendText(
+                to=to,
+                text=m.body,
+                message_id=m.wa_id,
+                quoted_id=m.quoted_wa_id,
+                quoted_sender=quoted_sender,
+                quoted_text=quoted_text,
+            )
         return base.SendMedia(
             to=to,
             kind=base.MessageKind(m.kind),

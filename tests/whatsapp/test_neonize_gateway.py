@@ -857,14 +857,34 @@ def live(tmp_path: Path):
 def test_send_text(live) -> None:
     session, fake, _ = live
     result = session.send_text(
-        base.SendText(
-            to=f"{PHONE}@s.whatsapp.net", text="hello", message_id="3EB0MINE", quoted_id="Q"
-        )
+        base.SendText(to=f"{PHONE}@s.whatsapp.net", text="hello", message_id="3EB0MINE")
     )
     assert result == base.SendResult(message_id="3EB0SERVER", timestamp=WHEN)
     ((name, (to, message), _),) = fake.calls
     assert (to.User, to.Server, to.Device) == (PHONE, "s.whatsapp.net", 0)
     assert message == Message(conversation="hello")
+
+
+def test_send_text_quoting_a_message(live) -> None:
+    session, fake, _ = live
+    session.send_text(
+        base.SendText(
+            to=f"{PHONE}@s.whatsapp.net",
+            text="yes, tomorrow",
+            message_id="3EB0MINE",
+            quoted_id="3EB0THEIRS",
+            quoted_sender=f"{PHONE}@s.whatsapp.net",
+            quoted_text="can you deliver?",
+        )
+    )
+    ((_name, (_to, message), _),) = fake.calls
+    part = message.extendedTextMessage
+    assert part.text == "yes, tomorrow"
+    assert part.contextInfo.stanzaID == "3EB0THEIRS"
+    assert part.contextInfo.participant == f"{PHONE}@s.whatsapp.net"
+    assert part.contextInfo.quotedMessage.conversation == "can you deliver?"
+    # and it reads back as a reply to that message
+    assert gw.map_content(message).quoted_id == "3EB0THEIRS"
 
 
 def test_send_media_passes_bytes_never_a_path(live, tmp_path: Path) -> None:

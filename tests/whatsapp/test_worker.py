@@ -502,3 +502,41 @@ async def test_received_media_is_served_only_to_allowed_users(simulator, linked,
 
     assert await sync_to_async(fetch)(bob) == (200, PNG)
     assert (await sync_to_async(fetch)(charlie))[0] == 404
+
+
+async def test_a_reply_quoting_a_message_goes_out_as_a_quote(simulator, linked, alice):
+    from whatsapp.worker import NumberRunner
+
+    c = simulator.control
+    async with running_worker():
+        await link(simulator, linked, "5511900000001")
+        asked = await asyncio.to_thread(
+            c.send_message, to="5511900000001", **{"from": "5511988880001"}, text="can you deliver?"
+        )
+        await wait_for(lambda: Message.objects.filter(wa_id=asked).exists())
+
+        def queue() -> Message:
+            original = Message.objects.select_related(
+                "conversation__session", "conversation__contact"
+            ).get(wa_id=asked)
+            return conv_services.message_queue_outbound(
+                user=alice,
+                conversation=original.conversation,
+                text="yes, tomorrow",
+                reply_to=original,
+            )
+
+        reply = await sync_to_async(queue)()
+        sent = await wait_for(lambda: c.sent("5511900000001"), what="reply sent")
+    assert sent[0]["quoted_id"] == asked
+
+    def command():
+        m = Message.objects.select_related("conversation__contact", "reply_to").get(pk=reply.pk)
+        runner = NumberRunner(
+            worker=None, row=WhatsAppSession.objects.get(pk=linked.pk), token=None
+        )
+        return runner._command_for(m)
+
+    cmd = await sync_to_async(command)()
+    assert (cmd.quoted_id, cmd.quoted_text) == (asked, "can you deliver?")
+    assert cmd.quoted_sender == "5511988880001@s.whatsapp.net"

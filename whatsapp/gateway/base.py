@@ -151,6 +151,9 @@ class SendText:
     text: str
     message_id: str
     quoted_id: str = ""
+    # Who wrote the quoted message and what it said: WhatsApp shows the quote from these.
+    quoted_sender: str = ""
+    quoted_text: str = ""
 
 
 @dataclass(frozen=True)

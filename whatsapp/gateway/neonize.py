@@ -18,9 +18,9 @@ Layout:
 
 Things neonize 0.5.2 cannot do, and what this module does instead:
 
-* Replies: neonize builds a quote only from the full original message event;
-  a command only carries the quoted message id, so replies are sent as plain
-  messages (the quote is dropped).
+* Replies: neonize builds a quote only from the full original message event,
+  so a text reply's quote is built here from what the command carries (id,
+  sender and text of the quoted message); media replies go without the quote.
 * Message ids: ``send_message`` cannot take a caller-chosen id, so the id
   WhatsApp knows the message by is the one in :class:`base.SendResult`, not
   ``cmd.message_id``.
@@ -72,7 +72,11 @@ try:
     )
     from neonize.exc import NeonizeError  # noqa: E402
     from neonize.proto.Neonize_pb2 import JID, ConnectFailureReason  # noqa: E402
-    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message  # noqa: E402
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (  # noqa: E402
+        ContextInfo,
+        ExtendedTextMessage,
+        Message,
+    )
     from neonize.utils.enum import ReceiptType  # noqa: E402
     from neonize.utils.jid import Jid2String  # noqa: E402
 finally:
@@ -932,8 +936,16 @@ class NeonizeSession(base.Session):
         to = self._command_jid("send", cmd.to)
         # Built by hand rather than passing a str to send_message: that would
         # scan the text for @mentions and query group info over the network.
-        # cmd.quoted_id is not used: neonize needs the whole quoted message.
         message = Message(conversation=cmd.text)
+        if cmd.quoted_id:
+            quote = ContextInfo(
+                stanzaID=cmd.quoted_id, quotedMessage=Message(conversation=cmd.quoted_text)
+            )
+            if cmd.quoted_sender:
+                quote.participant = cmd.quoted_sender
+            message = Message(
+                extendedTextMessage=ExtendedTextMessage(text=cmd.text, contextInfo=quote)
+            )
         with self._ffi("send") as client:
             try:
                 resp = client.send_message(to, message)
