@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import queue
@@ -378,27 +379,24 @@ def map_message(ev: MessageEv) -> base.InboundMessage | None:
             chat_alt = sender_alt
     if chat_alt == chat:
         chat_alt = ""
-    return base.InboundMessage(
+    return _inbound(
+        content,
         message_id=info.ID,
         chat=chat,
         sender=sender,
         timestamp=to_datetime(info.Timestamp),
-        kind=content.kind,
-        text=content.text,
         sender_alt=sender_alt if sender_alt != sender else "",
         chat_alt=chat_alt,
         push_name=info.Pushname,
         from_me=source.IsFromMe,
         is_group=source.IsGroup,
-        mimetype=content.mimetype,
-        filename=content.filename,
-        file_size=content.file_size,
-        latitude=content.latitude,
-        longitude=content.longitude,
-        location_name=content.location_name,
-        quoted_id=content.quoted_id,
-        media_ref=content.media_ref,
     )
+
+
+def _inbound(content: _Content, **envelope: Any) -> base.InboundMessage:
+    """An InboundMessage from what the message says and where it came from."""
+    said = {f.name: getattr(content, f.name) for f in dataclasses.fields(content)}
+    return base.InboundMessage(**said, **envelope)
 
 
 _RECEIPT_STATUS = {
@@ -472,26 +470,17 @@ def map_history(
             else:
                 sender = chat
             out.append(
-                base.InboundMessage(
+                _inbound(
+                    content,
                     message_id=web.key.ID,
                     chat=chat,
                     sender=sender,
                     timestamp=timestamp,
-                    kind=content.kind,
-                    text=content.text,
                     sender_alt=chat_alt if (not is_group and not from_me) else "",
                     chat_alt=chat_alt,
                     push_name=web.pushName,
                     from_me=from_me,
                     is_group=is_group,
-                    mimetype=content.mimetype,
-                    filename=content.filename,
-                    file_size=content.file_size,
-                    latitude=content.latitude,
-                    longitude=content.longitude,
-                    location_name=content.location_name,
-                    quoted_id=content.quoted_id,
-                    media_ref=content.media_ref,
                 )
             )
     if not out:
