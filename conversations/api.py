@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import logging
-import mimetypes
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from conversations import selectors, services
+from conversations.files import media_response
 from conversations.models import Conversation, Message
 from conversations.ratelimit import send_retry_after
 from conversations.serializers import conversation_data, message_data
@@ -456,17 +456,7 @@ def message_media(
         message = selectors.message_get(user=request_user(request), message_id=message_id)
     except Message.DoesNotExist:
         raise not_found() from None
-    if not message.media or message.media_status != Message.MediaStatus.READY:
+    response = media_response(message, as_attachment=True)
+    if response is None:
         raise not_found()
-    content_type = message.mime_type or mimetypes.guess_type(message.media.name)[0]
-    response = FileResponse(
-        message.media.open("rb"),
-        content_type=content_type or "application/octet-stream",
-        as_attachment=True,
-        filename=message.file_name or None,
-    )
-    # Files come from strangers: never let a browser sniff or run them.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
     return response

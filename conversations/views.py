@@ -9,7 +9,6 @@ script) get a redirect with a message, so every action also works without htmx.
 from __future__ import annotations
 
 import logging
-import mimetypes
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +34,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from conversations import selectors, services
+from conversations.files import media_response
 from conversations.models import Conversation, Message, QuickReply
 from conversations.ratelimit import send_retry_after
 from conversations.selectors import ConversationFilters
@@ -526,17 +526,7 @@ def media(request: HttpRequest, message_id: int) -> FileResponse:
         message = selectors.message_get(user=request.user, message_id=message_id)
     except Message.DoesNotExist:
         raise Http404 from None
-    if not message.media or message.media_status != Message.MediaStatus.READY:
+    response = media_response(message, as_attachment=request.GET.get("download") == "1")
+    if response is None:
         raise Http404
-    content_type = message.mime_type or mimetypes.guess_type(message.media.name)[0]
-    response = FileResponse(
-        message.media.open("rb"),
-        content_type=content_type or "application/octet-stream",
-        as_attachment=request.GET.get("download") == "1",
-        filename=message.file_name or None,
-    )
-    # Files come from strangers: never let the browser sniff them into HTML.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -1,0 +1,27 @@
+"""Serving a message's file, the same way to pages and to the API."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.http import FileResponse
+
+from conversations.models import Message
+
+
+def media_response(message: Message, *, as_attachment: bool) -> FileResponse | None:
+    """The file of ``message`` (already access-checked), or None when it has none yet."""
+    if not message.media or message.media_status != Message.MediaStatus.READY:
+        return None
+    content_type = message.mime_type or mimetypes.guess_type(message.media.name)[0]
+    response = FileResponse(
+        message.media.open("rb"),
+        content_type=content_type or "application/octet-stream",
+        as_attachment=as_attachment,
+        filename=message.file_name or None,
+    )
+    # Files come from strangers: never let a browser sniff them into HTML or run them.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
