@@ -1,12 +1,17 @@
 """The one place that talks to the channel layer.
 
-Services call these functions inside their transaction; each event is built
-and sent after commit (never a ghost of a rolled-back write), rendered ONCE
-(JSON data plus the HTML fragment) and pre-encoded, so consumers only forward
-the frame to their sockets. "Once" means once per event and UI language, never
-once per socket: a fragment carries translated labels, so each event is encoded
-for every language in ``settings.LANGUAGES`` and each socket forwards the one
-its page speaks.
+Services call these functions inside their transaction; each event is sent after
+commit (never a ghost of a rolled-back write). Consumers only forward frames that
+are encoded ONCE per event and UI language, never once per socket (a fragment carries
+translated labels, so each socket forwards the one its page speaks):
+
+- message and conversation events (``new_message``, ``message_status``,
+  ``conversation_updated``) carry the rows their fragments are made of
+  (realtime.snapshots). Each web process's hub renders them when they arrive, once,
+  in the languages its sockets speak. The writer (often the worker, under load)
+  renders nothing, and no process renders a language nobody reads;
+- the small ones (``session_status``, ``messages_read``) are encoded for every
+  language by the writer.
 
 Groups:
 - ``wa-session-<id>``: every socket of a user who may see number <id>;
@@ -44,6 +49,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
+
+from realtime import snapshots
+from realtime.snapshots import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +190,9 @@ def _merge(batch: list[tuple]) -> list[tuple]:
             and last[1] == group
             and last[2]["type"] in ("push", "push.batch")
         ):
-            pushes = last[2]["pushes"] if last[2]["type"] == "push.batch" else [last[2]["frames"]]
+            pushes = last[2]["pushes"] if last[2]["type"] == "push.batch" else [last[2]]
             out[-1] = (layer, group, {"type": "push.batch", "group": group, "pushes": pushes})
-            pushes.append(message["frames"])
+            pushes.append(message)
         else:
             out.append((layer, group, message))
     return out
@@ -271,7 +279,7 @@ class _Hub:
         members = list(self.members.get(message.get("group", ""), ()))
         kind = message.get("type")
         if kind == "push":
-            pushes = [message["frames"]]
+            pushes = [message]
         elif kind == "push.batch":
             pushes = message["pushes"]
         else:
@@ -280,7 +288,16 @@ class _Hub:
                 if hasattr(consumer, handler):
                     asyncio.create_task(getattr(consumer, handler)(message))
             return
-        for frames in pushes:
+        if not members:
+            return
+        langs = {consumer.language for consumer in members}
+        cache: dict = {}
+        for push in pushes:
+            try:
+                frames = _frames(push, langs, cache)
+            except Exception:
+                logger.exception("socket hub: could not render a %s event", push.get("event"))
+                continue
             for consumer in members:
                 try:
                     await consumer.forward(frames)
@@ -335,7 +352,7 @@ Built = tuple[dict[str, Any], str]
 
 
 def _push(groups: Iterable[str], event_type: str, build: Callable[[], Built]) -> None:
-    """Encode the event once per UI language and send it to ``groups``.
+    """Encode a small event once per UI language now and send it to ``groups``.
 
     ``build`` returns ``(data, html)``; it runs under each language in turn.
     """
@@ -347,13 +364,56 @@ def _push(groups: Iterable[str], event_type: str, build: Callable[[], Built]) ->
     _group_send(groups, {"type": "push", "event": event_type, "frames": frames})
 
 
+def _push_rows(groups: Iterable[str], event_type: str, rows: dict[str, Any]) -> None:
+    """Send the rows an event's fragments are made of; each web process renders them
+    (``_frames``), once, in the languages its sockets speak."""
+    _group_send(groups, {"type": "push", "event": event_type, "rows": rows})
+
+
 def _after_commit(fn) -> None:
     # robust: a broadcast failure (layer down) is logged and never undoes or
     # fails the write that already committed.
     transaction.on_commit(fn, robust=True)
 
 
-# --- Conversations and messages -------------------------------------------------------
+# --- Conversations and messages: rows out ------------------------------------------------
+
+# What the fragments show of a user (user_label) and of a number: never more (no
+# password hash, no lease or QR travels through the layer).
+_USER_FIELDS = ("id", "username", "first_name", "last_name")
+_SESSION_FIELDS = ("id", "name")
+_QUOTED_FIELDS = ("id", "kind", "body")
+
+
+def _user_rows(user) -> Snapshot | None:
+    return snapshots.dump(user, _USER_FIELDS) if user is not None else None
+
+
+def _conversation_rows(conversation) -> str:
+    """A conversation and what its list row shows, as one JSON string: the messages of
+    a batch share it, and a process renders the row once per string and language."""
+    return json.dumps(
+        {
+            "conversation": snapshots.dump(conversation),
+            "contact": snapshots.dump(conversation.contact),
+            "session": snapshots.dump(conversation.session, _SESSION_FIELDS),
+            "assigned_to": _user_rows(conversation.assigned_to),
+        }
+    )
+
+
+def _message_rows(message) -> dict[str, Any]:
+    return {
+        "message": snapshots.dump(message),
+        "reply_to": snapshots.dump(message.reply_to, _QUOTED_FIELDS)
+        if message.reply_to_id
+        else None,
+        "sent_by": _user_rows(message.sent_by) if message.sent_by_id else None,
+        # who an inbound message is from, when WhatsApp gave no name with it
+        "contact_name": message.conversation.contact.display_name
+        if message.is_inbound and not message.sender_name
+        else "",
+    }
 
 
 def message_created(message) -> None:
@@ -362,65 +422,129 @@ def message_created(message) -> None:
 
 def messages_created(messages: Iterable) -> None:
     """New messages (several when the worker stored a batch together): one
-    ``new_message`` frame each, in order; a conversation's list row is rendered once
-    per language for all of its messages (they carry it as the batch left it)."""
+    ``new_message`` event each, in order, carrying its conversation as the batch left it."""
     messages = list(messages)
 
     def send() -> None:
-        from conversations.serializers import conversation_data, message_data
-
-        rows: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
-
-        def row(conversation) -> tuple[dict[str, Any], str]:
-            key = (conversation.pk, translation.get_language())
-            if key not in rows:
-                rows[key] = (
-                    conversation_data(conversation),
-                    render_to_string("conversations/_conversation_row.html", {"c": conversation}),
-                )
-            return rows[key]
-
+        conversations: dict[int, str] = {}
         for message in messages:
             conversation = message.conversation
-
-            def build(message=message, conversation=conversation) -> Built:
-                data, row_html = row(conversation)
-                return {
-                    "message": message_data(message),
-                    "conversation": data,
-                    # The list row too, so a page moves the row to the top without asking.
-                    "row_html": row_html,
-                }, render_to_string("conversations/_message.html", {"m": message})
-
-            _push([session_group(conversation.session_id)], "new_message", build)
+            if conversation.pk not in conversations:
+                conversations[conversation.pk] = _conversation_rows(conversation)
+            rows = {**_message_rows(message), "conversation": conversations[conversation.pk]}
+            _push_rows([session_group(conversation.session_id)], "new_message", rows)
 
     _after_commit(send)
 
 
 def message_updated(message) -> None:
     def send() -> None:
-        from conversations.serializers import message_data
-
-        def build() -> Built:
-            html = render_to_string("conversations/_message.html", {"m": message})
-            return {"message": message_data(message)}, html
-
-        _push([conversation_group(message.conversation_id)], "message_status", build)
+        rows = _message_rows(message)
+        _push_rows([conversation_group(message.conversation_id)], "message_status", rows)
 
     _after_commit(send)
 
 
 def conversation_updated(conversation) -> None:
     def send() -> None:
-        from conversations.serializers import conversation_data
-
-        def build() -> Built:
-            html = render_to_string("conversations/_conversation_row.html", {"c": conversation})
-            return {"conversation": conversation_data(conversation)}, html
-
-        _push([session_group(conversation.session_id)], "conversation_updated", build)
+        rows = {"conversation": _conversation_rows(conversation)}
+        _push_rows([session_group(conversation.session_id)], "conversation_updated", rows)
 
     _after_commit(send)
+
+
+# --- ... and frames in: rendered by the web process that holds the sockets ---------------
+
+
+def _load_message(rows: dict[str, Any]):
+    from django.contrib.auth import get_user_model
+
+    from conversations.models import Message
+
+    message = snapshots.load(Message, rows["message"])
+    if rows["reply_to"] is not None:
+        message.reply_to = snapshots.load(Message, rows["reply_to"])
+    if rows["sent_by"] is not None:
+        message.sent_by = snapshots.load(get_user_model(), rows["sent_by"])
+    return message
+
+
+def _load_conversation(text: str, cache: dict):
+    key = ("conversation", text)
+    if key not in cache:
+        from django.contrib.auth import get_user_model
+
+        from conversations.models import Contact, Conversation
+        from whatsapp.models import WhatsAppSession
+
+        rows = json.loads(text)
+        conversation = snapshots.load(Conversation, rows["conversation"])
+        conversation.contact = snapshots.load(Contact, rows["contact"])
+        conversation.session = snapshots.load(WhatsAppSession, rows["session"])
+        if rows["assigned_to"] is not None:
+            conversation.assigned_to = snapshots.load(get_user_model(), rows["assigned_to"])
+        cache[key] = conversation
+    return cache[key]
+
+
+def _row(text: str, cache: dict) -> tuple[dict[str, Any], str]:
+    """A conversation's JSON and list row in the current language, once per ``cache``."""
+    from conversations.serializers import conversation_data
+
+    key = ("row", text, translation.get_language())
+    if key not in cache:
+        conversation = _load_conversation(text, cache)
+        cache[key] = (
+            conversation_data(conversation),
+            render_to_string("conversations/_conversation_row.html", {"c": conversation}),
+        )
+    return cache[key]
+
+
+def _message_html(message, rows: dict[str, Any]) -> str:
+    context = {"m": message, "contact_name": rows["contact_name"]}
+    return render_to_string("conversations/_message.html", context)
+
+
+def _frames(push: dict[str, Any], langs: Iterable[str], cache: dict) -> dict[str, str]:
+    """A push's frames in ``langs``: pre-encoded, or rendered now from its rows.
+    ``cache`` lives for one batch of pushes (rows its messages share are read once)."""
+    if "frames" in push:
+        return push["frames"]
+    from conversations.serializers import message_data
+
+    event, rows = push["event"], push["rows"]
+    if event == "conversation_updated":
+        text = rows["conversation"]
+
+        def build() -> str:
+            data, html = _row(text, cache)
+            return encode_frame(event, {"conversation": data}, html)
+
+    else:
+        message = _load_message(rows)
+        if event == "new_message":
+            text = rows["conversation"]
+            message.conversation = _load_conversation(text, cache)
+
+            def build() -> str:
+                data, row_html = _row(text, cache)
+                # The list row too, so a page moves the row to the top without asking.
+                payload = {"message": message_data(message), "conversation": data}
+                payload["row_html"] = row_html
+                return encode_frame(event, payload, _message_html(message, rows))
+
+        else:  # message_status
+
+            def build() -> str:
+                html = _message_html(message, rows)
+                return encode_frame(event, {"message": message_data(message)}, html)
+
+    frames = {}
+    for lang in langs:
+        with translation.override(lang):
+            frames[lang] = build()
+    return frames
 
 
 def messages_read(conversation, user) -> None:

@@ -146,7 +146,7 @@ def test_events_go_out_after_commit_once_per_new_message(
     number, django_capture_on_commit_callbacks
 ):
     with (
-        mock.patch("realtime.events._push") as push,
+        mock.patch("realtime.events._push_rows") as push,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
         from django.db import transaction

@@ -197,19 +197,28 @@ async def test_session_status_carries_the_qr_code(number, alice, bob, charlie):
         await s.disconnect()
 
 
-async def test_events_are_rendered_once_per_language_not_per_socket(number, alice, bob):
-    sockets = [await connect(alice, lang="en"), await connect(bob), await connect(alice)]
-    with mock.patch(
-        "realtime.events.render_to_string",
-        wraps=__import__("django.template.loader", fromlist=["render_to_string"]).render_to_string,
-    ) as render:
-        await receive(session=number, msg=inbound(text="once"))
-        for s in sockets:
-            await frame_of(s, "new_message")
+async def test_events_are_rendered_once_per_language_read_not_per_socket(number, alice, bob):
+    """The web process renders a message event when it arrives: once per language its
+    sockets speak, whatever the number of sockets, and never a language nobody reads."""
+    from django.template.loader import render_to_string
+
+    english = [await connect(alice, lang="en"), await connect(bob, lang="en")]
+    with mock.patch("realtime.events.render_to_string", wraps=render_to_string) as render:
+        await receive(session=number, msg=inbound(text="english only"))
+        for s in english:
+            assert (await frame_of(s, "new_message"))["message"]["body"] == "english only"
     templates = [call.args[0] for call in render.call_args_list]
-    languages = len(settings.LANGUAGES)
-    assert templates.count("conversations/_message.html") == languages
-    assert templates.count("conversations/_conversation_row.html") == languages
+    assert templates.count("conversations/_message.html") == 1
+    assert templates.count("conversations/_conversation_row.html") == 1
+
+    sockets = [*english, await connect(alice, lang="pt-br"), await connect(bob, lang="pt-br")]
+    with mock.patch("realtime.events.render_to_string", wraps=render_to_string) as render:
+        await receive(session=number, msg=inbound(text="both"))
+        frames = [await frame_of(s, "new_message") for s in sockets]
+    templates = [call.args[0] for call in render.call_args_list]
+    assert templates.count("conversations/_message.html") == 2
+    assert templates.count("conversations/_conversation_row.html") == 2
+    assert frames[0] == frames[1] and frames[2] == frames[3] and frames[0] != frames[2]
     for s in sockets:
         await s.disconnect()
 
