@@ -389,14 +389,18 @@ def _user_rows(user) -> Snapshot | None:
     return snapshots.dump(user, _USER_FIELDS) if user is not None else None
 
 
-def _conversation_rows(conversation) -> str:
+def _conversation_rows(conversation, sessions: dict[int, Snapshot] | None = None) -> str:
     """A conversation and what its list row shows, as one JSON string: the messages of
-    a batch share it, and a process renders the row once per string and language."""
+    a batch share it, and a process renders the row once per string and language.
+    ``sessions`` keeps the number's row across the conversations of one batch."""
+    sessions = {} if sessions is None else sessions
+    if conversation.session_id not in sessions:
+        sessions[conversation.session_id] = snapshots.dump(conversation.session, _SESSION_FIELDS)
     return json.dumps(
         {
             "conversation": snapshots.dump(conversation),
             "contact": snapshots.dump(conversation.contact),
-            "session": snapshots.dump(conversation.session, _SESSION_FIELDS),
+            "session": sessions[conversation.session_id],
             "assigned_to": _user_rows(conversation.assigned_to),
         }
     )
@@ -427,10 +431,11 @@ def messages_created(messages: Iterable) -> None:
 
     def send() -> None:
         conversations: dict[int, str] = {}
+        sessions: dict[int, Snapshot] = {}
         for message in messages:
             conversation = message.conversation
             if conversation.pk not in conversations:
-                conversations[conversation.pk] = _conversation_rows(conversation)
+                conversations[conversation.pk] = _conversation_rows(conversation, sessions)
             rows = {**_message_rows(message), "conversation": conversations[conversation.pk]}
             _push_rows([session_group(conversation.session_id)], "new_message", rows)
 

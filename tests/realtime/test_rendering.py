@@ -5,6 +5,7 @@ without touching the database (the hub runs on the event loop)."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 from django.template.loader import render_to_string
@@ -174,3 +175,28 @@ def test_a_column_left_out_of_a_snapshot_is_deferred_not_defaulted(
             "Ana",
             contact.created_at,
         )
+
+
+def test_a_batch_of_events_reads_the_number_once_not_per_conversation(
+    number, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    stored = services.message_receive_batch(
+        session=number,
+        msgs=[inbound(phone=f"55119888800{i % 3:02d}", text=f"m{i}") for i in range(6)],
+    )
+    # as a writer may hold them: contacts loaded, the number not
+    messages = list(
+        Message.objects.select_related("conversation__contact").filter(
+            pk__in=[m.pk for m in stored]
+        )
+    )
+    with (
+        mock.patch("realtime.events._push_rows") as push,
+        django_assert_num_queries(1),  # exits last: counts the callbacks' queries
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        events.messages_created(messages)
+    assert push.call_count == 6
+    sent = [json.loads(call.args[2]["conversation"]) for call in push.call_args_list]
+    assert {s["session"]["name"] for s in sent} == {"Support"}
+    assert len({s["contact"]["id"] for s in sent}) == 3
