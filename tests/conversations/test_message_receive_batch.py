@@ -9,10 +9,12 @@ from unittest import mock
 
 import pytest
 from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
 
 from conversations import services
 from conversations.models import Contact, Conversation, Message
 from tests.factories import inbound
+from whatsapp.gateway.base import MessageKind
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +215,33 @@ def test_concurrent_batches_make_one_conversation(postgres_only, number):
     conv = Conversation.objects.get()
     assert Message.objects.count() == 80
     assert conv.unread_count == 80
+
+
+def test_media_refs_are_stored_with_the_batch(number):
+    services.message_receive_batch(
+        session=number,
+        msgs=[
+            inbound(message_id="I1", kind=MessageKind.IMAGE, text="", media_ref=b"\x00ref\xff"),
+            inbound(message_id="T1"),
+        ],
+    )
+    image, text = Message.objects.get(wa_id="I1"), Message.objects.get(wa_id="T1")
+    assert bytes(image.media_ref) == b"\x00ref\xff"
+    assert image.media_status == Message.MediaStatus.DOWNLOADING
+    assert text.media_ref is None
+
+
+def test_postgres_inserts_the_batch_as_one_unnest(postgres_only, number):
+    """The cheap form of a multi-row INSERT: one array per column, not a placeholder per
+    value (a field with get_placeholder, such as a plain BinaryField, turns it off)."""
+    table = Message._meta.db_table
+    with CaptureQueriesContext(connection) as ctx:
+        services.message_receive_batch(
+            session=number,
+            msgs=[inbound(kind=MessageKind.IMAGE, media_ref=b"ref"), inbound(), inbound()],
+        )
+    inserts = [
+        q["sql"] for q in ctx.captured_queries if q["sql"].startswith(f'INSERT INTO "{table}"')
+    ]
+    assert len(inserts) == 1
+    assert "UNNEST" in inserts[0]
