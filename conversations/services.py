@@ -92,12 +92,17 @@ def _find_contact(session_id: int, addr: _Addresses) -> Contact | None:
     q = Q(jid=addr.jid)
     if addr.lid:
         q |= Q(lid=addr.lid) | Q(jid=addr.lid)
-    found = list(Contact.objects.filter(q, session_id=session_id)[:2])
-    if not found:
-        return None
+    return _preferred(Contact.objects.filter(q, session_id=session_id)[:2])
+
+
+def _preferred(found: Iterable[Contact]) -> Contact | None:
     # Prefer the row keyed by the phone JID when a LID-only row also exists.
-    found.sort(key=lambda c: not is_phone_jid(c.jid))
-    return found[0]
+    return min(found, key=lambda c: not is_phone_jid(c.jid), default=None)
+
+
+def _is_at(contact: Contact, addr: _Addresses) -> bool:
+    """Whether _find_contact's query matches this contact for these addresses."""
+    return contact.jid == addr.jid or (bool(addr.lid) and addr.lid in (contact.lid, contact.jid))
 
 
 def _contact_for(session: WhatsAppSession, addr: _Addresses, push_name: str) -> Contact:
@@ -118,6 +123,12 @@ def _contact_for(session: WhatsAppSession, addr: _Addresses, push_name: str) -> 
             push_name=push_name[:128],
             is_group=is_group_jid(addr.jid),
         )
+    _contact_learn(contact, addr, push_name)
+    return contact
+
+
+def _contact_learn(contact: Contact, addr: _Addresses, push_name: str) -> None:
+    """Save what a message tells about a known contact: its LID, its phone, its name."""
     fields = []
     if addr.lid and not contact.lid and contact.jid != addr.lid:
         contact.lid = addr.lid
@@ -131,7 +142,6 @@ def _contact_for(session: WhatsAppSession, addr: _Addresses, push_name: str) -> 
         fields.append("push_name")
     if fields:
         contact.save(update_fields=[*fields, "updated_at"])
-    return contact
 
 
 def _conversation_for(session: WhatsAppSession, contact: Contact) -> Conversation:
@@ -144,6 +154,54 @@ def _conversation_for(session: WhatsAppSession, contact: Contact) -> Conversatio
             session=session, contact=contact
         )
     return conversation
+
+
+def _conversations_for(
+    session: WhatsAppSession, names: dict[_Addresses, str]
+) -> dict[_Addresses, Conversation]:
+    """_contact_for and _conversation_for for each address of a batch (with the name
+    its contact carries), in order, the known ones read in two queries in all.
+
+    Each address gets what _find_contact would find at that point, message after
+    message: the lookup follows what earlier addresses of the batch taught or created.
+    Whatever is not found takes the per-address path, with its fresh read and its lock.
+    """
+    keys = {a.jid for a in names} | {a.lid for a in names if a.lid}
+    by_jid: dict[str, Contact] = {}
+    by_lid: dict[str, Contact] = {}
+
+    def remember(contact: Contact) -> None:
+        by_jid[contact.jid] = contact
+        if contact.lid:
+            by_lid[contact.lid] = contact
+
+    for contact in Contact.objects.filter(Q(jid__in=keys) | Q(lid__in=keys), session=session):
+        remember(contact)
+    contact_of: dict[_Addresses, Contact] = {}
+    for addr, name in names.items():
+        near = [by_jid.get(addr.jid), by_lid.get(addr.lid), by_jid.get(addr.lid)]
+        contact = _preferred(c for c in near if c is not None and _is_at(c, addr))
+        if contact is None:
+            contact = _contact_for(session, addr, name)
+        else:
+            _contact_learn(contact, addr, name)
+        remember(contact)
+        contact_of[addr] = contact
+
+    conversations = {
+        c.contact_id: c
+        for c in Conversation.objects.filter(
+            session=session, contact__in=[c.pk for c in contact_of.values()]
+        )
+    }
+    conversation_of: dict[_Addresses, Conversation] = {}
+    for addr, contact in contact_of.items():
+        conversation = conversations.get(contact.pk)
+        if conversation is None:
+            conversation = conversations[contact.pk] = _conversation_for(session, contact)
+        conversation.contact = contact
+        conversation_of[addr] = conversation
+    return conversation_of
 
 
 # --- Inbound ---------------------------------------------------------------------------
@@ -266,18 +324,13 @@ def message_receive_batch(
 def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[Message]:
     # Contacts and conversations: once per address, in the order first seen, with the
     # name the last of its messages carried (what message after message would leave).
+    addrs = [_addresses(msg) for msg in msgs]
     names: dict[_Addresses, str] = {}
-    for msg in msgs:
-        addr = _addresses(msg)
+    for msg, addr in zip(msgs, addrs, strict=True):
         name = "" if msg.from_me or msg.is_group else msg.push_name
         names[addr] = name or names.get(addr, "")
-    conversation_of: dict[_Addresses, Conversation] = {}
-    for addr, name in names.items():
-        contact = _contact_for(session, addr, name)
-        conversation = _conversation_for(session, contact)
-        conversation.contact = contact
-        conversation_of[addr] = conversation
-    plan = [(msg, conversation_of[_addresses(msg)]) for msg in msgs]
+    conversation_of = _conversations_for(session, names)
+    plan = [(msg, conversation_of[addr]) for msg, addr in zip(msgs, addrs, strict=True)]
 
     conv_ids = {c.pk for c in conversation_of.values()}
     seen = set(

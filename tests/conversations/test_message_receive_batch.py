@@ -217,6 +217,98 @@ def test_concurrent_batches_make_one_conversation(postgres_only, number):
     assert conv.unread_count == 80
 
 
+def test_known_and_new_contacts_mix_in_one_batch(number, django_assert_num_queries):
+    services.message_receive(session=number, msg=inbound(phone="5511900000001"))
+    stored = services.message_receive_batch(
+        session=number,
+        msgs=[
+            inbound(phone="5511900000001", message_id="K1"),
+            inbound(phone="5511900000002", message_id="N1", push_name="Ana"),
+            inbound(phone="5511900000001", message_id="K2"),
+            inbound(phone="5511900000002", message_id="N2", push_name="Ana"),
+        ],
+    )
+    with django_assert_num_queries(0):  # what the events render is already there
+        phones = [(m.wa_id, m.conversation.contact.phone) for m in stored]
+    assert phones == [
+        ("K1", "5511900000001"),
+        ("N1", "5511900000002"),
+        ("K2", "5511900000001"),
+        ("N2", "5511900000002"),
+    ]
+    assert Contact.objects.count() == 2
+    conv_of = {c.contact.phone: c for c in Conversation.objects.select_related("contact")}
+    assert conv_of["5511900000001"].unread_count == 3
+    assert conv_of["5511900000002"].unread_count == 2
+    assert conv_of["5511900000002"].contact.push_name == "Ana"
+
+
+def test_a_known_contact_without_a_conversation_gets_one(number):
+    contact = Contact.objects.create(
+        session=number, jid="5511900000001@s.whatsapp.net", phone="5511900000001"
+    )
+    services.message_receive_batch(
+        session=number,
+        msgs=[inbound(phone="5511900000001"), inbound(phone="5511900000002")],
+    )
+    assert Contact.objects.count() == 2
+    assert Conversation.objects.get(contact=contact).unread_count == 1
+
+
+def test_lids_and_phones_resolve_as_message_by_message(number, alice):
+    """Contacts first seen by LID, then by phone, within the batch and before it."""
+    other = __import__("whatsapp.services", fromlist=["x"]).session_create(owner=alice, name="B")
+    new_lid, new_phone = "111@lid", "5511900000001@s.whatsapp.net"
+    old_lid, old_phone = "222@lid", "5511900000002@s.whatsapp.net"
+    for session in (number, other):
+        services.message_receive(
+            session=session, msg=inbound(chat=old_lid, sender=old_lid, message_id="O0")
+        )
+
+    def feed() -> list:
+        return [
+            inbound(chat=new_lid, sender=new_lid, message_id="N1"),
+            inbound(chat=new_lid, sender=new_lid, sender_alt=new_phone, message_id="N2"),
+            inbound(chat=new_phone, sender=new_phone, message_id="N3", push_name="Ana"),
+            inbound(chat=old_lid, sender=old_lid, sender_alt=old_phone, message_id="O1"),
+            inbound(chat=old_phone, sender=old_phone, message_id="O2"),
+            inbound(chat=old_lid, sender=old_lid, message_id="O3"),
+        ]
+
+    services.message_receive_batch(session=number, msgs=feed())
+    for msg in feed():
+        services.message_receive(session=other, msg=msg)
+
+    def state(session) -> list:
+        return sorted(
+            (c.jid, c.lid, c.phone, c.push_name, c.conversations.get().messages.count())
+            for c in Contact.objects.filter(session=session)
+        )
+
+    assert state(number) == state(other)
+    assert state(number) == [
+        (new_phone, new_lid, "5511900000001", "Ana", 3),
+        (old_phone, old_lid, "5511900000002", "Maria", 4),
+    ]
+
+
+def test_a_batch_from_known_contacts_costs_queries_per_conversation_not_per_message(
+    number, django_assert_num_queries
+):
+    phones = ["5511900000001", "5511900000002", "5511900000003"]
+    for phone in phones:
+        services.message_receive(session=number, msg=inbound(phone=phone))
+    with mock.patch.object(services.events, "messages_created"):
+        for size in (12, 30):  # one INSERT each, even where SQLite splits long ones
+            # savepoint, contacts, conversations, seen, insert, lock, release, and one
+            # counter update per conversation.
+            with django_assert_num_queries(7 + len(phones)):
+                services.message_receive_batch(
+                    session=number, msgs=[inbound(phone=phones[i % 3]) for i in range(size)]
+                )
+    assert Message.objects.count() == 3 + 12 + 30
+
+
 def test_media_refs_are_stored_with_the_batch(number):
     services.message_receive_batch(
         session=number,
