@@ -332,16 +332,15 @@ def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[
     conversation_of = _conversations_for(session, names)
     plan = [(msg, conversation_of[addr]) for msg, addr in zip(msgs, addrs, strict=True)]
 
-    conv_ids = {c.pk for c in conversation_of.values()}
     seen = set(
-        Message.objects.filter(
-            conversation_id__in=conv_ids, wa_id__in={m.message_id for m in msgs}
-        ).values_list("conversation_id", "wa_id")
+        Message.objects.filter(_by_wa_id((c.pk, msg.message_id) for msg, c in plan)).values_list(
+            "conversation_id", "wa_id"
+        )
     )
-    quoted = {m.quoted_id for m in msgs if m.quoted_id}
+    quoted = [(c.pk, msg.quoted_id) for msg, c in plan if msg.quoted_id]
     replied: dict[tuple[int, str], Message] = {}
     if quoted:
-        for m in Message.objects.filter(conversation_id__in=conv_ids, wa_id__in=quoted):
+        for m in Message.objects.filter(_by_wa_id(quoted)):
             replied[(m.conversation_id, m.wa_id)] = m
     new: list[tuple[InboundMessage, Message]] = []
     for msg, conversation in plan:
@@ -398,6 +397,21 @@ def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[
     for _msg, message in new:
         message.conversation = locked[message.conversation_id]
     return [m for _msg, m in new]
+
+
+def _by_wa_id(keys: Iterable[tuple[int, str]]) -> Q:
+    """The messages with these (conversation, WhatsApp id) keys.
+
+    One condition per conversation, each a few lookups in the unique key's index:
+    with one IN list of conversations and one of ids, PostgreSQL may read every message
+    of those conversations instead.
+    """
+    wanted: dict[int, set[str]] = {}
+    for conversation_id, wa_id in keys:
+        wanted.setdefault(conversation_id, set()).add(wa_id)
+    if not wanted:
+        return Q(pk__in=())  # no message (an empty Q would match them all)
+    return Q(*(Q(conversation_id=c, wa_id__in=ids) for c, ids in wanted.items()), _connector=Q.OR)
 
 
 def history_import(*, session: WhatsAppSession, messages: Sequence[InboundMessage]) -> int:

@@ -309,6 +309,18 @@ def test_a_batch_from_known_contacts_costs_queries_per_conversation_not_per_mess
     assert Message.objects.count() == 3 + 12 + 30
 
 
+def test_the_same_whatsapp_id_in_another_conversation_is_not_a_replay(number):
+    services.message_receive(session=number, msg=inbound(phone="5511900000001", message_id="S"))
+    stored = services.message_receive_batch(
+        session=number,
+        msgs=[
+            inbound(phone="5511900000002", message_id="S"),
+            inbound(phone="5511900000001", message_id="S"),
+        ],
+    )
+    assert [m.conversation.contact.phone for m in stored] == ["5511900000002"]
+
+
 def test_media_refs_are_stored_with_the_batch(number):
     services.message_receive_batch(
         session=number,
