@@ -393,7 +393,9 @@ def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[
     contacts = {c.pk: c.contact for c in conversation_of.values()}
     for pk, conv in locked.items():
         conv.save(update_fields=sorted(changed[pk]))
-        conv.contact = contacts[pk]  # the events render it: no query per message
+        # the events show both: no query per conversation
+        conv.contact = contacts[pk]
+        conv.session = session
     for _msg, message in new:
         message.conversation = locked[message.conversation_id]
     return [m for _msg, m in new]

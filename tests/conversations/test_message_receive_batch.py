@@ -230,6 +230,7 @@ def test_known_and_new_contacts_mix_in_one_batch(number, django_assert_num_queri
     )
     with django_assert_num_queries(0):  # what the events render is already there
         phones = [(m.wa_id, m.conversation.contact.phone) for m in stored]
+        assert {m.conversation.session.name for m in stored} == {"Support"}
     assert phones == [
         ("K1", "5511900000001"),
         ("N1", "5511900000002"),
