@@ -104,6 +104,53 @@ def test_values_from_the_environment(tmp_path):
     assert s["SECURE_SSL_REDIRECT"] == "True"
 
 
+POSTGRES = {"DATABASE_URL": "postgres://u:p@db.example.com:5432/crm", "DJANGO_SECRET_KEY": "k" * 60}
+POOL_PRINT = (
+    "import django, json; from django.conf import settings; django.setup(); "
+    "db = settings.DATABASES['default']; "
+    "print(json.dumps({'pool': db['OPTIONS'].get('pool'), 'age': db['CONN_MAX_AGE']}))"
+)
+
+
+def pool_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    full = {
+        **CLEAN,
+        "DJANGO_SETTINGS_MODULE": "vbcrm.settings",
+        "VBCRM_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_READ_DOT_ENV_FILE": "0",
+        **POSTGRES,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", POOL_PRINT], cwd=ROOT, env=full, capture_output=True, text=True
+    )
+
+
+def test_postgres_connections_come_from_a_pool_by_default(tmp_path):
+    out = pool_settings(tmp_path)
+    assert out.returncode == 0, out.stderr
+    # Connections still end with each request (CONN_MAX_AGE=0): they go back to the pool.
+    assert json.loads(out.stdout) == {"pool": {"min_size": 2, "max_size": 20}, "age": 0}
+
+
+def test_the_pool_sizes_come_from_the_environment(tmp_path):
+    out = pool_settings(tmp_path, DATABASE_POOL_MIN_SIZE="0", DATABASE_POOL_MAX_SIZE="5")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pool"] == {"min_size": 0, "max_size": 5}
+
+
+def test_a_pool_of_size_zero_means_no_pool(tmp_path):
+    out = pool_settings(tmp_path, DATABASE_POOL_MAX_SIZE="0")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"pool": None, "age": 0}
+
+
+def test_a_pool_smaller_than_its_minimum_is_refused(tmp_path):
+    out = pool_settings(tmp_path, DATABASE_POOL_MIN_SIZE="8", DATABASE_POOL_MAX_SIZE="4")
+    assert out.returncode != 0
+    assert "DATABASE_POOL_MIN_SIZE must be between 0 and DATABASE_POOL_MAX_SIZE" in out.stderr
+
+
 def test_a_deployment_without_a_secret_key_refuses_to_start(tmp_path):
     env = {
         **CLEAN,
