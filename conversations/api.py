@@ -305,10 +305,19 @@ def conversation_messages(
     limit: int = Query(50, ge=1, description=f"Page size, at most {MAX_PAGE}."),
 ) -> dict[str, Any]:
     """Newest first; page back in time with ``before`` (the ``next_before`` of a page)."""
-    conversation = _conversation(request, conversation_id)
+    try:
+        # Only the access check: the answer carries no field of the conversation itself.
+        conversation = selectors.conversation_access(
+            user=request_user(request), conversation_id=conversation_id
+        )
+    except Conversation.DoesNotExist:
+        raise not_found() from None
     limit = min(limit, MAX_PAGE)
     # The selector returns oldest first; one extra row tells whether older ones remain.
-    rows = selectors.message_list(conversation=conversation, before_id=before, limit=limit + 1)
+    # Messages answer their sender's and quoted message's ids only: nothing to join.
+    rows = selectors.message_list(
+        conversation=conversation, before_id=before, limit=limit + 1, related=False
+    )
     rows.reverse()
     page = rows[:limit]
     more = len(rows) > limit

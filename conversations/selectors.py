@@ -67,6 +67,15 @@ def conversation_get(*, user: AnyUser, conversation_id: int) -> Conversation:
     return conversation_queryset(user=user).get(pk=conversation_id)
 
 
+def conversation_access(*, user: AnyUser, conversation_id: int) -> Conversation:
+    """The conversation's own row if ``user`` may see it; ``Conversation.DoesNotExist``
+    otherwise. For reads that need only its id: nothing is joined in, so its contact,
+    number and agent each cost a query if read."""
+    return Conversation.objects.filter(session_id__in=visible_session_ids(user)).get(
+        pk=conversation_id
+    )
+
+
 def conversations_changed_since(*, user: AnyUser, since, limit: int = 200) -> list[Conversation]:
     """For a reconnecting page: conversations that changed after ``since``."""
     return list(
@@ -82,10 +91,15 @@ def message_list(
     before_id: int | None = None,
     after_id: int | None = None,
     limit: int = 50,
+    related: bool = True,
 ) -> list[Message]:
     """A page of a thread, oldest first in the returned list. Cursor by id, never OFFSET:
-    ``before_id`` pages back in time, ``after_id`` catches up after a reconnect."""
-    qs = Message.objects.filter(conversation=conversation).select_related("sent_by", "reply_to")
+    ``before_id`` pages back in time, ``after_id`` catches up after a reconnect.
+    ``related=False`` leaves out the sender and the quoted message, for readers that
+    want only their ids."""
+    qs = Message.objects.filter(conversation=conversation)
+    if related:
+        qs = qs.select_related("sent_by", "reply_to")
     if after_id is not None:
         return list(qs.filter(pk__gt=after_id).order_by("pk")[:limit])
     if before_id is not None:

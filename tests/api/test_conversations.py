@@ -177,6 +177,23 @@ def test_the_page_size_is_capped_at_100(number, conversation, as_bob):
     assert body["next_before"] is not None
 
 
+def test_a_page_of_messages_costs_the_same_queries_whatever_it_quotes_or_who_sent_it(
+    conversation, bob, client, django_assert_num_queries
+):
+    client.force_login(bob)
+    messages = url(f"/conversations/{conversation.pk}/messages")
+    with django_assert_num_queries(4):  # session, user, conversation, messages
+        assert len(client.get(messages).json()["items"]) == 1
+    first = Message.objects.get()
+    for i in range(5):
+        services.message_queue_outbound(
+            user=bob, conversation=conversation, text=f"re {i}", reply_to=first
+        )
+    with django_assert_num_queries(4):
+        items = client.get(messages).json()["items"]
+    assert [(m["sent_by_id"], m["reply_to_id"]) for m in items[:5]] == [(bob.pk, first.pk)] * 5
+
+
 def test_an_outsider_cannot_read_the_messages(conversation, as_charlie):
     response = as_charlie.get(url(f"/conversations/{conversation.pk}/messages"))
     assert response.status_code == 404

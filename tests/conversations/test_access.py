@@ -40,11 +40,25 @@ def test_conversations_follow_the_access_rule(number, conversation, alice, bob, 
         selectors.conversation_get(user=charlie, conversation_id=conversation.pk)
 
 
+def test_the_bare_access_check_follows_the_same_rule(number, conversation, alice, bob, charlie):
+    from django.contrib.auth.models import AnonymousUser
+
+    for user in (alice, bob):
+        assert selectors.conversation_access(user=user, conversation_id=conversation.pk) == (
+            conversation
+        )
+    for user in (charlie, AnonymousUser()):
+        with pytest.raises(Conversation.DoesNotExist):
+            selectors.conversation_access(user=user, conversation_id=conversation.pk)
+
+
 def test_a_removed_agent_loses_access(number, conversation, bob):
     from whatsapp import services as wa
 
     wa.session_agent_remove(session=number, user=bob)
     assert selectors.conversation_list(user=bob) == []
+    with pytest.raises(Conversation.DoesNotExist):
+        selectors.conversation_access(user=bob, conversation_id=conversation.pk)
 
 
 def test_media_is_served_only_to_allowed_users(client, number, conversation, bob, charlie):
