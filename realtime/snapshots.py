@@ -27,10 +27,17 @@ Snapshot = dict[str, Any]
 M = TypeVar("M", bound=models.Model)
 
 
+# Columns whose values a snapshot turns into strings; the others travel as they are.
+_AS_TEXT = (models.DateField, models.TimeField, models.DecimalField, models.UUIDField)
+
+
 @cache
-def _columns(model: type[models.Model]) -> tuple[tuple[str, models.Field], ...]:
+def _columns(model: type[models.Model]) -> tuple[tuple[str, models.Field, bool], ...]:
+    """(attname, field, whether loading must parse the value) of each column we carry."""
     return tuple(
-        (f.attname, f) for f in model._meta.concrete_fields if not isinstance(f, models.BinaryField)
+        (f.attname, f, isinstance(f.target_field if f.is_relation else f, _AS_TEXT))
+        for f in model._meta.concrete_fields
+        if not isinstance(f, models.BinaryField)
     )
 
 
@@ -48,12 +55,14 @@ def _plain(value: Any) -> Any:
 
 def dump(obj: models.Model, fields: Sequence[str] | None = None) -> Snapshot:
     """The row's columns (by attname: ``conversation_id``, not ``conversation``)."""
-    names = fields if fields is not None else [name for name, _f in _columns(type(obj))]
+    names = fields if fields is not None else [name for name, _f, _p in _columns(type(obj))]
     return {name: _plain(getattr(obj, name)) for name in names}
 
 
 def load(model: type[M], data: Snapshot) -> M:
-    columns = _columns(model)
-    names = [name for name, _f in columns if name in data]
-    values = [field.to_python(data[name]) for name, field in columns if name in data]
+    names, values = [], []
+    for name, field, parse in _columns(model):
+        if name in data:
+            names.append(name)
+            values.append(field.to_python(data[name]) if parse else data[name])
     return model.from_db(None, names, values)
