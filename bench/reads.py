@@ -1,7 +1,11 @@
 """Benchmark 3, reads: with 100k conversations and 2M messages (generated in bulk by the
 database itself), the inbox list page, a thread page and the two API reads: server
-time (in-process through Django's whole stack) and query count, against the raw SQL
-that fetches the same rows.
+time (in-process through Django's whole stack) and query count, against two baselines:
+
+- raw SQL: the statements that fetch the same rows, on a plain psycopg connection;
+- the Django floor: the same statements run by a minimal view (``bench/readfloor.py``)
+  behind the same middleware and login check, answering the rows as JSON; what any
+  Django view pays before it does its own work.
 """
 
 from __future__ import annotations
@@ -124,6 +128,13 @@ RAW_MESSAGES = """
 SELECT m.* FROM whatsapp_mensagens m
  WHERE m.conversation_id = %(conv)s ORDER BY m.id DESC LIMIT 51
 """
+# Each read's statements, by the slug the Django floor's URL takes.
+RAW_SQL = {
+    "inbox": [RAW_LIST],
+    "thread": [RAW_LIST, RAW_CONVERSATION, RAW_MESSAGES],
+    "api-conversations": [RAW_LIST],
+    "api-messages": [RAW_CONVERSATION, RAW_MESSAGES],
+}
 
 
 def _time(fn, repeat: int) -> list[float]:
@@ -139,8 +150,8 @@ def _time(fn, repeat: int) -> list[float]:
 
 def measure(database_url: str, reader, repeat: int) -> list[dict]:
     import psycopg
-    from django.db import connection
-    from django.test import Client
+    from django.db import close_old_connections, connection
+    from django.test import Client, override_settings
     from django.urls import reverse
 
     from conversations import selectors
@@ -148,40 +159,48 @@ def measure(database_url: str, reader, repeat: int) -> list[dict]:
     top = selectors.conversation_list(user=reader, limit=1)[0]
     client = Client(SERVER_NAME="127.0.0.1")
     client.force_login(reader)
-    urls = {
-        "inbox list page": reverse("inbox"),
-        "thread page": reverse("conversations:detail", args=[top.pk]),
-        "API conversations": "/api/whatsapp/conversations",
-        "API messages": f"/api/whatsapp/conversations/{top.pk}/messages",
+    reads = {
+        "inbox list page": ("inbox", reverse("inbox")),
+        "thread page": ("thread", reverse("conversations:detail", args=[top.pk])),
+        "API conversations": ("api-conversations", "/api/whatsapp/conversations"),
+        "API messages": ("api-messages", f"/api/whatsapp/conversations/{top.pk}/messages"),
     }
     params = {"user": reader.pk, "conv": top.pk}
-    raw_for = {
-        "inbox list page": [RAW_LIST],
-        "thread page": [RAW_LIST, RAW_CONVERSATION, RAW_MESSAGES],
-        "API conversations": [RAW_LIST],
-        "API messages": [RAW_CONVERSATION, RAW_MESSAGES],
-    }
+
+    def request(url: str) -> None:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        # The test Client keeps the connection from one request to the next; a served
+        # request hands it back at its end (request_finished), so this does too:
+        # with CONN_MAX_AGE=0 it is closed, or returned to the pool.
+        close_old_connections()
+
+    def counted(url: str) -> int:
+        queries: list[str] = []
+
+        def count(execute, sql, params, many, context):
+            queries.append(sql)
+            return execute(sql, params, many, context)
+
+        # a wrapper, not CaptureQueriesContext: the connection ends with the request
+        with connection.execute_wrapper(count):
+            request(url)
+        return len(queries)
+
     rows = []
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for name, url in urls.items():
+    # psycopg prepares a statement it has run 5 times, so the raw baseline skips planning;
+    # Django turns that off (for external poolers), so the floor and our views plan each.
+    with (
+        psycopg.connect(database_url, autocommit=True) as conn,
+        override_settings(ROOT_URLCONF="bench.readfloor"),
+    ):
+        for name, (slug, url) in reads.items():
+            floor_url = f"{reverse('bench_floor', args=[slug])}?conv={top.pk}"
+            queries, floor_queries = counted(url), counted(floor_url)
+            ours = _time(lambda url=url: request(url), repeat)
+            floor = _time(lambda url=floor_url: request(url), repeat)
 
-            def get(url=url):
-                response = client.get(url)
-                assert response.status_code == 200, (url, response.status_code)
-
-            queries: list[str] = []
-
-            def count(execute, sql, params, many, context, queries=queries):
-                queries.append(sql)
-                return execute(sql, params, many, context)
-
-            # a wrapper, not CaptureQueriesContext: the request closes and reopens the
-            # connection (CONN_MAX_AGE=0), which would lose the captured list
-            with connection.execute_wrapper(count):
-                get()
-            ours = _time(get, repeat)
-
-            def raw(statements=raw_for[name]):
+            def raw(statements=RAW_SQL[slug]):
                 for sql in statements:
                     conn.execute(sql, params).fetchall()
 
@@ -189,10 +208,13 @@ def measure(database_url: str, reader, repeat: int) -> list[dict]:
             rows.append(
                 {
                     "read": name,
-                    "queries": len(queries),
+                    "queries": queries,
                     "p50_ms": ms(pct(ours, 50)),
                     "p95_ms": ms(pct(ours, 95)),
-                    "raw_queries": len(raw_for[name]),
+                    "floor_queries": floor_queries,
+                    "floor_p50_ms": ms(pct(floor, 50)),
+                    "floor_p95_ms": ms(pct(floor, 95)),
+                    "raw_queries": len(RAW_SQL[slug]),
                     "raw_p50_ms": ms(pct(base, 50)),
                     "raw_p95_ms": ms(pct(base, 95)),
                 }
