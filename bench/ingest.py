@@ -11,7 +11,7 @@ import time
 import uuid
 
 from bench.common import SocketClients, marker, ms, pct, send, socket_specs, wait_messages
-from bench.infra import Stack
+from bench.infra import Stack, children_of, cpu_seconds, postgres_pids
 
 
 def _contacts(count: int) -> list[str]:
@@ -74,6 +74,7 @@ def run_saturation(
     clients.ready()
     time.sleep(0.5)
     who = _contacts(contacts)
+    cpu_before = _cpu(s)
     inject_start = time.time()
     for offset in range(0, count, batch):
         t0 = time.time()
@@ -86,6 +87,7 @@ def run_saturation(
         )
     inject_end = time.time()
     result = clients.results(timeout=300)
+    cpu = {name: used - cpu_before.get(name, 0.0) for name, used in _cpu(s).items()}
     lat, first, last = _latencies(result)
     stored = Message.objects.count() - stored_before
     return {
@@ -99,7 +101,21 @@ def run_saturation(
         "per_second": round(len(lat) / (last - first), 1) if last > first else None,
         "p50_ms": ms(pct(lat, 50)),
         "p99_ms": ms(pct(lat, 99)),
+        # where the work went: CPU milliseconds per message, by process
+        "cpu_ms_per_message": {name: round(1000 * used / count, 3) for name, used in cpu.items()},
     }
+
+
+def _cpu(s: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each of our processes (the worker with its
+    numbers' children), the simulator and the PostgreSQL server."""
+    used = {}
+    for proc in s.procs:
+        if proc.name in ("worker", "web1", "simulator"):
+            pids = [proc.pid, *children_of(proc.pid)] if proc.name == "worker" else [proc.pid]
+            used[proc.name] = cpu_seconds(pids)
+    used["postgres"] = cpu_seconds(postgres_pids())
+    return used
 
 
 _INSERT = """
@@ -128,6 +144,7 @@ def run_raw(database_url: str, count: int, batch: int) -> dict:
         conv_ids = [r[0] for r in conn.execute("SELECT id FROM whatsapp_atendimentos").fetchall()]
         conn.commit()
         tag = uuid.uuid4().hex[:8]
+        pg_before, own_before = cpu_seconds(postgres_pids()), time.process_time()
         start = time.perf_counter()
         with conn.cursor() as cur:
             for i in range(count):
@@ -140,4 +157,13 @@ def run_raw(database_url: str, count: int, batch: int) -> dict:
                     conn.commit()
             conn.commit()
         took = time.perf_counter() - start
-    return {"messages": count, "batch": batch, "per_second": round(count / took, 1)}
+        pg, own = cpu_seconds(postgres_pids()) - pg_before, time.process_time() - own_before
+    return {
+        "messages": count,
+        "batch": batch,
+        "per_second": round(count / took, 1),
+        "cpu_ms_per_message": {
+            "client": round(1000 * own / count, 3),
+            "postgres": round(1000 * pg / count, 3),
+        },
+    }
