@@ -95,7 +95,7 @@ def _visible_session_ids(user) -> set[int]:
 def _conversation_session(user, conversation_id: int) -> int | None:
     """The conversation's number if ``user`` may see it; None otherwise."""
     try:
-        return selectors.conversation_get(user=user, conversation_id=conversation_id).session_id
+        return selectors.conversation_access(user=user, conversation_id=conversation_id).session_id
     except Conversation.DoesNotExist:
         return None
 
