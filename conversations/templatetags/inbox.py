@@ -84,10 +84,19 @@ def list_when(value: datetime | None) -> str:
     local = timezone.localtime(value)
     today = timezone.localdate()
     if local.date() == today:
-        return formats.time_format(local, "H:i")
+        return local.strftime("%H:%M")  # time:"H:i"
     if local.date() == today - timedelta(days=1):
         return _("Yesterday")
     return formats.date_format(local.date(), "SHORT_DATE_FORMAT")
+
+
+@register.filter
+def list_times(value: datetime | None) -> dict[str, str]:
+    """A list row's time, worked out once: ``iso`` (what ``date:"c"`` gives) and
+    ``label`` (``list_when``)."""
+    if value is None:
+        return {"iso": "", "label": ""}
+    return {"iso": timezone.localtime(value).isoformat(), "label": list_when(value)}
 
 
 @register.filter

@@ -10,7 +10,7 @@ from django.template import engines
 from django.utils import timezone, translation
 
 from conversations.models import Message
-from conversations.templatetags.inbox import msg_times
+from conversations.templatetags.inbox import list_times, msg_times
 
 FILTERS = engines["django"].from_string(
     "{% load inbox %}{{ t|date:'Y-m-d' }}|{{ t|day_label }}|{{ t|date:'c' }}|"
@@ -40,3 +40,21 @@ def test_msg_times_falls_back_to_when_the_message_was_stored():
     stored = datetime(2024, 5, 6, 7, 8, tzinfo=UTC)
     with timezone.override("UTC"):
         assert msg_times(Message(wa_timestamp=None, created_at=stored))["hm"] == "07:08"
+
+
+ROW_FILTERS = engines["django"].from_string(
+    "{% load inbox %}{{ t|date:'c' }}|{% if t %}{% now 'Y-m-d' as today %}"
+    "{% if t|date:'Y-m-d' == today %}{{ t|time:'H:i' }}{% else %}{{ t|list_when }}{% endif %}"
+    "{% endif %}"
+)
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-br"])
+@pytest.mark.parametrize("zone", ["America/Sao_Paulo", "UTC", "Asia/Kolkata"])
+def test_list_times_matches_the_date_filters(lang, zone):
+    now = timezone.now()
+    moments = [now, now - timedelta(days=1), now - timedelta(days=3), None]
+    with translation.override(lang), timezone.override(zone):
+        for moment in moments:
+            times = list_times(moment)
+            assert f"{times['iso']}|{times['label']}" == ROW_FILTERS.render({"t": moment})
