@@ -427,22 +427,39 @@ def history_import(*, session: WhatsAppSession, messages: Sequence[InboundMessag
     for msg in messages:
         if msg.timestamp >= cutoff and not _ignored(session, msg):
             by_chat.setdefault(msg.chat, []).append(msg)
-    created = 0
+    if not by_chat:
+        return 0
     touched: list[Conversation] = []
     with transaction.atomic():
-        for chat_msgs in by_chat.values():
-            first = chat_msgs[0]
-            contact = _contact_for(session, _addresses(first), "")
-            conversation = _conversation_for(session, contact)
-            rows = [Message(conversation=conversation, **_message_fields(m)) for m in chat_msgs]
-            before = Message.objects.filter(conversation=conversation).count()
-            Message.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-            added = Message.objects.filter(conversation=conversation).count() - before
-            if not added:
-                continue
-            created += added
-            newest = max(chat_msgs, key=lambda m: m.timestamp)
-            conv = Conversation.objects.select_for_update(no_key=True).get(pk=conversation.pk)
+        # A chat's contact and conversation from its first message's address, all the
+        # known ones in two queries (the live batch path's lookup).
+        addr_of = {chat: _addresses(chat_msgs[0]) for chat, chat_msgs in by_chat.items()}
+        conversation_of = _conversations_for(session, dict.fromkeys(addr_of.values(), ""))
+        plan = [
+            (msg, conversation_of[addr_of[chat]])
+            for chat, chat_msgs in by_chat.items()
+            for msg in chat_msgs
+        ]
+        seen = set(
+            Message.objects.filter(
+                _by_wa_id((c.pk, msg.message_id) for msg, c in plan)
+            ).values_list("conversation_id", "wa_id")
+        )
+        new: dict[int, list[InboundMessage]] = {}
+        rows = []
+        for msg, conversation in plan:
+            key = (conversation.pk, msg.message_id)
+            if key in seen:
+                continue  # stored already, or twice in this batch
+            seen.add(key)
+            new.setdefault(conversation.pk, []).append(msg)
+            rows.append(Message(conversation=conversation, **_message_fields(msg)))
+        # A live copy stored between the check and here is skipped, not an error (and is
+        # counted as new: the count only goes to the log).
+        Message.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        locked = Conversation.objects.select_for_update(no_key=True).filter(pk__in=new)
+        for conv in locked.order_by("pk"):
+            newest = max(new[conv.pk], key=lambda m: m.timestamp)
             if not conv.last_message_preview or newest.timestamp > conv.last_message_at:
                 conv.last_message_at = newest.timestamp
                 conv.last_message_preview = message_preview(
@@ -450,6 +467,10 @@ def history_import(*, session: WhatsAppSession, messages: Sequence[InboundMessag
                 )
                 conv.save(update_fields=["last_message_at", "last_message_preview", "updated_at"])
             touched.append(conv)
+    contacts = {c.pk: c.contact for c in conversation_of.values()}
+    for conv in touched:  # what the events show, without a query each
+        conv.contact, conv.session = contacts[conv.pk], session
+    created = len(rows)
     for conv in touched:
         events.conversation_updated(conv)
     logger.info("history imported session=%s new=%d", session.pk, created)

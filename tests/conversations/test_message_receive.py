@@ -177,3 +177,38 @@ def test_the_preview_is_stored_in_no_language_and_shown_in_the_readers(number):
     )
     conv.refresh_from_db()
     assert conv.preview_display == "📍 Praça da Sé"
+
+
+def test_history_of_many_chats_reads_known_contacts_together(
+    number, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    """A history batch is stored per chat, but known contacts and conversations are read
+    in a fixed number of queries, and a copy seen twice (or already stored) counts once."""
+    now = datetime.now(UTC)
+    phones = [f"55119777700{i:02d}" for i in range(12)]
+    for phone in phones[:8]:  # known before the history arrives
+        services.message_receive(session=number, msg=inbound(phone=phone, message_id=f"L{phone}"))
+    closed = Conversation.objects.get(contact__phone=phones[0])
+    closed.status = Conversation.Status.CLOSED
+    closed.save()
+    history = [
+        inbound(phone=phone, message_id=f"H{phone}-{j}", timestamp=now - timedelta(hours=j + 1))
+        for phone in phones
+        for j in range(3)
+    ]
+    history.append(history[0])  # the same message twice in one batch
+    history.append(inbound(phone=phones[1], message_id=f"L{phones[1]}"))  # stored live already
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        # 8 known chats and 4 new ones: a new one costs its creation (about 11 queries,
+        # the number's lock included), a known one nothing of its own (it used to cost
+        # 7 or more: its lookups, two counts, an insert, a lock and a save)
+        with django_assert_max_num_queries(10 + 4 * 11):
+            added = services.history_import(session=number, messages=history)
+    assert added == 12 * 3
+    assert Message.objects.count() == 8 + 12 * 3
+    assert len(callbacks) == 12  # one conversation_updated each
+    assert Conversation.objects.count() == 12
+    closed.refresh_from_db()
+    assert closed.status == Conversation.Status.CLOSED  # history never reopens
+    assert closed.unread_count == 1  # ...nor counts as unread (1 is the live message)
+    assert services.history_import(session=number, messages=history) == 0
