@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from django import template
 from django.conf import settings
+from django.urls import URLResolver, get_resolver, get_script_prefix, get_urlconf, reverse
 from django.utils import formats, timezone
 from django.utils.html import json_script
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from conversations import vcard as vcard_parse
-from conversations.models import FILE_KINDS, Message
+from conversations.models import FILE_KINDS, Conversation, Message
 
 register = template.Library()
 
@@ -32,10 +35,26 @@ def msg_times(m: Message) -> dict[str, str]:
     local = timezone.localtime(msg_time(m))
     return {
         "day": local.date().isoformat(),  # date:"Y-m-d"
-        "day_label": day_label(local),
+        "day_label": _day_label(local.date()),
         "iso": local.isoformat(),  # date:"c"
         "title": formats.date_format(local, "DATETIME_FORMAT"),
         "hm": local.strftime("%H:%M"),  # time:"H:i"
+    }
+
+
+_MESSAGE_STATUS = dict(Message.Status.choices)  # lazy labels, translated when read
+
+
+@register.filter
+def msg_strings(m: Message) -> dict[str, str]:
+    """``msg_times`` and the other strings of a message's fragment that are more than
+    an attribute: its version and rank (as text: an int in a template goes through
+    number localisation) and its status label (``get_status_display``)."""
+    return {
+        **msg_times(m),
+        "version": str(epoch_us(m.updated_at)),
+        "rank": str(status_rank(m)),
+        "status_label": str(_MESSAGE_STATUS.get(m.status, m.status)),
     }
 
 
@@ -67,7 +86,10 @@ def day_label(value: datetime | None) -> str:
     """ "Today", "Yesterday" or the date, for the day separators of a thread."""
     if value is None:
         return ""
-    day = timezone.localtime(value).date()
+    return _day_label(timezone.localtime(value).date())
+
+
+def _day_label(day: date) -> str:
     today = timezone.localdate()
     if day == today:
         return _("Today")
@@ -81,7 +103,10 @@ def list_when(value: datetime | None) -> str:
     """A conversation's last activity as the list shows it: the time today, else the date."""
     if value is None:
         return ""
-    local = timezone.localtime(value)
+    return _list_label(timezone.localtime(value))
+
+
+def _list_label(local: datetime) -> str:
     today = timezone.localdate()
     if local.date() == today:
         return local.strftime("%H:%M")  # time:"H:i"
@@ -96,7 +121,60 @@ def list_times(value: datetime | None) -> dict[str, str]:
     ``label`` (``list_when``)."""
     if value is None:
         return {"iso": "", "label": ""}
-    return {"iso": timezone.localtime(value).isoformat(), "label": list_when(value)}
+    local = timezone.localtime(value)
+    return {"iso": local.isoformat(), "label": _list_label(local)}
+
+
+# Any id of the URL's shape: what surrounds it in the reversed URL is the same for all.
+_SAMPLE_ID = 918273645
+
+
+@lru_cache(maxsize=16)
+def _detail_url_around(resolver: URLResolver, prefix: str) -> tuple[str, str]:
+    # The key names what reverse() depends on: the URLconf (its resolver object is
+    # replaced when the URLconf changes) and the script prefix.
+    head, _sample, tail = reverse("conversations:detail", args=[_SAMPLE_ID]).rpartition(
+        str(_SAMPLE_ID)
+    )
+    return head, tail
+
+
+def conversation_url(pk: int) -> str:
+    """``reverse("conversations:detail", args=[pk])``, without resolving the name for
+    each row of the list (a reverse() costs more than the rest of a row's strings)."""
+    head, tail = _detail_url_around(get_resolver(get_urlconf()), get_script_prefix())
+    return f"{head}{pk}{tail}"
+
+
+_CONVERSATION_STATUS = dict(Conversation.Status.choices)  # lazy labels, translated when read
+
+
+@register.filter
+def list_row(c: Conversation) -> dict[str, object]:
+    """Every string of a list row that is more than an attribute, worked out once (the
+    row is rendered 50 times a page and for each socket event). Same strings as the
+    tags and filters they replace: ``{% url 'conversations:detail' c.pk %}``, the
+    badge's ``{% blocktranslate count %}``, ``get_status_display``, ``list_times``."""
+    name = c.contact.display_name
+    n = c.unread_count
+    times = list_times(c.last_message_at)
+    return {
+        "url": conversation_url(c.pk),
+        # Numbers as text: an int in a template goes through number localisation.
+        "id": str(c.pk),
+        "ts": str(epoch_ms(c.last_message_at)),
+        "unread": str(n),
+        "initial": name[:1].upper(),
+        "name": name,
+        "iso": times["iso"],
+        "label": times["label"],
+        "badge": ngettext("%(n)s unread message", "%(n)s unread messages", n) % {"n": n}
+        if n
+        else "",
+        "status": str(_CONVERSATION_STATUS.get(c.status, c.status)),
+        "number": c.session.name,
+        "agent": user_label(c.assigned_to) if c.assigned_to_id else "",
+    }
 
 
 @register.filter

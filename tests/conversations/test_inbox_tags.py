@@ -1,16 +1,25 @@
-"""The inbox's template helpers: ``msg_times`` must give exactly what the ``date`` and
-``time`` filters it replaces gave, in every language and time zone."""
+"""The inbox's template helpers: each one that folds several tags and filters into one
+(``msg_times``, ``list_row``, ``msg_strings``) must give exactly what they gave, in every
+language (and, for times, time zone)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.template import engines
+from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import timezone, translation
 
-from conversations.models import Message
-from conversations.templatetags.inbox import list_times, msg_times
+from conversations.models import Contact, Conversation, Message
+from conversations.templatetags.inbox import (
+    conversation_url,
+    list_times,
+    msg_strings,
+    msg_times,
+)
+from whatsapp.models import WhatsAppSession
 
 FILTERS = engines["django"].from_string(
     "{% load inbox %}{{ t|date:'Y-m-d' }}|{{ t|day_label }}|{{ t|date:'c' }}|"
@@ -58,3 +67,78 @@ def test_list_times_matches_the_date_filters(lang, zone):
         for moment in moments:
             times = list_times(moment)
             assert f"{times['iso']}|{times['label']}" == ROW_FILTERS.render({"t": moment})
+
+
+# --- list rows and message fragments -------------------------------------------------------
+
+ROW_TAGS = engines["django"].from_string(
+    "{% load i18n inbox %}{% url 'conversations:detail' c.pk %}|{{ c.pk }}|"
+    "{{ c.last_message_at|epoch_ms }}|{{ c.unread_count }}|"
+    '{{ c.contact.display_name|slice:":1"|upper }}|{{ c.contact.display_name }}|'
+    "{% with when=c.last_message_at|list_times %}{{ when.iso }}|{{ when.label }}{% endwith %}|"
+    "{% if c.unread_count %}{% blocktranslate count n=c.unread_count %}{{ n }} unread message"
+    "{% plural %}{{ n }} unread messages{% endblocktranslate %}{% endif %}|"
+    "{{ c.get_status_display }}|{{ c.session.name }}|"
+    "{% if c.assigned_to %}{{ c.assigned_to|user_label }}{% endif %}"
+)
+ROW_FILTER = engines["django"].from_string(
+    "{% load inbox %}{% with r=c|list_row %}{{ r.url }}|{{ r.id }}|{{ r.ts }}|{{ r.unread }}|"
+    "{{ r.initial }}|{{ r.name }}|{{ r.iso }}|{{ r.label }}|{{ r.badge }}|{{ r.status }}|"
+    "{{ r.number }}|{{ r.agent }}{% endwith %}"
+)
+
+
+def _row(pk: int, status: str, unread: int, agent: User | None) -> Conversation:
+    return Conversation(
+        pk=pk,
+        status=status,
+        unread_count=unread,
+        last_message_at=timezone.now() - timedelta(hours=pk),
+        session=WhatsAppSession(pk=3, name="Sales & support"),
+        contact=Contact(pk=pk, push_name="élise <b>", phone="5511999990000"),
+        assigned_to=agent,
+    )
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-br"])
+def test_list_row_matches_the_tags_it_replaces(lang):
+    agent = User(pk=7, username="bob", first_name="Bob", last_name="Silva")
+    rows = [
+        _row(1, Conversation.Status.OPEN, 0, None),
+        _row(22, Conversation.Status.PENDING, 1, agent),
+        _row(333, Conversation.Status.CLOSED, 2, User(pk=8, username="carol")),
+        _row(123456, Conversation.Status.OPEN, 1234, None),  # hours ago: another day
+    ]
+    with translation.override(lang):
+        for c in rows:
+            assert ROW_FILTER.render({"c": c}) == ROW_TAGS.render({"c": c})
+
+
+def test_the_conversation_url_follows_the_script_prefix():
+    assert conversation_url(42) == reverse("conversations:detail", args=[42])
+    set_script_prefix("/crm/")
+    try:
+        assert conversation_url(42) == "/crm/conversations/42/"
+        assert conversation_url(7) == reverse("conversations:detail", args=[7])
+    finally:
+        clear_script_prefix()
+    assert conversation_url(42) == "/conversations/42/"
+
+
+MESSAGE_TAGS = engines["django"].from_string(
+    "{% load inbox %}{{ m.updated_at|epoch_us }}|{{ m|status_rank }}|{{ m.get_status_display }}"
+)
+MESSAGE_FILTER = engines["django"].from_string(
+    "{% load inbox %}{% with t=m|msg_strings %}{{ t.version }}|{{ t.rank }}|{{ t.status_label }}"
+    "{% endwith %}"
+)
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-br"])
+def test_msg_strings_match_the_filters_they_replace(lang):
+    now = timezone.now()
+    with translation.override(lang):
+        for status in Message.Status.values:
+            m = Message(status=status, created_at=now, updated_at=now)
+            assert MESSAGE_FILTER.render({"m": m}) == MESSAGE_TAGS.render({"m": m})
+            assert msg_strings(m)["title"] == msg_times(m)["title"]
