@@ -146,7 +146,8 @@ def _thread_context(request: HttpRequest, conversation: Conversation) -> dict[st
 
 def _inbox_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
     context: dict[str, Any] = {
-        "sessions": list(session_list(user=request.user).order_by("name")),
+        # The numbers filter shows each number's name and status, never its owner.
+        "sessions": list(session_list(user=request.user).select_related(None).order_by("name")),
         "unread": selectors.unread_counts(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
         **_list_context(request),
