@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 
 from conversations import vcard as vcard_parse
 from conversations.models import FILE_KINDS, Conversation, Message
+from whatsapp.models import WhatsAppSession
 
 register = template.Library()
 
@@ -25,6 +26,13 @@ def msg_time(m: Message) -> datetime:
     """When a message was said: WhatsApp's time when known (history imports are
     stored long after they were written), else when we stored it."""
     return m.wa_timestamp or m.created_at
+
+
+@register.filter
+def msg_day(m: Message) -> str:
+    """The local day a message was said, as ``msg_time|date:"Y-m-d"`` gives it: what
+    the thread compares to place its day separators."""
+    return timezone.localtime(msg_time(m)).date().isoformat()
 
 
 @register.filter
@@ -48,10 +56,12 @@ _MESSAGE_STATUS = dict(Message.Status.choices)  # lazy labels, translated when r
 @register.filter
 def msg_strings(m: Message) -> dict[str, str]:
     """``msg_times`` and the other strings of a message's fragment that are more than
-    an attribute: its version and rank (as text: an int in a template goes through
-    number localisation) and its status label (``get_status_display``)."""
+    an attribute: its ids, version and rank (as text: an int in a template goes
+    through number localisation) and its status label (``get_status_display``)."""
     return {
         **msg_times(m),
+        "id": str(m.pk),
+        "conversation": str(m.conversation_id),
         "version": str(epoch_us(m.updated_at)),
         "rank": str(status_rank(m)),
         "status_label": str(_MESSAGE_STATUS.get(m.status, m.status)),
@@ -164,6 +174,8 @@ def list_row(c: Conversation) -> dict[str, object]:
         "id": str(c.pk),
         "ts": str(epoch_ms(c.last_message_at)),
         "unread": str(n),
+        "session": str(c.session_id),
+        "assigned": str(c.assigned_to_id) if c.assigned_to_id else "",
         "initial": name[:1].upper(),
         "name": name,
         "iso": times["iso"],
@@ -175,6 +187,24 @@ def list_row(c: Conversation) -> dict[str, object]:
         "number": c.session.name,
         "agent": user_label(c.assigned_to) if c.assigned_to_id else "",
     }
+
+
+_SESSION_STATUS = dict(WhatsAppSession.Status.choices)  # lazy labels, translated when read
+
+
+@register.filter
+def number_options(sessions: list[WhatsAppSession], selected_id: int | None) -> list[dict]:
+    """The numbers filter's options: each number's id (as text), name and status label
+    (``get_status_display``), and whether it is the one selected."""
+    return [
+        {
+            "id": str(s.pk),
+            "name": s.name,
+            "status": str(_SESSION_STATUS.get(s.status, s.status)),
+            "selected": s.pk == selected_id,
+        }
+        for s in sessions
+    ]
 
 
 @register.filter

@@ -1,6 +1,6 @@
 """The inbox's template helpers: each one that folds several tags and filters into one
-(``msg_times``, ``list_row``, ``msg_strings``) must give exactly what they gave, in every
-language (and, for times, time zone)."""
+(``msg_times``, ``msg_day``, ``msg_strings``, ``list_row``, ``number_options``) must give
+exactly what they gave, in every language (and, for times, time zone)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from conversations.models import Contact, Conversation, Message
 from conversations.templatetags.inbox import (
     conversation_url,
     list_times,
+    msg_day,
     msg_strings,
     msg_times,
 )
@@ -73,7 +74,8 @@ def test_list_times_matches_the_date_filters(lang, zone):
 
 ROW_TAGS = engines["django"].from_string(
     "{% load i18n inbox %}{% url 'conversations:detail' c.pk %}|{{ c.pk }}|"
-    "{{ c.last_message_at|epoch_ms }}|{{ c.unread_count }}|"
+    "{{ c.last_message_at|epoch_ms }}|{{ c.unread_count }}|{{ c.session_id }}|"
+    "{{ c.assigned_to_id|default:'' }}|"
     '{{ c.contact.display_name|slice:":1"|upper }}|{{ c.contact.display_name }}|'
     "{% with when=c.last_message_at|list_times %}{{ when.iso }}|{{ when.label }}{% endwith %}|"
     "{% if c.unread_count %}{% blocktranslate count n=c.unread_count %}{{ n }} unread message"
@@ -83,6 +85,7 @@ ROW_TAGS = engines["django"].from_string(
 )
 ROW_FILTER = engines["django"].from_string(
     "{% load inbox %}{% with r=c|list_row %}{{ r.url }}|{{ r.id }}|{{ r.ts }}|{{ r.unread }}|"
+    "{{ r.session }}|{{ r.assigned }}|"
     "{{ r.initial }}|{{ r.name }}|{{ r.iso }}|{{ r.label }}|{{ r.badge }}|{{ r.status }}|"
     "{{ r.number }}|{{ r.agent }}{% endwith %}"
 )
@@ -126,11 +129,12 @@ def test_the_conversation_url_follows_the_script_prefix():
 
 
 MESSAGE_TAGS = engines["django"].from_string(
-    "{% load inbox %}{{ m.updated_at|epoch_us }}|{{ m|status_rank }}|{{ m.get_status_display }}"
+    "{% load inbox %}{{ m.pk }}|{{ m.conversation_id }}|{{ m.updated_at|epoch_us }}|"
+    "{{ m|status_rank }}|{{ m.get_status_display }}"
 )
 MESSAGE_FILTER = engines["django"].from_string(
-    "{% load inbox %}{% with t=m|msg_strings %}{{ t.version }}|{{ t.rank }}|{{ t.status_label }}"
-    "{% endwith %}"
+    "{% load inbox %}{% with t=m|msg_strings %}{{ t.id }}|{{ t.conversation }}|{{ t.version }}|"
+    "{{ t.rank }}|{{ t.status_label }}{% endwith %}"
 )
 
 
@@ -139,6 +143,40 @@ def test_msg_strings_match_the_filters_they_replace(lang):
     now = timezone.now()
     with translation.override(lang):
         for status in Message.Status.values:
-            m = Message(status=status, created_at=now, updated_at=now)
+            m = Message(
+                pk=12345, conversation_id=678, status=status, created_at=now, updated_at=now
+            )
             assert MESSAGE_FILTER.render({"m": m}) == MESSAGE_TAGS.render({"m": m})
             assert msg_strings(m)["title"] == msg_times(m)["title"]
+
+
+@pytest.mark.parametrize("zone", ["America/Sao_Paulo", "UTC", "Asia/Kolkata"])
+def test_msg_day_matches_the_date_filter(zone):
+    moments = [timezone.now(), datetime(2021, 12, 31, 23, 59, tzinfo=UTC)]
+    template = engines["django"].from_string("{% load inbox %}{{ m|msg_time|date:'Y-m-d' }}")
+    with timezone.override(zone):
+        for moment in moments:
+            m = Message(wa_timestamp=moment, created_at=moment)
+            assert msg_day(m) == template.render({"m": m})
+
+
+NUMBER_OPTION_TAGS = engines["django"].from_string(
+    "{% for s in sessions %}{{ s.pk }}|{% if selected == s.pk %}selected{% endif %}|{{ s.name }}|"
+    "{{ s.get_status_display }};{% endfor %}"
+)
+NUMBER_OPTION_FILTER = engines["django"].from_string(
+    "{% load inbox %}{% for s in sessions|number_options:selected %}{{ s.id }}|"
+    "{% if s.selected %}selected{% endif %}|{{ s.name }}|{{ s.status }};{% endfor %}"
+)
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-br"])
+def test_number_options_match_the_tags_they_replace(lang):
+    sessions = [
+        WhatsAppSession(pk=pk, name=f"Sales <{pk}>", status=status)
+        for pk, status in enumerate(WhatsAppSession.Status.values, start=1)
+    ]
+    with translation.override(lang):
+        for selected in (None, 2):
+            context = {"sessions": sessions, "selected": selected}
+            assert NUMBER_OPTION_FILTER.render(context) == NUMBER_OPTION_TAGS.render(context)
