@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from conversations.models import Contact, Conversation, Message, QuickReply
+from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import visible_session_ids
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -33,11 +35,17 @@ def conversation_list(
     filters: ConversationFilters | None = None,
     before: tuple | None = None,
     limit: int = 50,
+    sessions: Mapping[int, WhatsAppSession] | None = None,
 ) -> list[Conversation]:
     """Newest activity first. ``before`` is the cursor ``(last_message_at, id)`` of the
-    last row of the previous page."""
+    last row of the previous page. ``sessions``: the numbers ``user`` sees, by id, when
+    the caller has them already (the inbox page lists them for its filter): each row
+    takes its number from there instead of joining it in (a number's row is wide, and
+    the page's rows share a few)."""
     f = filters or ConversationFilters()
     qs = conversation_queryset(user=user)
+    if sessions is not None:
+        qs = qs.select_related(None).select_related("contact", "assigned_to")
     if f.scope == "mine":
         qs = qs.filter(assigned_to=user)
     elif f.scope == "unassigned":
@@ -58,8 +66,14 @@ def conversation_list(
     if before is not None:
         when, pk = before
         qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=pk))
-    qs = qs.order_by("-last_message_at", "-pk")
-    return list(qs[:limit])
+    rows = list(qs.order_by("-last_message_at", "-pk")[:limit])
+    if sessions is not None:
+        for row in rows:
+            # A number missing here (shared with the user after ``sessions`` was read)
+            # is left to load on first use.
+            if row.session_id in sessions:
+                row.session = sessions[row.session_id]
+    return rows
 
 
 def conversation_get(*, user: AnyUser, conversation_id: int) -> Conversation:

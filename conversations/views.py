@@ -39,6 +39,7 @@ from conversations.models import Conversation, Message, QuickReply
 from conversations.ratelimit import send_retry_after
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
+from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_list, session_member_get, session_members
 
 logger = logging.getLogger(__name__)
@@ -116,10 +117,16 @@ def _json_error(exc_or_message: ValidationError | str, status: int = 400) -> Jso
 # --- pages -----------------------------------------------------------------------------
 
 
-def _list_context(request: HttpRequest) -> dict[str, Any]:
+def _list_context(
+    request: HttpRequest, sessions: list[WhatsAppSession] | None = None
+) -> dict[str, Any]:
     filters = _filters(request)
     rows = selectors.conversation_list(
-        user=request.user, filters=filters, before=_list_cursor(request), limit=LIST_PAGE + 1
+        user=request.user,
+        filters=filters,
+        before=_list_cursor(request),
+        limit=LIST_PAGE + 1,
+        sessions=None if sessions is None else {s.pk: s for s in sessions},
     )
     return {
         "filters": filters,
@@ -145,12 +152,14 @@ def _thread_context(request: HttpRequest, conversation: Conversation) -> dict[st
 
 
 def _inbox_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    # The numbers filter shows each number's name and status, never its owner; the
+    # list's rows take their number from here too.
+    sessions = list(session_list(user=request.user).select_related(None).order_by("name"))
     context: dict[str, Any] = {
-        # The numbers filter shows each number's name and status, never its owner.
-        "sessions": list(session_list(user=request.user).select_related(None).order_by("name")),
+        "sessions": sessions,
         "unread": selectors.unread_counts(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
-        **_list_context(request),
+        **_list_context(request, sessions),
     }
     if conversation is not None:
         context.update(_thread_context(request, conversation))

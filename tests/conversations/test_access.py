@@ -40,6 +40,24 @@ def test_conversations_follow_the_access_rule(number, conversation, alice, bob, 
         selectors.conversation_get(user=charlie, conversation_id=conversation.pk)
 
 
+def test_rows_given_the_numbers_take_them_and_still_follow_the_access_rule(
+    number, conversation, bob, charlie, django_assert_num_queries
+):
+    numbers = {s.pk: s for s in session_list(user=bob)}
+    name = conversation.contact.display_name
+    with django_assert_num_queries(1):
+        rows = selectors.conversation_list(user=bob, sessions=numbers)
+        assert rows == [conversation]
+        assert rows[0].session is numbers[number.pk]
+        assert rows[0].contact.display_name == name
+    # the numbers are only a source of rows' numbers, never of what one may see
+    assert selectors.conversation_list(user=charlie, sessions=numbers) == []
+    # a number missing from them is loaded when read
+    (row,) = selectors.conversation_list(user=bob, sessions={})
+    with django_assert_num_queries(1):
+        assert row.session.name == number.name
+
+
 def test_the_bare_access_check_follows_the_same_rule(number, conversation, alice, bob, charlie):
     from django.contrib.auth.models import AnonymousUser
 
