@@ -108,15 +108,8 @@ def _day_label(day: date) -> str:
     return formats.date_format(day, "DATE_FORMAT")
 
 
-@register.filter
-def list_when(value: datetime | None) -> str:
-    """A conversation's last activity as the list shows it: the time today, else the date."""
-    if value is None:
-        return ""
-    return _list_label(timezone.localtime(value))
-
-
 def _list_label(local: datetime) -> str:
+    """A conversation's last activity as the list shows it: the time today, else the date."""
     today = timezone.localdate()
     if local.date() == today:
         return local.strftime("%H:%M")  # time:"H:i"
@@ -128,7 +121,7 @@ def _list_label(local: datetime) -> str:
 @register.filter
 def list_times(value: datetime | None) -> dict[str, str]:
     """A list row's time, worked out once: ``iso`` (what ``date:"c"`` gives) and
-    ``label`` (``list_when``)."""
+    ``label`` (the time today, "Yesterday", else the short date)."""
     if value is None:
         return {"iso": "", "label": ""}
     local = timezone.localtime(value)

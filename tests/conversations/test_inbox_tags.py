@@ -53,9 +53,10 @@ def test_msg_times_falls_back_to_when_the_message_was_stored():
 
 
 ROW_FILTERS = engines["django"].from_string(
-    "{% load inbox %}{{ t|date:'c' }}|{% if t %}{% now 'Y-m-d' as today %}"
-    "{% if t|date:'Y-m-d' == today %}{{ t|time:'H:i' }}{% else %}{{ t|list_when }}{% endif %}"
-    "{% endif %}"
+    "{% load i18n %}{{ t|date:'c' }}|{% if t %}{% now 'Y-m-d' as today %}"
+    "{% if t|date:'Y-m-d' == today %}{{ t|time:'H:i' }}"
+    "{% elif t|date:'Y-m-d' == yesterday %}{% translate 'Yesterday' %}"
+    "{% else %}{{ t|date:'SHORT_DATE_FORMAT' }}{% endif %}{% endif %}"
 )
 
 
@@ -67,7 +68,9 @@ def test_list_times_matches_the_date_filters(lang, zone):
     with translation.override(lang), timezone.override(zone):
         for moment in moments:
             times = list_times(moment)
-            assert f"{times['iso']}|{times['label']}" == ROW_FILTERS.render({"t": moment})
+            yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
+            expected = ROW_FILTERS.render({"t": moment, "yesterday": yesterday})
+            assert f"{times['iso']}|{times['label']}" == expected
 
 
 # --- list rows and message fragments -------------------------------------------------------
