@@ -17,7 +17,7 @@
   Object.entries(VB.readJSON("vb-unread", {})).forEach(function (kv) {
     unread.set(Number(kv[0]), Number(kv[1]));
   });
-  VB.stats = { beeps: 0, notifications: 0, syncs: 0 };
+  VB.stats = { beeps: 0, notifications: 0, syncs: 0, synced: 0 };
 
   function list() {
     return document.getElementById("conversation-list");
@@ -36,9 +36,18 @@
 
   /* --- unread count in the tab title -------------------------------------------------------- */
 
-  function setUnread(id, count) {
+  // While a sync is on its way, the counts events bring are kept for it too: its answer
+  // may be older than they are, and must not undo them.
+  var syncsInFlight = new Set();
+
+  function setUnread(id, count, fromSync) {
     if (count > 0) unread.set(id, count);
     else unread.delete(id);
+    if (!fromSync) {
+      syncsInFlight.forEach(function (seen) {
+        seen.set(id, count);
+      });
+    }
   }
   function updateTitle() {
     var total = 0;
@@ -63,8 +72,8 @@
     return true;
   }
 
-  function upsertRow(c, html) {
-    setUnread(c.id, c.unread_count);
+  function upsertRow(c, html, fromSync) {
+    setUnread(c.id, c.unread_count, fromSync);
     updateTitle();
     var l = list();
     if (!l || !html) return;
@@ -671,6 +680,8 @@
       q.set("after_id", String(lastMessageId()));
     }
     VB.stats.syncs += 1;
+    var seen = new Map();
+    syncsInFlight.add(seen);
     return fetch(inbox.dataset.syncUrl + "?" + q.toString(), {
       credentials: "same-origin",
       redirect: "manual",
@@ -689,13 +700,18 @@
           });
         }
         body.conversations.forEach(function (c) {
-          upsertRow(c.data, c.html);
+          upsertRow(c.data, c.html, true);
         });
         unread = new Map();
         Object.entries(body.unread).forEach(function (kv) {
           unread.set(Number(kv[0]), Number(kv[1]));
         });
+        syncsInFlight.delete(seen);
+        seen.forEach(function (count, id) {
+          setUnread(id, count);
+        });
         updateTitle();
+        VB.stats.synced += 1;
         if (body.conversation_gone) return clearThread();
         if (body.reload_thread) return openConversation(current, false);
         body.messages.forEach(function (m) {
@@ -707,6 +723,7 @@
         markRead();
       })
       .catch(function () {
+        syncsInFlight.delete(seen);
         VB.toast(VB.t("error"), "error");
       });
   }

@@ -273,6 +273,35 @@ def test_actions_contact_panel_and_quick_replies(live, login):
     assert page.dialogs == [] and page.errors == []
 
 
+def test_a_sync_answer_older_than_an_event_does_not_undo_its_unread_count(live, login):
+    """The page syncs when its socket opens. An answer worked out before a message came
+    but delivered after its event must not take the event's count out of the tab title."""
+    page = login("alice")
+    held = []
+
+    def hold(route):
+        held.append((route, route.fetch()))  # answered by the server now, delivered later
+
+    page.route(re.compile(r"/sync/\?"), hold)
+    page.reload()
+    while not held:
+        page.wait_for_timeout(50)
+    live.say("5511970000031", push_name="Rita Antes", text="Cheguei antes da resposta")
+    row = row_of(page, "Rita Antes")
+    expect(row.locator(".badge")).to_have_text("1")
+    conversation_id = row.get_attribute("data-id")
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    route, answer = held[0]
+    assert conversation_id not in answer.json()["unread"]  # it is the older one
+    synced = page.evaluate("VB.stats.synced")
+    route.fulfill(response=answer)
+    page.unroute(re.compile(r"/sync/\?"))
+    page.wait_for_function(f"VB.stats.synced > {synced}")
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    expect(row.locator(".badge")).to_have_text("1")
+    assert page.dialogs == [] and page.errors == []
+
+
 def test_after_the_server_restarts_the_page_catches_up(live, login):
     contact = "5511970000009"
     live.say(contact, push_name="Hugo Volta", text="Antes da queda")
