@@ -12,7 +12,8 @@ client -> server
 
 server -> client
   ``new_message``, ``conversation_updated``, ``messages_read``, ``message_status``,
-  ``session_status`` (pre-encoded by realtime.events), the answers ``joined``,
+  ``session_status`` (pre-encoded by realtime.events), ``resync`` (live events were
+  lost on the way: catch up as after a reconnect), the answers ``joined``,
   ``joined_conversation``, ``left_conversation``, ``message_queued``, ``marked_read``,
   and ``error`` (``code``, ``message``) for a bad frame or a refused one. The
   socket stays open after an error.
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 32 * 1024
 MAX_REF_CHARS = 64
+RESYNC_FRAME = json.dumps({"type": "resync"})
 
 
 class FrameError(Exception):
@@ -301,6 +303,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def forward(self, frames: dict[str, str]) -> None:
         """Pre-encoded frames (one per language) from realtime.events: send one as is."""
         await self.send(text_data=frames.get(self.language) or next(iter(frames.values())))
+
+    async def resync(self) -> None:
+        """Live events meant for this socket were lost on the way (realtime.events' hub
+        noticed): the page catches up from the database, as after a reconnect."""
+        await self.send(text_data=RESYNC_FRAME)
 
     async def groups_refresh(self, event: dict[str, Any]) -> None:
         """The user gained or lost a number (realtime.events.access_changed)."""

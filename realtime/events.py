@@ -38,7 +38,10 @@ import json
 import logging
 import queue
 import threading
+import time
+import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,6 +55,7 @@ from django.utils import translation
 
 from realtime import snapshots
 from realtime.snapshots import Snapshot
+from vbcrm import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -90,20 +94,56 @@ def _group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
         # One process, one event loop: the layer's queues belong to it. From a thread
         # with no loop of its own (the embedded worker's database threads) async_to_sync
         # would run the send on a new loop, which does not wake the hub's: hand it over
-        # thread-safely instead (in order: each send runs to completion at once).
+        # thread-safely instead (in order: each send runs to completion at once, and the
+        # stamp and the hand-over happen under one lock).
         loop = _hub_loop(layer)
         if loop is not None:
-            for group in groups:
-                asyncio.run_coroutine_threadsafe(
-                    layer.group_send(group, {**message, "group": group}), loop
-                )
+            with _sequence.lock:
+                for group in groups:
+                    asyncio.run_coroutine_threadsafe(
+                        layer.group_send(group, _sequence.stamp(group, message)), loop
+                    )
             return
         send = async_to_sync(layer.group_send)
         for group in groups:
-            send(group, {**message, "group": group})
+            with _sequence.lock:
+                stamped = _sequence.stamp(group, message)
+            send(group, stamped)
         return
     for group in groups:
         _sender.put(layer, group, {**message, "group": group})
+
+
+class _Sequence:
+    """Numbers this process's messages to each group: 1, 2, 3... A hub that sees a number
+    skipped knows it missed a message (the layer dropped it: Redis down, a channel over
+    capacity) and has its sockets catch up. The message carries ``src`` (this process),
+    ``gen`` (which counter: a group's counter that was forgotten starts again under a new
+    one) and ``seq``. Counters are kept for the groups sent to most recently only."""
+
+    MAX_GROUPS = 50_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.src = uuid.uuid4().hex[:12]
+        self._counters: OrderedDict[str, list[int]] = OrderedDict()
+        self._generations = 0
+
+    def stamp(self, group: str, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` to ``group`` with its number (the caller holds ``lock``)."""
+        counter = self._counters.get(group)
+        if counter is None:
+            self._generations += 1
+            counter = self._counters[group] = [self._generations, 0]
+            if len(self._counters) > self.MAX_GROUPS:
+                self._counters.popitem(last=False)
+        else:
+            self._counters.move_to_end(group)
+        counter[1] += 1
+        return {**message, "group": group, "src": self.src, "gen": counter[0], "seq": counter[1]}
+
+
+_sequence = _Sequence()
 
 
 def _hub_loop(layer) -> asyncio.AbstractEventLoop | None:
@@ -126,9 +166,15 @@ def _in_memory(layer) -> bool:
 class _Sender:
     """Sends to a cross-process layer (Redis) from one thread with a long-lived event
     loop. async_to_sync would start a thread, an event loop and a Redis connection per
-    call when the caller has no loop of its own; this keeps them, and keeps the order."""
+    call when the caller has no loop of its own; this keeps them, and keeps the order.
+
+    A message the layer refuses (Redis down or restarting) is tried again, in order,
+    for ``RETRY_SECONDS`` after it was put; then it is dropped, counted and logged, and
+    once the layer answers again each group that lost one gets a ``gap`` notice: its
+    number shows the hubs that they missed something, so their sockets catch up."""
 
     BATCH = 500
+    RETRY_SECONDS = 10.0
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -137,6 +183,8 @@ class _Sender:
         self._idle = threading.Event()
         self._idle.set()
         self._pending = 0
+        # (layer, group) that lost messages and have not been told yet
+        self._lost: dict[tuple[int, str], Any] = {}
 
     def put(self, layer, group: str, message: dict[str, Any]) -> None:
         with self._lock:
@@ -145,16 +193,25 @@ class _Sender:
                 self._thread.start()
             self._pending += 1
             self._idle.clear()
-        self._queue.put((layer, group, message))
+        self._queue.put((layer, group, message, time.monotonic()))
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything put so far has been handed to the layer."""
+        """Wait until everything put so far has been handed to the layer (or dropped)."""
         return self._idle.wait(timeout)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         while True:
-            batch = [self._queue.get()]
+            try:
+                # Groups that lost a message hear of it once the layer is back, even when
+                # nothing else is sent to them meanwhile.
+                batch = [self._queue.get(timeout=1.0 if self._lost else None)]
+            except queue.Empty:
+                try:
+                    loop.run_until_complete(self._tell_gaps())
+                except Exception:
+                    logger.exception("channel layer sender failed")
+                continue
             while len(batch) < self.BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -169,13 +226,45 @@ class _Sender:
                 if not self._pending:
                     self._idle.set()
 
-    @staticmethod
-    async def _send(batch: list[tuple]) -> None:
-        for layer, group, message in _merge(batch):
+    async def _send(self, batch: list[tuple]) -> None:
+        deadline = batch[0][3] + self.RETRY_SECONDS
+        for layer, group, message in _merge([item[:3] for item in batch]):
+            with _sequence.lock:
+                message = _sequence.stamp(group, message)
+            if not await self._deliver(layer, group, message, deadline):
+                metrics.REALTIME_EVENTS_DROPPED.inc()
+                self._lost[(id(layer), group)] = layer
+        if self._lost:
+            await self._tell_gaps()
+
+    async def _deliver(self, layer, group: str, message: dict[str, Any], deadline: float) -> bool:
+        delay = 0.05
+        while True:
             try:
                 await layer.group_send(group, message)
+                return True
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    logger.warning(
+                        "channel layer unavailable; dropped a message to %s (%s); "
+                        "its sockets will catch up",
+                        group,
+                        type(exc).__name__,
+                    )
+                    return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _tell_gaps(self) -> None:
+        for key, layer in list(self._lost.items()):
+            group = key[1]
+            with _sequence.lock:
+                notice = _sequence.stamp(group, {"type": "gap"})
+            try:
+                await layer.group_send(group, notice)
             except Exception:
-                logger.warning("channel layer unavailable; dropped a message to %s", group)
+                return  # still down: the next batch tries again
+            del self._lost[key]
 
 
 def _merge(batch: list[tuple]) -> list[tuple]:
@@ -216,15 +305,26 @@ class _Hub:
     once, when its first local socket subscribes, leaves it with the last, and hands
     each message to the group's local sockets: ``push`` frames straight to the socket,
     anything else (``groups.refresh``) to the consumer's handler in a task of its own.
+
+    Nothing stored may stay missing from an open page. The layer delivers at most once,
+    so the hub watches for what it did not deliver: a message number skipped in a group
+    (see ``_Sequence``), or its own receive failing (Redis down: whatever was sent
+    meanwhile is gone). Either way the sockets concerned get a ``resync`` frame, which
+    the page answers with the catch-up it does after a reconnect.
     """
 
     REFRESH_SECONDS = 3600.0  # the layer forgets a group member after a day
+    RESYNC_DELAY = 0.25  # gather a burst of gaps into one catch-up per socket
 
     def __init__(self, layer) -> None:
         self.layer = layer
         self.channel = ""
         self.members: dict[str, set] = {}
         self.live: set[str] = set()
+        # group -> sender -> (counter generation, last number seen)
+        self.seen: dict[str, dict[str, tuple[int, int]]] = {}
+        self._resync_due: set = set()
+        self._resync_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
@@ -246,6 +346,7 @@ class _Hub:
             self.members[group].add(consumer)
 
     async def unsubscribe(self, consumer, group: str) -> None:
+        self._resync_due.discard(consumer)
         members = self.members.get(group)
         if not members or consumer not in members:
             return
@@ -257,6 +358,7 @@ class _Hub:
                 return  # someone subscribed meanwhile
             del self.members[group]
             self.live.discard(group)
+            self.seen.pop(group, None)
             try:
                 await self.layer.group_discard(group, self.channel)
             except Exception:
@@ -270,10 +372,62 @@ class _Hub:
                 raise
             except Exception:
                 logger.warning("socket hub: channel layer receive failed; rejoining")
-                await asyncio.sleep(1)
-                await self._rejoin()
+                await self._recover()
                 continue
+            if self._missed(message):
+                self._resync(self.members.get(message["group"], ()))
             await self._dispatch(message)
+
+    def _missed(self, message: dict[str, Any]) -> bool:
+        """Whether messages to this group were lost before this one."""
+        src = message.get("src")
+        group = message.get("group")
+        if src is None or group not in self.live:
+            return False
+        seen = self.seen.setdefault(group, {})
+        last = seen.get(src)
+        seen[src] = (message["gen"], message["seq"])
+        if last is None:
+            return False  # the first from this sender since we joined: the page synced
+        expected = last[1] + 1 if last[0] == message["gen"] else 1
+        if message["seq"] == expected:
+            return False
+        metrics.REALTIME_GAPS.inc()
+        logger.warning(
+            "socket hub: %d message(s) to %s never arrived; its sockets catch up",
+            max(message["seq"] - expected, 1),
+            group,
+        )
+        return True
+
+    async def _recover(self) -> None:
+        """Rejoin every group until the layer answers, then have every socket catch up:
+        what was sent while the layer was down never reaches this process."""
+        delay = 0.5
+        while not await self._rejoin():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        self.seen.clear()
+        metrics.REALTIME_GAPS.inc()
+        self._resync({c for members in self.members.values() for c in members})
+
+    def _resync(self, consumers: Iterable) -> None:
+        self._resync_due.update(consumers)
+        if self._resync_due and (self._resync_task is None or self._resync_task.done()):
+            self._resync_task = asyncio.create_task(self._send_resyncs(), name="socket-resync")
+
+    async def _send_resyncs(self) -> None:
+        await asyncio.sleep(self.RESYNC_DELAY)
+        due, self._resync_due = self._resync_due, set()
+        for consumer in due:
+            resync = getattr(consumer, "resync", None)
+            if resync is None:
+                continue
+            try:
+                await resync()
+            except Exception:
+                logger.exception("socket hub: a socket refused a resync")
+        metrics.SOCKET_RESYNCS.inc(len(due))
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         members = list(self.members.get(message.get("group", ""), ()))
@@ -282,6 +436,8 @@ class _Hub:
             pushes = [message]
         elif kind == "push.batch":
             pushes = message["pushes"]
+        elif kind == "gap":
+            return  # its number told _missed what it had to
         else:
             handler = str(kind).replace(".", "_")
             for consumer in members:
@@ -304,13 +460,14 @@ class _Hub:
                 except Exception:
                     logger.exception("socket hub: a socket refused a frame")
 
-    async def _rejoin(self) -> None:
+    async def _rejoin(self) -> bool:
         for group in list(self.live):
             try:
                 await self.layer.group_add(group, self.channel)
             except Exception:
                 logger.warning("channel layer unavailable rejoining %s", group)
-                return
+                return False
+        return True
 
     async def _refresh(self) -> None:
         while True:
@@ -667,14 +824,19 @@ class WorkerInbox:
 
 
 async def layer_round_trip(timeout: float) -> None:
-    """Send a message to a fresh channel and read it back (raises when the layer fails)."""
+    """Send a message to a fresh channel and read it back (raises when the layer fails).
+
+    The channel is not one of this process's own (``new_channel``'s names are): on
+    Redis those are all read through one shared receive that the socket hub holds for
+    as long as it waits, so a check on a process with sockets would wait behind it.
+    A plain name is read directly, on a connection of its own."""
     import secrets
 
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("health.")
     nonce = secrets.token_hex(8)
+    channel = f"health.{nonce}"
     await layer.send(channel, {"type": "health.ping", "nonce": nonce})
     message = await asyncio.wait_for(layer.receive(channel), timeout)
     if message.get("nonce") != nonce:

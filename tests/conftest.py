@@ -69,3 +69,14 @@ def number(alice, bob):
     session = services.session_create(owner=alice, name="Support")
     services.session_agent_add(session=session, user=bob)
     return session
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of this test's own (started), to stop and start at will."""
+    from tests.redis_server import PrivateRedis
+
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -27,3 +27,16 @@ CONNECTED_NUMBERS = Gauge(
 SOCKET_CLIENTS = Gauge(
     "vbcrm_socket_clients", "Browser sockets open on this process.", multiprocess_mode="livesum"
 )
+REALTIME_EVENTS_DROPPED = Counter(
+    "vbcrm_realtime_events_dropped",
+    "Live events the channel layer refused for longer than the sender retries (Redis down). "
+    "Nothing stored is lost: the open pages that missed them catch up.",
+)
+REALTIME_GAPS = Counter(
+    "vbcrm_realtime_gaps",
+    "Times a web process found live events missing (a skipped number or its layer "
+    "connection lost) and had the sockets concerned catch up.",
+)
+SOCKET_RESYNCS = Counter(
+    "vbcrm_socket_resyncs", "Catch-up requests sent to open pages after missed live events."
+)

@@ -17,7 +17,7 @@
   Object.entries(VB.readJSON("vb-unread", {})).forEach(function (kv) {
     unread.set(Number(kv[0]), Number(kv[1]));
   });
-  VB.stats = { beeps: 0, notifications: 0, syncs: 0, synced: 0 };
+  VB.stats = { beeps: 0, notifications: 0, syncs: 0, synced: 0, resyncs: 0 };
 
   function list() {
     return document.getElementById("conversation-list");
@@ -733,6 +733,13 @@
     joinCurrent();
     // Also on the first open: whatever happened between rendering the page and
     // joining the groups would be missed otherwise.
+    syncNow();
+  });
+
+  // Live events meant for this page were lost on the way (Redis down, a server behind):
+  // the server says so, and the page catches up the same way.
+  document.addEventListener("vb:resync", function () {
+    VB.stats.resyncs += 1;
     syncNow();
   });
 

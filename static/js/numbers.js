@@ -132,8 +132,9 @@
   });
 
   // On every (re)connection, the first included: a status that changed while the
-  // socket was not listening would otherwise stay stale.
-  document.addEventListener("vb:socket-open", function () {
+  // socket was not listening would otherwise stay stale. The same when the server says
+  // live events were lost on the way (resync).
+  function catchUp() {
     refreshList();
     var panel = document.getElementById("link-panel");
     if (panel && dialog.open) {
@@ -142,5 +143,7 @@
         swap: "outerHTML",
       });
     }
-  });
+  }
+  document.addEventListener("vb:socket-open", catchUp);
+  document.addEventListener("vb:resync", catchUp);
 })();
