@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+import time
 import zlib
 
 from playwright.sync_api import Page, expect
@@ -323,6 +324,47 @@ def test_after_the_server_restarts_the_page_catches_up(live, login):
     # and the page is live again
     live.say(contact, push_name="Hugo Volta", text="De volta")
     expect(page.locator("#messages .msg.in .body").last).to_have_text("De volta")
+
+
+def test_a_redis_outage_leaves_no_open_page_behind(live, login, private_redis):
+    """The server on a Redis of the test's own, which dies while the page is open: what
+    the worker stores meanwhile reaches the page when Redis is back, without a reload
+    and without the socket closing (the server tells the page to catch up)."""
+    live.stop()
+    live.env["REDIS_URL"] = private_redis.url
+    try:
+        live.start()
+        _wait(live.linked, 30, "the number to connect")
+        contact = "5511970000021"
+        live.say(contact, push_name="Olga Queda", text="Antes da queda do Redis")
+        page = login("alice")
+        open_conversation(page, "Olga Queda")
+        mark_page(page)
+        opened = page.evaluate("VB.stats.syncs")
+
+        private_redis.kill()
+        live.say(contact, push_name="Olga Queda", text="Durante a queda")
+        live.say("5511970000022", push_name="Paulo Queda", text="Cheguei durante a queda")
+        time.sleep(1)
+        private_redis.start()
+
+        expect(page.locator("#messages .msg.in .body")).to_have_text(
+            ["Antes da queda do Redis", "Durante a queda"], timeout=30_000
+        )
+        expect(row_of(page, "Paulo Queda")).to_contain_text("Cheguei durante a queda")
+        assert page.evaluate("VB.stats.resyncs") >= 1
+        assert page.evaluate("VB.stats.syncs") > opened
+        expect(page.locator("#conn-state")).to_be_hidden()
+        assert_not_reloaded(page)
+        # and the page is live again
+        live.say(contact, push_name="Olga Queda", text="Redis de volta")
+        expect(page.locator("#messages .msg.in .body").last).to_have_text("Redis de volta")
+        assert page.errors == []
+    finally:
+        live.stop()
+        live.env.pop("REDIS_URL", None)
+        live.start()
+        _wait(live.linked, 30, "the number to connect")
 
 
 def test_a_customer_message_beeps_and_notifies_when_the_agent_is_not_looking(live, login):
