@@ -18,6 +18,10 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
   BENCH_CONVERSATIONS  conversations generated for the reads        100000
   BENCH_MESSAGES       messages generated for the reads             2000000
   BENCH_READ_REPEAT    timed requests per read                      30
+  BENCH_HOLD_RATES     load-hold rates, messages/s in all           50,100,150
+  BENCH_HOLD_SECONDS   how long each load-hold rate is held         60
+  BENCH_HOLD_NUMBERS   numbers the load-hold rate is spread over    20
+  BENCH_HOLD_SOCKETS   agent sockets for the load hold (2 webs)     200
 
 Results also go to bench/results/<timestamp>.json (git-ignored).
 """
@@ -50,7 +54,7 @@ def knobs() -> dict[str, Any]:
         or "postgres://postgres@127.0.0.1:5432/vbcrm_bench",
         "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
         "only": set(
-            (os.environ.get("BENCH_ONLY") or "fanout,ingest,memory,reads")
+            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads")
             .replace(" ", "")
             .split(",")
         ),
@@ -66,6 +70,12 @@ def knobs() -> dict[str, Any]:
         "conversations": _int("BENCH_CONVERSATIONS", 100_000),
         "messages": _int("BENCH_MESSAGES", 2_000_000),
         "read_repeat": _int("BENCH_READ_REPEAT", 30),
+        "hold_rates": [
+            float(r) for r in (os.environ.get("BENCH_HOLD_RATES") or "50,100,150").split(",")
+        ],
+        "hold_seconds": _float("BENCH_HOLD_SECONDS", 60),
+        "hold_numbers": _int("BENCH_HOLD_NUMBERS", 20),
+        "hold_sockets": _int("BENCH_HOLD_SOCKETS", 200),
     }
 
 
@@ -96,7 +106,7 @@ def machine() -> dict[str, Any]:
 
 
 def run(k: dict[str, Any]) -> dict[str, Any]:
-    from bench import common, fanout, ingest, memory, reads
+    from bench import common, fanout, ingest, loadhold, memory, reads
 
     results: dict[str, Any] = {"machine": machine(), "knobs": {**k, "only": sorted(k["only"])}}
     with infra.stack(k["database_url"], k["redis_url"]) as s:
@@ -196,6 +206,22 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
         s.stop(web1)
         s.stop(worker)
 
+        def loadhold_all() -> list:
+            log(
+                f"load hold: {k['hold_rates']} msg/s, {k['hold_seconds']}s each, "
+                f"{k['hold_numbers']} numbers, {k['hold_sockets']} sockets, 2 webs, 2 workers"
+            )
+            return loadhold.run(
+                s,
+                owner,
+                rates=k["hold_rates"],
+                seconds=k["hold_seconds"],
+                numbers=k["hold_numbers"],
+                sockets=k["hold_sockets"],
+            )
+
+        section("loadhold", loadhold_all)
+
         def memory_all() -> list:
             log(f"memory: {k['numbers']} numbers")
             return memory.measure(s, owner, k["numbers"])
@@ -264,6 +290,27 @@ def table(r: dict[str, Any]) -> str:
             "",
             None,
             "p99 ≤ 50 ms",
+        )
+    if "loadhold" in r:
+        holding = [
+            row["rate"]
+            for row in r["loadhold"]
+            if row["frames_missing"] == 0 and (row["p99_ms"] or 0) <= 250
+        ]
+        for row in r["loadhold"]:
+            add(
+                f"load hold {row['rate']:.0f} msg/s, {row['sockets']} sockets, 2 webs + 2 "
+                "workers: p50 / p99 (ms), frames missing, resyncs",
+                f"{row['p50_ms']} / {row['p99_ms']}, {row['frames_missing']}, {row['resyncs']}",
+                "",
+                None,
+                "p99 ≤ 250, 0 missing" if row["rate"] == 100 else "",
+            )
+        add(
+            "load hold: highest rate with p99 ≤ 250 ms and 0 missing",
+            max(holding, default="none"),
+            "",
+            None,
         )
     if "reads" in r:
         for row in r["reads"]:

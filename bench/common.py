@@ -26,6 +26,20 @@ def pct(values: list[float], p: float) -> float | None:
     return ordered[k]
 
 
+def hist_pct(hist: dict[int, int], p: float) -> float | None:
+    """The p-th percentile of a {value: count} histogram."""
+    total = sum(hist.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for value in sorted(hist):
+        seen += hist[value]
+        if seen >= rank:
+            return value
+    return None
+
+
 def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
@@ -141,7 +155,8 @@ class SocketClients:
     def results(self, timeout: float) -> dict:
         """Merge every client's events: t0, sockets reached, first and last arrival."""
         merged: dict[int, list] = {}
-        sockets = frame_bytes = 0
+        hist: dict[int, int] = {}
+        sockets = frame_bytes = resyncs = 0
         deadline = time.monotonic() + timeout
         for proc, lines in zip(self.procs, self.lines, strict=True):
             try:
@@ -155,6 +170,9 @@ class SocketClients:
                 line = lines.get(timeout=30)
             data = json.loads(line)
             sockets += data["sockets"]
+            resyncs += data.get("resyncs", 0)
+            for bucket, count in data.get("latency_ms_hist", {}).items():
+                hist[int(bucket)] = hist.get(int(bucket), 0) + count
             frame_bytes = max(frame_bytes, data.get("frame_bytes", 0))
             for key, (t0, count, first, last) in data["events"].items():
                 row = merged.setdefault(int(key), [t0, 0, first, last])
@@ -162,7 +180,13 @@ class SocketClients:
                 row[2] = min(row[2], first)
                 row[3] = max(row[3], last)
         self.close()
-        return {"sockets": sockets, "events": merged, "frame_bytes": frame_bytes}
+        return {
+            "sockets": sockets,
+            "events": merged,
+            "frame_bytes": frame_bytes,
+            "latency_ms_hist": hist,
+            "resyncs": resyncs,
+        }
 
     def close(self) -> None:
         for proc in self.procs:

@@ -5,7 +5,9 @@ Run as ``python -m bench.sockets SPEC.json``. The spec lists the sockets
 ``ready <open> <failed>`` once every socket is open, then records, for every
 frame that carries a marker ``bench#<id>#<t0>#``, when each socket got it;
 after ``events`` complete (or ``stop`` on stdin, or the timeout) it prints one
-JSON line: ``{"sockets": n, "events": {id: [t0, count, first, last]}}``.
+JSON line: ``{"sockets": n, "events": {id: [t0, count, first, last]}, "latency_ms_hist":
+{ms: frames}, "resyncs": n}`` (every socket's latency per frame, and the catch-up requests
+the server sent).
 Times are ``time.time()``, so several client processes on one machine compare.
 """
 
@@ -19,6 +21,7 @@ import time
 import aiohttp
 
 MARK = "bench#"
+RESYNC = '{"type": "resync"'
 
 
 async def _one(
@@ -30,6 +33,8 @@ async def _one(
     gate: asyncio.Semaphore,
     target: list,
     sizes: list,
+    hist: dict,
+    resyncs: list,
 ) -> None:
     headers = {"Cookie": spec.get("cookie", ""), "Origin": spec["origin"]}
     async with gate:
@@ -45,6 +50,9 @@ async def _one(
                 continue
             now = time.time()
             text = msg.data
+            if text.startswith(RESYNC):
+                resyncs[0] += 1
+                continue
             i = text.find(MARK)
             if i < 0:
                 continue
@@ -57,6 +65,8 @@ async def _one(
                 seen[event_id] = row = [float(parts[1]), 0, now, now]
             row[1] += 1
             row[3] = now
+            bucket = int((now - row[0]) * 1000)  # this socket's latency, whole ms
+            hist[bucket] = hist.get(bucket, 0) + 1
             if (
                 row[1] == target[0]
                 and len([r for r in seen.values() if r[1] >= target[0]]) >= (target[1])
@@ -72,6 +82,8 @@ async def main(spec_path: str) -> None:
     sockets = spec["sockets"]
     seen: dict[int, list] = {}
     sizes: list[int] = []
+    hist: dict[int, int] = {}
+    resyncs = [0]
     opened: list[bool] = []
     done = asyncio.Event()
     target = [len(sockets), spec["events"]]
@@ -79,7 +91,9 @@ async def main(spec_path: str) -> None:
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = [
-            asyncio.create_task(_one(session, s, opened, seen, done, gate, target, sizes))
+            asyncio.create_task(
+                _one(session, s, opened, seen, done, gate, target, sizes, hist, resyncs)
+            )
             for s in sockets
         ]
         while len(opened) < len(sockets):
@@ -101,7 +115,13 @@ async def main(spec_path: str) -> None:
         await asyncio.wait(waiters, timeout=spec.get("timeout", 120), return_when="FIRST_COMPLETED")
         for w in waiters:
             w.cancel()
-        out = {"sockets": ok, "events": seen, "frame_bytes": sizes[0] if sizes else 0}
+        out = {
+            "sockets": ok,
+            "events": seen,
+            "frame_bytes": sizes[0] if sizes else 0,
+            "latency_ms_hist": hist,
+            "resyncs": resyncs[0],
+        }
         print(json.dumps(out), flush=True)
         for t in tasks:
             t.cancel()
