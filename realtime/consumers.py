@@ -10,7 +10,7 @@ client -> server
   ``mark_as_read``       ``conversation_id``
   Any frame may carry ``ref`` (a short string) that the answer echoes.
 
-server -> client
+server -> client (a socket message may hold several frames, one a line)
   ``new_message``, ``conversation_updated``, ``messages_read``, ``message_status``,
   ``session_status`` (pre-encoded by realtime.events), ``resync`` (live events were
   lost on the way: catch up as after a reconnect), the answers ``joined``,
@@ -300,9 +300,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- events from realtime.events --------------------------------------------------------
 
-    async def forward(self, frames: dict[str, str]) -> None:
-        """Pre-encoded frames (one per language) from realtime.events: send one as is."""
-        await self.send(text_data=frames.get(self.language) or next(iter(frames.values())))
+    async def forward(self, frames: list[dict[str, str]]) -> None:
+        """Pre-encoded frames from realtime.events, each one per language: this socket's
+        language of each, in one socket message, one frame a line (JSON text holds no
+        raw line break)."""
+        texts = [f.get(self.language) or next(iter(f.values())) for f in frames]
+        await self.send(text_data="\n".join(texts))
 
     async def resync(self) -> None:
         """Live events meant for this socket were lost on the way (realtime.events' hub

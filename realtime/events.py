@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -86,8 +87,18 @@ def languages() -> list[str]:
     return [code for code, _name in settings.LANGUAGES]
 
 
-def _group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
+# The layer alias of live page events (pub/sub on Redis); workers' wake-ups and the
+# health check's round trip use the default one.
+BROADCAST = "broadcast"
+
+
+def broadcast_layer():
+    alias = BROADCAST if BROADCAST in settings.CHANNEL_LAYERS else DEFAULT_CHANNEL_LAYER
+    return get_channel_layer(alias)
+
+
+def _group_send(groups: Iterable[str], message: dict[str, Any], *, broadcast: bool = True) -> None:
+    layer = broadcast_layer() if broadcast else get_channel_layer()
     if layer is None:
         return
     if _in_memory(layer):
@@ -303,18 +314,24 @@ class _Hub:
 
     Consumers subscribe after their access check; the hub joins a group on the layer
     once, when its first local socket subscribes, leaves it with the last, and hands
-    each message to the group's local sockets: ``push`` frames straight to the socket,
-    anything else (``groups.refresh``) to the consumer's handler in a task of its own.
+    each message to the group's local sockets: ``push`` frames to the socket, anything
+    else (``groups.refresh``) to the consumer's handler in a task of its own.
+
+    One task receives, another delivers: whatever arrived while the hub was busy is
+    delivered together, each socket getting its frames of that round in one socket
+    message (``forward``), so a burst costs a socket one write, not one per event.
 
     Nothing stored may stay missing from an open page. The layer delivers at most once,
     so the hub watches for what it did not deliver: a message number skipped in a group
-    (see ``_Sequence``), or its own receive failing (Redis down: whatever was sent
-    meanwhile is gone). Either way the sockets concerned get a ``resync`` frame, which
-    the page answers with the catch-up it does after a reconnect.
+    (see ``_Sequence``), its own receive failing, or its own ping not coming back (Redis
+    down: whatever was sent meanwhile is gone). Either way the sockets concerned get a
+    ``resync`` frame, which the page answers with the catch-up it does after a reconnect.
     """
 
     REFRESH_SECONDS = 3600.0  # the layer forgets a group member after a day
     RESYNC_DELAY = 0.25  # gather a burst of gaps into one catch-up per socket
+    PING_SECONDS = 1.0  # how often the hub checks that the layer still reaches it
+    PING_TIMEOUT = 5.0  # a ping not back by then: the hub was cut off (or far behind)
 
     def __init__(self, layer) -> None:
         self.layer = layer
@@ -323,8 +340,14 @@ class _Hub:
         self.live: set[str] = set()
         # group -> sender -> (counter generation, last number seen)
         self.seen: dict[str, dict[str, tuple[int, int]]] = {}
+        self._backlog: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
         self._resync_due: set = set()
         self._resync_task: asyncio.Task | None = None
+        self._pinged = 0  # the last ping sent ...
+        self._ponged = 0  # ... and the last one back
+        self._pinged_at: dict[int, float] = {}
+        self.cut_off = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
@@ -337,6 +360,8 @@ class _Hub:
                 self.channel = await self.layer.new_channel()
                 self._tasks = [
                     asyncio.create_task(self._listen(), name="socket-hub"),
+                    asyncio.create_task(self._deliver(), name="socket-hub-deliver"),
+                    asyncio.create_task(self._watch(), name="socket-hub-watch"),
                     asyncio.create_task(self._refresh(), name="socket-hub-refresh"),
                 ]
             if group not in self.live:
@@ -364,6 +389,8 @@ class _Hub:
             except Exception:
                 logger.warning("channel layer unavailable leaving %s", group)
 
+    # --- receiving and delivering ----------------------------------------------------------
+
     async def _listen(self) -> None:
         while True:
             try:
@@ -374,9 +401,62 @@ class _Hub:
                 logger.warning("socket hub: channel layer receive failed; rejoining")
                 await self._recover()
                 continue
-            if self._missed(message):
-                self._resync(self.members.get(message["group"], ()))
-            await self._dispatch(message)
+            self._backlog.append(message)
+            self._arrived.set()
+
+    async def _deliver(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._backlog = self._backlog, []
+            out: dict[Any, list[dict[str, str]]] = {}
+            cache: dict = {}
+            for message in batch:
+                try:
+                    if self._missed(message):
+                        self._resync(self.members.get(message["group"], ()))
+                    self._dispatch(message, out, cache)
+                except Exception:
+                    logger.exception("socket hub: could not handle a %s", message.get("type"))
+            for consumer, frames in out.items():
+                try:
+                    await consumer.forward(frames)
+                except Exception:
+                    logger.exception("socket hub: a socket refused a frame")
+
+    def _dispatch(self, message: dict[str, Any], out: dict, cache: dict) -> None:
+        """Queue ``message``'s frames in ``out`` for the group's sockets (rendered once per
+        language they read), or start the consumers' handler for anything else."""
+        kind = message.get("type")
+        if kind == "hub.ping":
+            self._pong(message["n"])
+            return
+        members = list(self.members.get(message.get("group", ""), ()))
+        if kind == "push":
+            pushes = [message]
+        elif kind == "push.batch":
+            pushes = message["pushes"]
+        elif kind == "gap":
+            return  # its number told _missed what it had to
+        else:
+            handler = str(kind).replace(".", "_")
+            for consumer in members:
+                if hasattr(consumer, handler):
+                    asyncio.create_task(getattr(consumer, handler)(message))
+            return
+        if not members:
+            return
+        langs = {consumer.language for consumer in members}
+        for push in pushes:
+            try:
+                frames = _frames(push, langs, cache)
+            except Exception:
+                logger.exception("socket hub: could not render a %s event", push.get("event"))
+                continue
+            for consumer in members:
+                out.setdefault(consumer, []).append(frames)
+
+    # --- finding what was lost -----------------------------------------------------------
 
     def _missed(self, message: dict[str, Any]) -> bool:
         """Whether messages to this group were lost before this one."""
@@ -399,6 +479,39 @@ class _Hub:
             group,
         )
         return True
+
+    async def _watch(self) -> None:
+        """Ping this hub's own channel through the layer. A layer that stops answering
+        (Redis down) may not make the receive fail (pub/sub reconnects by itself and
+        drops what was sent meanwhile); a ping that fails or does not come back does."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.PING_SECONDS)
+            self._pinged += 1
+            self._pinged_at[self._pinged] = loop.time()
+            try:
+                await self.layer.send(self.channel, {"type": "hub.ping", "n": self._pinged})
+            except Exception as exc:
+                self._cut(f"ping failed: {type(exc).__name__}")
+                continue
+            oldest = self._pinged_at.get(self._ponged + 1)
+            if oldest is not None and loop.time() - oldest > self.PING_TIMEOUT:
+                self._cut("ping not back")
+
+    def _cut(self, why: str) -> None:
+        if not self.cut_off:
+            logger.warning("socket hub: channel layer lost (%s); sockets will catch up", why)
+            self.cut_off = True
+
+    def _pong(self, n: int) -> None:
+        for k in [k for k in self._pinged_at if k <= n]:
+            del self._pinged_at[k]
+        self._ponged = max(self._ponged, n)
+        if self.cut_off and n == self._pinged:
+            # The layer reaches us again: rejoin (a restarted Redis forgot our groups) and
+            # have every socket catch up on what went by meanwhile.
+            self.cut_off = False
+            asyncio.create_task(self._recover(), name="socket-hub-recover")
 
     async def _recover(self) -> None:
         """Rejoin every group until the layer answers, then have every socket catch up:
@@ -429,37 +542,6 @@ class _Hub:
                 logger.exception("socket hub: a socket refused a resync")
         metrics.SOCKET_RESYNCS.inc(len(due))
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
-        members = list(self.members.get(message.get("group", ""), ()))
-        kind = message.get("type")
-        if kind == "push":
-            pushes = [message]
-        elif kind == "push.batch":
-            pushes = message["pushes"]
-        elif kind == "gap":
-            return  # its number told _missed what it had to
-        else:
-            handler = str(kind).replace(".", "_")
-            for consumer in members:
-                if hasattr(consumer, handler):
-                    asyncio.create_task(getattr(consumer, handler)(message))
-            return
-        if not members:
-            return
-        langs = {consumer.language for consumer in members}
-        cache: dict = {}
-        for push in pushes:
-            try:
-                frames = _frames(push, langs, cache)
-            except Exception:
-                logger.exception("socket hub: could not render a %s event", push.get("event"))
-                continue
-            for consumer in members:
-                try:
-                    await consumer.forward(frames)
-                except Exception:
-                    logger.exception("socket hub: a socket refused a frame")
-
     async def _rejoin(self) -> bool:
         for group in list(self.live):
             try:
@@ -485,7 +567,7 @@ _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _hub() -> _Hub:
     loop = asyncio.get_running_loop()
-    layer = get_channel_layer()
+    layer = broadcast_layer()
     hub = _hubs.get(loop)
     if hub is None or hub.layer is not layer:
         if hub is not None:
@@ -758,7 +840,8 @@ def session_deleted(session_id: int, user_ids: Iterable[int]) -> None:
     def send() -> None:
         data = {"session": {"id": session_id, "status": "deleted"}}
         _push([user_group(u) for u in user_ids], "session_status", lambda: (data, ""))
-        _group_send([worker_group(session_id)], {"type": "worker.wakeup", "session_id": session_id})
+        wakeup = {"type": "worker.wakeup", "session_id": session_id}
+        _group_send([worker_group(session_id)], wakeup, broadcast=False)
 
     _after_commit(send)
 
@@ -783,7 +866,7 @@ def worker_wakeup(session_id: int) -> None:
 
     def send() -> None:
         message = {"type": "worker.wakeup", "session_id": session_id}
-        _group_send([worker_group(session_id), WORKERS_GROUP], message)
+        _group_send([worker_group(session_id), WORKERS_GROUP], message, broadcast=False)
 
     _after_commit(send)
 
@@ -841,3 +924,14 @@ async def layer_round_trip(timeout: float) -> None:
     message = await asyncio.wait_for(layer.receive(channel), timeout)
     if message.get("nonce") != nonce:
         raise RuntimeError("the layer returned another message")
+    broadcast = broadcast_layer()
+    if broadcast is layer:
+        return
+    # Live events' own layer (pub/sub): this process's hub pings itself through it every
+    # second; with no hub yet (no socket), the layer must at least take a message.
+    hub = _hubs.get(asyncio.get_running_loop())
+    if hub is not None and hub.layer is broadcast and hub.channel:
+        if hub.cut_off:
+            raise RuntimeError("live events no longer reach this process")
+        return
+    await asyncio.wait_for(broadcast.send(channel, {"type": "health.ping"}), timeout)

@@ -99,6 +99,8 @@ def test_values_from_the_environment(tmp_path):
     assert s["ALLOWED_HOSTS"] == str(["crm.example.com", ".example.org"])
     assert "django.db.backends.postgresql" in s["DATABASES"] and "db.example.com" in s["DATABASES"]
     assert "channels_redis" in s["CHANNEL_LAYERS"] and "cache.example.com" in s["CHANNEL_LAYERS"]
+    # live events on pub/sub, kept apart from other databases' on the same server
+    assert "RedisPubSubChannelLayer" in s["CHANNEL_LAYERS"] and "vbcrm-db1:" in s["CHANNEL_LAYERS"]
     assert s["SECRET_KEY"] == "k" * 60
     assert s["MEDIA_ROOT"] == str(tmp_path / "files")
     assert s["SECURE_SSL_REDIRECT"] == "True"

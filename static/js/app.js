@@ -231,15 +231,20 @@
 
   document.addEventListener("htmx:wsBeforeMessage", function (e) {
     // Our frames are JSON, not HTML to swap: hand them to the page scripts instead.
+    // A busy server sends several in one message, one a line.
     e.preventDefault();
-    var frame;
-    try {
-      frame = JSON.parse(e.detail.message);
-    } catch (err) {
-      return;
-    }
-    if (!frame || typeof frame.type !== "string") return;
-    document.dispatchEvent(new CustomEvent("vb:" + frame.type, { detail: frame }));
+    String(e.detail.message)
+      .split("\n")
+      .forEach(function (line) {
+        var frame;
+        try {
+          frame = JSON.parse(line);
+        } catch (err) {
+          return;
+        }
+        if (!frame || typeof frame.type !== "string") return;
+        document.dispatchEvent(new CustomEvent("vb:" + frame.type, { detail: frame }));
+      });
   });
 
   document.addEventListener("vb:error", function (e) {

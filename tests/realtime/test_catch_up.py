@@ -28,8 +28,8 @@ class Socket:
         self.resyncs = 0
         self.got = asyncio.Event()
 
-    async def forward(self, frames: dict[str, str]) -> None:
-        self.frames.append(frames[self.language])
+    async def forward(self, frames: list[dict[str, str]]) -> None:
+        self.frames += [f[self.language] for f in frames]
         self.got.set()
 
     async def resync(self) -> None:
@@ -66,16 +66,21 @@ def memory_layer(settings):
     return get_channel_layer()
 
 
-def redis_layer(settings, url: str, **config) -> None:
+def redis_layer(settings, url: str, broadcast: str = "pubsub") -> None:
+    """Both layers on the test's Redis, as settings makes them; ``broadcast="core"`` puts
+    live events on the default kind of layer instead (the hub works with either)."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    default = {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}], "prefix": prefix},
+    }
+    pubsub = {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": url}], "prefix": prefix},
+    }
     settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": url, "socket_timeout": 30}],
-                "prefix": f"test-{uuid.uuid4().hex[:10]}",
-                **config,
-            },
-        }
+        "default": default,
+        "broadcast": pubsub if broadcast == "pubsub" else default,
     }
 
 
@@ -209,8 +214,9 @@ def test_what_the_sender_drops_is_counted_and_its_groups_hear_of_the_gap(monkeyp
 # --- on a real Redis that stops and starts ----------------------------------------------------
 
 
-async def test_a_redis_outage_makes_every_socket_catch_up(settings, private_redis):
-    redis_layer(settings, private_redis.url)
+@pytest.mark.parametrize("broadcast", ["pubsub", "core"])
+async def test_a_redis_outage_makes_every_socket_catch_up(settings, private_redis, broadcast):
+    redis_layer(settings, private_redis.url, broadcast)
     sockets = [Socket(), Socket()]
     await events.subscribe(sockets[0], "wa-session-5")
     await events.subscribe(sockets[1], "conversation-5")

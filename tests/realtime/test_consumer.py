@@ -35,8 +35,10 @@ def _fresh_layer(settings):
     """A fresh channel layer per test: its queues belong to this test's event loop. On
     Redis, a prefix of its own, so other runs sharing the server never cross-talk."""
     layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
-    if "redis" in layers["default"]["BACKEND"].lower():
-        layers["default"].setdefault("CONFIG", {})["prefix"] = f"test-{uuid.uuid4().hex[:10]}"
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    for layer in layers.values():
+        if "redis" in layer["BACKEND"].lower():
+            layer.setdefault("CONFIG", {})["prefix"] = prefix
     settings.CHANNEL_LAYERS = layers
 
 
@@ -59,19 +61,31 @@ async def connect(user=None, *, lang: str = "", cookie: str | None = None):
     return communicator
 
 
+async def frames_from(communicator, timeout: float = WAIT) -> list[dict]:
+    """The frames of the next socket message (events that arrive together share one,
+    a frame a line)."""
+    text = await communicator.receive_from(timeout=timeout)
+    return [json.loads(line) for line in text.split("\n")]
+
+
 async def frame_of(communicator, wanted: str) -> dict:
     """The next frame of type ``wanted``, skipping others (e.g. conversation_updated)."""
+    pending = getattr(communicator, "pending", [])
     for _ in range(10):
-        frame = await communicator.receive_json_from(timeout=WAIT)
+        if not pending:
+            pending += await frames_from(communicator)
+        frame = pending.pop(0)
+        communicator.pending = pending
         if frame["type"] == wanted:
             return frame
     raise AssertionError(f"no {wanted} frame")
 
 
 async def drain(communicator) -> list[dict]:
-    frames = []
+    frames = getattr(communicator, "pending", [])
+    communicator.pending = []
     while not await communicator.receive_nothing(timeout=0.3):
-        frames.append(await communicator.receive_json_from())
+        frames += await frames_from(communicator)
     return frames
 
 

@@ -17,10 +17,12 @@ class FakeSocket:
     def __init__(self, language: str = "en") -> None:
         self.language = language
         self.frames: list[str] = []
+        self.writes = 0  # socket messages: frames that arrive together share one
         self.refreshed = 0
 
-    async def forward(self, frames: dict[str, str]) -> None:
-        self.frames.append(frames[self.language])
+    async def forward(self, frames: list[dict[str, str]]) -> None:
+        self.writes += 1
+        self.frames += [f[self.language] for f in frames]
 
     async def groups_refresh(self, message: dict) -> None:
         self.refreshed += 1
@@ -142,3 +144,30 @@ async def test_an_event_from_a_thread_without_a_loop_wakes_the_hub_at_once(layer
     await asyncio.wait_for(got.wait(), 5)
     thread.join()
     assert time.monotonic() - start < 1
+
+
+async def test_events_that_arrive_together_go_to_a_socket_in_one_message(layer):
+    """A hub that fell behind catches up in one write per socket, not one per event."""
+
+    class SlowSocket(FakeSocket):
+        gate = asyncio.Event()
+
+        async def forward(self, frames):
+            await self.gate.wait()  # the hub is busy with this socket meanwhile
+            await super().forward(frames)
+
+    s = SlowSocket()
+    await events.subscribe(s, "wa-session-4")
+
+    async def send(n: str) -> None:
+        message = {"type": "push", "group": "wa-session-4", "frames": {"en": n}}
+        await layer.group_send("wa-session-4", message)
+
+    await send("1")
+    await _settle()  # the hub is now held up delivering "1"
+    for n in ("2", "3", "4"):
+        await send(n)
+    s.gate.set()
+    await _settle()
+    assert s.frames == ["1", "2", "3", "4"]
+    assert s.writes == 2  # "1", then the three that came meanwhile together
