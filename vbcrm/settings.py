@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -130,6 +131,8 @@ INSTALLED_APPS = [
     # ninja: the REST API's docs page assets (served locally, no CDN)
     "ninja",
     "django_prometheus",
+    # login throttling: failed attempts by account and address, lockouts (see "Logins" below)
+    "axes",
     "vbcrm",
     "whatsapp",
     "conversations",
@@ -149,6 +152,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Above ApiMiddleware (sync only), so it runs sync too: axes' async path does not hand
+    # the page's own answer to AXES_LOCKOUT_CALLABLE.
+    "axes.middleware.AxesMiddleware",
     "vbcrm.middleware.ApiMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -177,9 +183,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The axes backend first: it refuses a locked-out account or address before the password
+# is checked, and counts every failure (django.contrib.auth's user_login_failed signal).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Logins: throttling (django-axes) -------------------------------------------------
+# Failed logins (login page, admin, password change) are counted by account and by client
+# address, each on its own; at VBCRM_LOGIN_FAILURE_LIMIT failures within the lockout time
+# that account, or that address, is refused (429) for VBCRM_LOGIN_LOCKOUT_MINUTES after its
+# last failure. 0 minutes: locked until an admin unlocks it (README, "Security notes").
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env.int("VBCRM_LOGIN_FAILURE_LIMIT", default=5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("VBCRM_LOGIN_FAILURE_LIMIT must be 1 or more.")
+_lockout_minutes = env.int("VBCRM_LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes) if _lockout_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Proxies in front of the app that append the client's address to X-Forwarded-For. 0: the
+# connection's own address, and X-Forwarded-For is never read (a client could write it).
+VBCRM_TRUSTED_PROXY_COUNT = env.int("VBCRM_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "vbcrm.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "vbcrm.throttle.lockout_response"
+# A success does not wipe the failures: someone with an account of their own could
+# otherwise clear their address's count between guesses at another account.
+AXES_RESET_ON_SUCCESS = False
+# Keep failed attempts only: a row per successful login would grow without end.
+AXES_DISABLE_ACCESS_LOG = True
+# No banner in the log at every start of every command.
+AXES_VERBOSE = False
 
 # --- Language and time ---------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="") or "pt-br"
