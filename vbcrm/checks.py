@@ -31,3 +31,22 @@ def check_gateway(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_client_address_behind_proxy(app_configs, **kwargs):
+    if (
+        getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        and settings.VBCRM_TRUSTED_PROXY_COUNT <= 0
+    ):
+        return [
+            Warning(
+                "DJANGO_BEHIND_TLS_PROXY is on but VBCRM_TRUSTED_PROXY_COUNT is 0: login "
+                "throttling sees every client as the proxy's address, so one client's failed "
+                "logins lock everyone out.",
+                hint="Set VBCRM_TRUSTED_PROXY_COUNT to the number of proxies that append the "
+                "client's address to X-Forwarded-For (usually 1).",
+                id="vbcrm.W002",
+            )
+        ]
+    return []

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 
 from vbcrm.api_base import error_response
@@ -58,3 +61,28 @@ class ApiMiddleware:
                 headers={"Allow": response.get("Allow", "")},
             )
         return response
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's policy, with the page's own socket origin added to connect-src.
+
+    CSP Level 3 lets 'self' match ws:/wss: on the page's host, older browsers do not: the
+    origin is named (wss:// on a secure request, both schemes otherwise).
+    """
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        try:
+            host = request.get_host()
+        except DisallowedHost:
+            return parts
+        schemes = ["wss"] if request.is_secure() else ["ws", "wss"]
+        update = dict(parts.update or {})
+        update["connect-src"] = [
+            *update.get("connect-src", []),
+            *(f"{scheme}://{host}" for scheme in schemes),
+        ]
+        parts.update = update
+        return parts

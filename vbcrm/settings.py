@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -115,6 +117,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp): scripts, styles, fonts and fetches from this site
+# only, nothing inline without the request's nonce ({{ request.csp_nonce }}), no plugins,
+# no framing. connect-src also gets the page's own ws:/wss: origin for the socket at /ws/
+# (vbcrm.middleware.ContentSecurityPolicyMiddleware). data: images are the numbers page's
+# QR codes; blob: images and media preview a file before it is sent.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "media-src": [SELF, "blob:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=60 * 60 * 24 * 14)
 
 INSTALLED_APPS = [
@@ -131,6 +152,8 @@ INSTALLED_APPS = [
     # ninja: the REST API's docs page assets (served locally, no CDN)
     "ninja",
     "django_prometheus",
+    # login throttling: failed attempts by account and address, lockouts (see "Logins" below)
+    "axes",
     "vbcrm",
     "whatsapp",
     "conversations",
@@ -141,6 +164,8 @@ MIDDLEWARE = [
     # First and last, so request metrics time the whole middleware stack.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY below).
+    "vbcrm.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -150,6 +175,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Above ApiMiddleware (sync only), so it runs sync too: axes' async path does not hand
+    # the page's own answer to AXES_LOCKOUT_CALLABLE.
+    "axes.middleware.AxesMiddleware",
     "vbcrm.middleware.ApiMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -178,9 +206,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The axes backend first: it refuses a locked-out account or address before the password
+# is checked, and counts every failure (django.contrib.auth's user_login_failed signal).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Logins: throttling (django-axes) -------------------------------------------------
+# Failed logins (login page, admin, password change) are counted by account and by client
+# address, each on its own; at VBCRM_LOGIN_FAILURE_LIMIT failures within the lockout time
+# that account, or that address, is refused (429) for VBCRM_LOGIN_LOCKOUT_MINUTES after its
+# last failure. 0 minutes: locked until an admin unlocks it (README, "Security notes").
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env.int("VBCRM_LOGIN_FAILURE_LIMIT", default=5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("VBCRM_LOGIN_FAILURE_LIMIT must be 1 or more.")
+_lockout_minutes = env.int("VBCRM_LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes) if _lockout_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Proxies in front of the app that append the client's address to X-Forwarded-For. 0: the
+# connection's own address, and X-Forwarded-For is never read (a client could write it).
+VBCRM_TRUSTED_PROXY_COUNT = env.int("VBCRM_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "vbcrm.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "vbcrm.throttle.lockout_response"
+# A success does not wipe the failures: someone with an account of their own could
+# otherwise clear their address's count between guesses at another account.
+AXES_RESET_ON_SUCCESS = False
+# Keep failed attempts only: a row per successful login would grow without end.
+AXES_DISABLE_ACCESS_LOG = True
+# No banner in the log at every start of every command.
+AXES_VERBOSE = False
 
 # --- Language and time ---------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="") or "pt-br"

@@ -4,15 +4,25 @@ from django.urls import include, path
 
 from conversations.views import inbox
 from vbcrm.api import api
+from vbcrm.throttle import AdminLoginForm, LoginForm, ThrottledPasswordChangeView
 from vbcrm.views import metrics, profile
+
+# The admin's login form says when axes has locked the account or address out.
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", inbox, name="inbox"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            authentication_form=LoginForm, redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password/",
-        auth_views.PasswordChangeView.as_view(),
+        ThrottledPasswordChangeView.as_view(),
         name="password_change",
     ),
     path(
