@@ -298,9 +298,19 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- events from realtime.events --------------------------------------------------------
 
-    async def forward(self, frames: dict[str, str]) -> None:
-        """Pre-encoded frames (one per language) from realtime.events: send one as is."""
-        await self.send(text_data=frames.get(self.language) or next(iter(frames.values())))
+    async def forward(self, frames: dict[str, Any]) -> None:
+        """Pre-encoded frames (one per language) from realtime.events: send one as is.
+
+        A frame set may carry, under ``events.OWNER_FRAMES``, frames for one user alone
+        (a number's QR and pairing codes for its owner): this socket sends those only
+        when its user is that one, and the others otherwise."""
+        owner = frames.get(events.OWNER_FRAMES)
+        if owner is not None and owner["user_id"] == self.user.pk:
+            frames = owner["frames"]
+        frame = frames.get(self.language)
+        if not isinstance(frame, str):
+            frame = next(f for f in frames.values() if isinstance(f, str))
+        await self.send(text_data=frame)
 
     async def groups_refresh(self, event: dict[str, Any]) -> None:
         """The user gained or lost a number (realtime.events.access_changed)."""
