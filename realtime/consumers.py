@@ -230,7 +230,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 raise FrameError("too_large", _("The frame is too large."))
             try:
                 frame = json.loads(text_data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise FrameError("bad_frame", _("The frame is not valid JSON.")) from None
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise FrameError("bad_frame", _("A frame is a JSON object with a “type”."))

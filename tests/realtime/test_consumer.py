@@ -359,6 +359,8 @@ async def test_an_outsider_gets_an_error_and_nothing_else(conversation, charlie)
         '{"type": "send_message", "conversation_id": 1, "text": "a", "client_key": 7}',
         '{"type": "mark_as_read", "conversation_id": 1.5}',
         json.dumps({"type": "join", "pad": "x" * 40_000}),
+        "[" * 1500,  # nested deeper than the decoder goes
+        '{"type": "join", "x": ' + "[" * 1500 + "]" * 1500 + "}",
     ],
 )
 async def test_a_bad_frame_gets_an_error_and_the_socket_stays_open(alice, raw):
