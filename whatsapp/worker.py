@@ -681,7 +681,12 @@ class Worker:
             only=self.config.only_session,
         )
         for session_id, token in claimed:
-            row = await self.db(WhatsAppSession.objects.get, pk=session_id)
+            row = await self.db(WhatsAppSession.objects.filter(pk=session_id).first)
+            if row is None:
+                # Deleted since the claim (created and deleted at once): nothing to run,
+                # and the lease went with the row.
+                logger.info("session=%s deleted before it started", session_id)
+                continue
             recovered = await self.db(
                 conv_services.outbox_recover,
                 session_id=session_id,

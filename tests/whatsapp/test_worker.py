@@ -478,6 +478,37 @@ async def test_a_worker_that_loses_its_lease_stops_the_number(simulator, linked)
     assert row.lease_holder == "other"  # the loser never touches the winner's lease
 
 
+async def test_a_number_deleted_as_it_is_claimed_is_skipped_quietly(
+    simulator, sim_settings, alice, caplog
+):
+    """Created and deleted at once: the worker claims it, the row is gone when the
+    worker reads it. Normal, not an error; the other numbers of the claim still run."""
+    import logging
+    from unittest import mock
+
+    gone = await sync_to_async(services.session_create)(owner=alice, name="Gone")
+    kept = await sync_to_async(services.session_create)(owner=alice, name="Kept")
+    claim = services.session_lease_claim
+
+    def claim_then_delete(**kwargs):
+        claimed = claim(**kwargs)
+        if gone.pk in [pk for pk, _token in claimed]:
+            services.session_delete(session=WhatsAppSession.objects.get(pk=gone.pk))
+        return claimed
+
+    caplog.set_level(logging.INFO)
+    with mock.patch.object(services, "session_lease_claim", claim_then_delete):
+        async with running_worker(lease_seconds=30) as worker:
+            await wait_for(
+                lambda: WhatsAppSession.objects.get(pk=kept.pk).qr_code,
+                timeout=10,
+                what="the other number's QR code",
+            )
+            assert gone.pk not in worker.runners and kept.pk in worker.runners
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(f"session={gone.pk} deleted" in r.getMessage() for r in caplog.records)
+
+
 async def test_received_media_is_served_only_to_allowed_users(simulator, linked, bob, charlie):
     from django.test import Client
 
