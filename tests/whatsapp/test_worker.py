@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
 from conversations import services as conv_services
@@ -112,6 +113,16 @@ async def test_every_kind_arrives_once_and_media_is_stored(simulator, linked):
 
     def check() -> None:
         assert Message.objects.count() == len(bodies) + 1
+        # each file under MEDIA_ROOT/YYYY/MM/ (one "media" level), with its type's extension
+        month = f"{timezone.now():%Y/%m}"
+        names = dict(Message.objects.exclude(media="").values_list("wa_id", "media"))
+        expected = {1: ".png", 2: ".mp4", 3: ".wav", 4: ".ogg", 5: ".pdf", 6: ".webp"}
+        for index, ext in expected.items():
+            message = Message.objects.get(wa_id=ids[index])
+            assert names[ids[index]] == f"{month}/in-{message.pk}{ext}"
+            assert message.media.path == os.path.join(
+                settings.MEDIA_ROOT, month, f"in-{message.pk}{ext}"
+            )
         assert Message.objects.filter(wa_id=ids[0]).count() == 1
         kinds = dict(Message.objects.values_list("wa_id", "kind"))
         assert [kinds[i] for i in ids] == [b["kind"] for b in bodies]
@@ -476,6 +487,30 @@ async def test_a_worker_that_loses_its_lease_stops_the_number(simulator, linked)
         await wait_for(lambda: not child.is_alive(), what="child gone")
     row = await sync_to_async(WhatsAppSession.objects.get)(pk=linked.pk)
     assert row.lease_holder == "other"  # the loser never touches the winner's lease
+
+
+@pytest.mark.parametrize(
+    "mime_type, file_name, ext",
+    [
+        ("audio/ogg; codecs=opus", "", ".ogg"),
+        ("AUDIO/OGG ; codecs=opus", "", ".ogg"),
+        ("audio/mpeg", "", ".mp3"),
+        ("image/jpeg", "", ".jpg"),
+        ("application/pdf", "", ".pdf"),
+        ("application/pdf", "Nota Fiscal.PDF", ".pdf"),
+        ("application/octet-stream", "planilha.xlsx", ".xlsx"),
+        ("text/csv", "", ".csv"),
+        ("application/x-made-up", "", ".bin"),
+        ("", "", ".bin"),
+        ("image/jpeg", "weird.<script>", ".jpg"),
+        ("application/x-made-up", "no-extension", ".bin"),
+    ],
+)
+def test_received_files_are_named_by_their_type(mime_type, file_name, ext):
+    from whatsapp.worker import _media_name
+
+    message = Message(pk=42, mime_type=mime_type, file_name=file_name)
+    assert _media_name(message) == f"{timezone.now():%Y/%m}/in-42{ext}"
 
 
 async def test_a_number_deleted_as_it_is_claimed_is_skipped_quietly(
