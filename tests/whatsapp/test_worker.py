@@ -364,6 +364,38 @@ async def test_a_phone_linked_twice_is_refused_and_unlinked(simulator, sim_setti
     assert await sync_to_async(_status)(first.pk) == "connected"
 
 
+async def test_a_phone_linked_to_two_numbers_keeps_the_first_and_refuses_the_second(
+    simulator, sim_settings, alice, bob
+):
+    """Both numbers run here, both linked through the network: WhatsApp keeps the
+    phone's first device, so it is the app that refuses the second."""
+    phone = "5511900000001"
+    first = await sync_to_async(services.session_create)(owner=alice, name="A")
+    second = await sync_to_async(services.session_create)(owner=bob, name="B")
+    async with running_worker():
+        await link(simulator, first, phone)
+        await link_attempt(simulator, second, phone)
+        await wait_for(lambda: _status(second.pk) == "logged_out", what="second refused")
+        await wait_for(
+            lambda: (
+                [n["account"] for n in simulator.control.get("/api/numbers")] == [str(first.pk)]
+            ),
+            what="only the first number's device left on the phone",
+        )
+        assert await sync_to_async(_status)(first.pk) == "connected"
+        # and the first number still receives
+        await asyncio.to_thread(
+            simulator.control.send_message, to=phone, **{"from": "5511988880001"}, text="ainda"
+        )
+        await wait_for(
+            lambda: Message.objects.filter(conversation__session=first, body="ainda").exists(),
+            what="the message on the first number",
+        )
+    row = await sync_to_async(WhatsAppSession.objects.get)(pk=second.pk)
+    assert "already linked" in row.status_detail and row.phone_number == ""
+    assert await sync_to_async(_status)(first.pk) != "logged_out"
+
+
 async def test_pairing_code_links_a_number(simulator, sim_settings, alice):
     session = await sync_to_async(services.session_create)(owner=alice, name="P")
     await sync_to_async(services.session_request_link)(
