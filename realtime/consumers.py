@@ -232,7 +232,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 raise FrameError("too_large", _("The frame is too large."))
             try:
                 frame = json.loads(text_data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise FrameError("bad_frame", _("The frame is not valid JSON.")) from None
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise FrameError("bad_frame", _("A frame is a JSON object with a “type”."))
@@ -300,12 +300,24 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- events from realtime.events --------------------------------------------------------
 
-    async def forward(self, frames: list[dict[str, str]]) -> None:
+    async def forward(self, frames: list[dict[str, Any]]) -> None:
         """Pre-encoded frames from realtime.events, each one per language: this socket's
         language of each, in one socket message, one frame a line (JSON text holds no
-        raw line break)."""
-        texts = [f.get(self.language) or next(iter(f.values())) for f in frames]
-        await self.send(text_data="\n".join(texts))
+        raw line break).
+
+        A frame set may carry, under ``events.OWNER_FRAMES``, frames for one user alone
+        (a number's QR and pairing codes for its owner): this socket sends those only
+        when its user is that one, and the others otherwise."""
+        await self.send(text_data="\n".join(self._frame(f) for f in frames))
+
+    def _frame(self, frames: dict[str, Any]) -> str:
+        owner = frames.get(events.OWNER_FRAMES)
+        if owner is not None and owner["user_id"] == self.user.pk:
+            frames = owner["frames"]
+        frame = frames.get(self.language)
+        if not isinstance(frame, str):
+            frame = next(f for f in frames.values() if isinstance(f, str))
+        return frame
 
     async def resync(self) -> None:
         """Live events meant for this socket were lost on the way (realtime.events' hub

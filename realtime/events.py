@@ -590,16 +590,35 @@ async def unsubscribe(consumer, group: str) -> None:
 Built = tuple[dict[str, Any], str]
 
 
-def _push(groups: Iterable[str], event_type: str, build: Callable[[], Built]) -> None:
+# Key of the frames one user alone may read, beside the per-language frames of a push.
+OWNER_FRAMES = "owner"
+
+
+def _push(
+    groups: Iterable[str],
+    event_type: str,
+    build: Callable[[], Built],
+    owner: tuple[int, Callable[[], Built]] | None = None,
+) -> None:
     """Encode a small event once per UI language now and send it to ``groups``.
 
-    ``build`` returns ``(data, html)``; it runs under each language in turn.
+    ``build`` returns ``(data, html)``; it runs under each language in turn. With
+    ``owner`` (a user id and a build of its own), that user's sockets get the frames of
+    the owner's build and every other socket those of ``build``
+    (``frames[OWNER_FRAMES]``, picked by the consumer's ``forward``).
     """
-    frames: dict[str, str] = {}
-    for lang in languages():
-        with translation.override(lang):
-            data, html = build()
-            frames[lang] = encode_frame(event_type, data, html)
+
+    def encode(build: Callable[[], Built]) -> dict[str, Any]:
+        frames: dict[str, Any] = {}
+        for lang in languages():
+            with translation.override(lang):
+                data, html = build()
+                frames[lang] = encode_frame(event_type, data, html)
+        return frames
+
+    frames = encode(build)
+    if owner is not None:
+        frames[OWNER_FRAMES] = {"user_id": owner[0], "frames": encode(owner[1])}
     _group_send(groups, {"type": "push", "event": event_type, "frames": frames})
 
 
@@ -805,7 +824,9 @@ def messages_read(conversation, user) -> None:
 # --- Numbers -----------------------------------------------------------------------
 
 
-def session_data(session) -> dict[str, Any]:
+def session_data(session, *, secrets: bool = False) -> dict[str, Any]:
+    """A number's state for its pages. The QR and pairing codes are its owner's alone:
+    they are in only with ``secrets`` (empty otherwise)."""
     from whatsapp.qr import qr_svg
 
     return {
@@ -815,8 +836,8 @@ def session_data(session) -> dict[str, Any]:
         "status_label": str(session.get_status_display()),
         "status_detail": session.status_detail,
         "phone_number": session.phone_number,
-        "qr_svg": qr_svg(session.qr_code) if session.qr_code else "",
-        "pair_code": session.pair_code,
+        "qr_svg": qr_svg(session.qr_code) if secrets and session.qr_code else "",
+        "pair_code": session.pair_code if secrets else "",
         "connected_at": session.connected_at.isoformat() if session.connected_at else None,
         "last_event_at": session.last_event_at.isoformat() if session.last_event_at else None,
         "lease_holder": session.lease_holder,
@@ -824,11 +845,18 @@ def session_data(session) -> dict[str, Any]:
 
 
 def session_changed(session) -> None:
+    """Everyone who may see the number hears of it; only the owner's sockets get the
+    frames with its QR or pairing code."""
+
     def send() -> None:
         _push(
             [session_group(session.pk), user_group(session.owner_id)],
             "session_status",
             lambda: ({"session": session_data(session)}, ""),
+            owner=(
+                session.owner_id,
+                lambda: ({"session": session_data(session, secrets=True)}, ""),
+            ),
         )
 
     _after_commit(send)

@@ -153,6 +153,62 @@ def test_a_pool_smaller_than_its_minimum_is_refused(tmp_path):
     assert "DATABASE_POOL_MIN_SIZE must be between 0 and DATABASE_POOL_MAX_SIZE" in out.stderr
 
 
+SQLITE_PRINT = (
+    "import django, json; from django.conf import settings; django.setup(); "
+    "db = settings.DATABASES['default']; "
+    "print(json.dumps({'engine': db['ENGINE'], 'name': str(db['NAME']), "
+    "'options': db.get('OPTIONS', {}), 'embedded': settings.EMBEDDED}))"
+)
+
+
+def test_a_sqlite_url_gets_the_embedded_options_and_no_pool(tmp_path):
+    env = {
+        **CLEAN,
+        "DJANGO_SETTINGS_MODULE": "vbcrm.settings",
+        "VBCRM_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_READ_DOT_ENV_FILE": "0",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/crm.sqlite3",
+        "DATABASE_POOL_MAX_SIZE": "10",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", SQLITE_PRINT], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    db = json.loads(out.stdout)
+    assert db["engine"] == "django.db.backends.sqlite3"
+    assert db["name"] == str(tmp_path / "crm.sqlite3")
+    assert "pool" not in db["options"]
+    assert db["options"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in db["options"]["init_command"]
+    # one machine, like the default: the secret key is generated, the worker embedded
+    assert db["embedded"] is True
+
+
+@pytest.mark.timeout(120)
+def test_commands_run_on_a_sqlite_url(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "crm.sqlite3"
+    env = {
+        **CLEAN,
+        "VBCRM_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_READ_DOT_ENV_FILE": "0",
+        "DATABASE_URL": f"sqlite:///{path}",
+        "DJANGO_SECRET_KEY": "k" * 60,
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
+
+
 def test_a_deployment_without_a_secret_key_refuses_to_start(tmp_path):
     env = {
         **CLEAN,

@@ -2,7 +2,8 @@
 
 Every variable is listed with its meaning in ``.env.example``. With nothing
 set, VB CRM runs embedded: SQLite and media under ``data/``, the in-memory
-channel layer, and a secret key generated once into ``data/secret_key``.
+channel layer, and a secret key generated once into ``data/secret_key``. A
+``sqlite:///`` DATABASE_URL runs embedded too, on that file.
 """
 
 from __future__ import annotations
@@ -37,37 +38,39 @@ DATA_DIR = _path("VBCRM_DATA_DIR", BASE_DIR / "data")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 # --- Database ---------------------------------------------------------------
-EMBEDDED = not env.str("DATABASE_URL", default="")
-if EMBEDDED:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
-            "OPTIONS": {
-                # WAL lets pages read while the worker writes; IMMEDIATE takes the
-                # write lock at BEGIN, so two writers queue instead of deadlocking.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-            # A file, not shared-cache memory: the worker writes from its own thread
-            # while pages (and tests) read, which shared-cache SQLite refuses.
-            "TEST": {"NAME": Path(tempfile.gettempdir()) / f"vbcrm-test-{os.getpid()}.sqlite3"},
-        }
-    }
-else:
+_SQLITE = "django.db.backends.sqlite3"
+if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {"default": {"ENGINE": _SQLITE, "NAME": DATA_DIR / "db.sqlite3"}}
+_db = DATABASES["default"]
+# SQLite (the default, or a sqlite:// URL) is one machine: the embedded mode.
+EMBEDDED = _db["ENGINE"] == _SQLITE
+if EMBEDDED and str(_db["NAME"]) not in ("", ":memory:"):
+    _db["OPTIONS"] = {
+        # WAL lets pages read while the worker writes; IMMEDIATE takes the write lock at
+        # BEGIN, so two writers queue instead of deadlocking. Options in the URL win.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        **_db.get("OPTIONS", {}),
+    }
+    # A file, not shared-cache memory: the worker writes from its own thread while
+    # pages (and tests) read, which shared-cache SQLite refuses.
+    _db["TEST"] = {"NAME": Path(tempfile.gettempdir()) / f"vbcrm-test-{os.getpid()}.sqlite3"}
+elif not EMBEDDED:
     # One test database per test run, so runs side by side never clobber each other.
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+    _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
+if _db["ENGINE"].endswith(("postgresql", "postgis")):
     # Async views and consumers must not keep connections across requests. Each request
     # (and each database hop of a socket) borrows one from this process's pool instead:
     # opening a PostgreSQL connection (about 10 ms on loopback) takes longer than a whole
     # API read.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    _db["CONN_MAX_AGE"] = 0
     # A pooled connection is checked (one round trip) before it is lent, so one dropped by
     # a database restart is replaced instead of failing the request that gets it.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _db["CONN_HEALTH_CHECKS"] = True
     _pool_min = env.int("DATABASE_POOL_MIN_SIZE", default=2)
     _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=20)
     if _pool_max > 0:
@@ -75,10 +78,7 @@ else:
             raise ImproperlyConfigured(
                 "DATABASE_POOL_MIN_SIZE must be between 0 and DATABASE_POOL_MAX_SIZE."
             )
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": _pool_min,
-            "max_size": _pool_max,
-        }
+        _db.setdefault("OPTIONS", {})["pool"] = {"min_size": _pool_min, "max_size": _pool_max}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
@@ -96,8 +96,8 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if not EMBEDDED:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY must be set when DATABASE_URL is set: every web process and "
-            "worker of a deployment has to share it. Generate one with: "
+            "DJANGO_SECRET_KEY must be set with a database server in DATABASE_URL: every web "
+            "process and worker of a deployment has to share it. Generate one with: "
             "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
         )
     SECRET_KEY = _embedded_secret_key()

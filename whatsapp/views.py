@@ -2,8 +2,10 @@
 pairing code, logout and delete.
 
 Everyone who works a number sees it here; only its owner manages it (the others get
-403 on the actions, and never see the buttons). Live changes arrive over the socket
-as ``session_status`` events (static/js/numbers.js).
+403 on the actions and on the linking panel, and never see the buttons). The QR and
+pairing codes are the owner's alone: an agent's card says the number waits for its owner
+to link it. Live changes arrive over the socket as ``session_status`` events
+(static/js/numbers.js).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -119,11 +121,14 @@ def create(request: HttpRequest) -> HttpResponse:
 def link(request: HttpRequest, session_id: int) -> HttpResponse:
     """GET: the linking panel as it is now. POST: (re)start linking, by QR code or, with
     ``pair_phone``, by pairing code."""
-    if request.method == "GET":
-        return _link_panel(request, _visible_or_404(request, session_id))
     session = _owned(request, session_id)
     if session is None:
+        # The panel shows the QR and pairing codes: the owner's alone.
+        if request.method == "GET" and not request.htmx:
+            return HttpResponseForbidden(_("Only the number's owner can do this."))
         return _forbidden(request)
+    if request.method == "GET":
+        return _link_panel(request, session)
     try:
         session = services.session_request_link(
             session=session, pair_phone=request.POST.get("pair_phone", "")

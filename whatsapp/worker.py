@@ -135,12 +135,43 @@ def _store_for(session_id: int) -> str:
     return str(settings.WHATSAPP_STORE_DIR / f"number-{session_id}.sqlite3")
 
 
+# The extensions people expect for WhatsApp's usual types: mimetypes' own guess is odd
+# for some (.oga for audio/ogg) and depends on the machine's tables.
+MEDIA_EXTENSIONS = {
+    "audio/ogg": ".ogg",
+    "audio/opus": ".opus",
+    "audio/mpeg": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/aac": ".aac",
+    "audio/amr": ".amr",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/3gpp": ".3gp",
+    "application/pdf": ".pdf",
+}
+
+
+def _safe_extension(ext: str) -> bool:
+    return 2 <= len(ext) <= 8 and ext[0] == "." and ext[1:].isascii() and ext[1:].isalnum()
+
+
 def _media_name(message: Message) -> str:
+    """Where a received file goes, relative to MEDIA_ROOT: ``YYYY/MM/in-<id><ext>``, the
+    extension from its file name, else from its type (parameters such as
+    ``; codecs=opus`` aside), else ``.bin``."""
     ext = Path(message.file_name).suffix.lower() if message.file_name else ""
-    if not ext or len(ext) > 8 or not ext[1:].isalnum():
-        ext = mimetypes.guess_extension(message.mime_type or "") or ".bin"
+    if not _safe_extension(ext):
+        mime = (message.mime_type or "").split(";", 1)[0].strip().lower()
+        ext = MEDIA_EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ""
+        if not _safe_extension(ext):
+            ext = ".bin"
     now = timezone.now()
-    return f"media/{now:%Y/%m}/in-{message.pk}{ext}"
+    return f"{now:%Y/%m}/in-{message.pk}{ext}"
 
 
 class NumberRunner:
@@ -681,7 +712,12 @@ class Worker:
             only=self.config.only_session,
         )
         for session_id, token in claimed:
-            row = await self.db(WhatsAppSession.objects.get, pk=session_id)
+            row = await self.db(WhatsAppSession.objects.filter(pk=session_id).first)
+            if row is None:
+                # Deleted since the claim (created and deleted at once): nothing to run,
+                # and the lease went with the row.
+                logger.info("session=%s deleted before it started", session_id)
+                continue
             recovered = await self.db(
                 conv_services.outbox_recover,
                 session_id=session_id,

@@ -198,17 +198,57 @@ async def test_message_status_goes_to_sockets_that_opened_the_conversation(
     await b.disconnect()
 
 
-async def test_session_status_carries_the_qr_code(number, alice, bob, charlie):
+async def session_frames(communicator) -> list[dict]:
+    """Every session_status frame that arrives now (the owner's sockets get one per
+    group: the number's and their own)."""
+    frames = [await frame_of(communicator, "session_status")]
+    frames += [f for f in await drain(communicator) if f["type"] == "session_status"]
+    return frames
+
+
+async def test_session_status_carries_the_qr_and_pairing_codes_to_the_owner_only(
+    number, alice, bob, charlie
+):
     a, b, c = await connect(alice), await connect(bob), await connect(charlie)
+    agent_pt = await connect(bob, lang="pt-br")
     await database_sync_to_async(wa_services.session_on_qr)(session_id=number.pk, code="2@abc,def")
-    for s in (a, b):
-        frame = await frame_of(s, "session_status")
-        assert frame["session"]["id"] == number.pk
+    for frame in await session_frames(a):
         assert frame["session"]["status"] == "waiting_qr"
         assert frame["session"]["qr_svg"].startswith("<svg")
+    for s in (b, agent_pt):
+        for frame in await session_frames(s):
+            # the agent hears that the number waits, never the code
+            assert frame["session"]["id"] == number.pk
+            assert frame["session"]["status"] == "waiting_qr"
+            assert frame["session"]["qr_svg"] == "" and frame["session"]["pair_code"] == ""
     assert await c.receive_nothing(timeout=0.5)
-    for s in (a, b, c):
+
+    await database_sync_to_async(wa_services.session_on_pair_code)(
+        session_id=number.pk, phone="5511999990000", code="ABCD-EFGH"
+    )
+    assert {f["session"]["pair_code"] for f in await session_frames(a)} == {"ABCD-EFGH"}
+    for s in (b, agent_pt):
+        raw = [await s.receive_from(timeout=WAIT)]
+        await s.send_json_to({"type": "join"})  # a round trip: what was sent came before
+        while json.loads(raw[-1])["type"] != "joined":
+            raw.append(await s.receive_from(timeout=WAIT))
+        assert json.loads(raw[0])["session"]["status"] == "pairing"
+        assert not any("ABCD-EFGH" in text for text in raw)
+    assert await c.receive_nothing(timeout=0.5)
+    for s in (a, b, c, agent_pt):
         await s.disconnect()
+
+
+async def test_an_agent_who_is_also_an_owner_gets_only_the_own_numbers_codes(number, alice, bob):
+    mine = await database_sync_to_async(wa_services.session_create)(owner=bob, name="Bob's")
+    b = await connect(bob)
+    await database_sync_to_async(wa_services.session_on_qr)(session_id=number.pk, code="2@a,b")
+    assert all(f["session"]["qr_svg"] == "" for f in await session_frames(b))
+    await database_sync_to_async(wa_services.session_on_qr)(session_id=mine.pk, code="2@c,d")
+    frames = await session_frames(b)
+    assert {f["session"]["id"] for f in frames} == {mine.pk}
+    assert all(f["session"]["qr_svg"].startswith("<svg") for f in frames)
+    await b.disconnect()
 
 
 async def test_events_are_rendered_once_per_language_read_not_per_socket(number, alice, bob):
@@ -333,6 +373,8 @@ async def test_an_outsider_gets_an_error_and_nothing_else(conversation, charlie)
         '{"type": "send_message", "conversation_id": 1, "text": "a", "client_key": 7}',
         '{"type": "mark_as_read", "conversation_id": 1.5}',
         json.dumps({"type": "join", "pad": "x" * 40_000}),
+        "[" * 1500,  # nested deeper than the decoder goes
+        '{"type": "join", "x": ' + "[" * 1500 + "]" * 1500 + "}",
     ],
 )
 async def test_a_bad_frame_gets_an_error_and_the_socket_stays_open(alice, raw):

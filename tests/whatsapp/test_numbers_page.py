@@ -48,6 +48,35 @@ def test_the_panel_shows_the_current_qr_code_as_an_image(client, number, alice):
     assert 'src="data:image/svg+xml;base64,' in body
 
 
+def test_the_linking_panel_and_its_codes_are_for_the_owner_only(
+    client, number, alice, bob, charlie
+):
+    services.session_on_qr(session_id=number.pk, code="2@abc,def")
+    services.session_on_pair_code(session_id=number.pk, phone="5511999990000", code="ABCD-EFGH")
+    url = f"/numbers/{number.pk}/link/"
+    owner = _as(client, alice).get(url, **HTMX).content.decode()
+    assert "data:image/svg+xml;base64," in owner and "ABCD-EFGH" in owner
+    for user, status in ((bob, 403), (charlie, 404)):
+        _as(client, user)
+        for headers in (HTMX, {}):
+            response = client.get(url, **headers)
+            body = response.content.decode()
+            assert response.status_code == status
+            assert "data:image/svg" not in body and "ABCD-EFGH" not in body
+    # and the numbers page tells the agent what is going on, without the code
+    page = _as(client, bob).get("/numbers/").content.decode()
+    assert "Waiting for the owner to link it." in page
+    assert "ABCD-EFGH" not in page and "data:image/svg" not in page and "<svg" not in page
+    card = client.get(f"/numbers/{number.pk}/", **HTMX).content.decode()
+    assert "Waiting for the owner to link it." in card and "ABCD-EFGH" not in card
+
+
+def test_an_agent_s_card_says_nothing_of_linking_once_linked(client, number, bob):
+    services.session_on_state(session_id=number.pk, state="connected")
+    card = _as(client, bob).get(f"/numbers/{number.pk}/", **HTMX).content.decode()
+    assert 'class="muted owner-links" data-show-when="new waiting_qr pairing" hidden' in card
+
+
 def test_the_limit_and_duplicate_names_are_answered_clearly(client, alice, settings):
     settings.VBCRM_MAX_NUMBERS_PER_OWNER = 1
     _as(client, alice)

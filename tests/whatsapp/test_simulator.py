@@ -263,6 +263,51 @@ def test_pairing_code_flow(
     assert not caught.value.transient
 
 
+def link_by_qr(api: ControlClient, device: Device, account: str) -> str:
+    device.events.wait_for(base.QRCode)
+    answer = api.post("/api/qr/scan", {"account": account, "phone": PHONE})
+    device.events.wait_state(S.CONNECTED)
+    return answer["jid"]
+
+
+def test_a_phone_keeps_its_linked_devices_when_it_links_another(
+    sim: SimulatorServer, api: ControlClient, make_device: Callable[..., Device]
+) -> None:
+    first, second = make_device(sim.url, account="1"), make_device(sim.url, account="2")
+    jids = [link_by_qr(api, first, "1"), link_by_qr(api, second, "2")]
+    assert jids == [f"{PHONE}:1@s.whatsapp.net", f"{PHONE}:2@s.whatsapp.net"]
+    numbers = api.get("/api/numbers")
+    assert [(n["account"], n["jid"], n["connected"]) for n in numbers] == [
+        ("1", jids[0], True),
+        ("2", jids[1], True),
+    ]
+    assert first.session.is_connected() and S.LOGGED_OUT not in first.events.states()
+    # WhatsApp delivers to every linked device of the phone
+    for device in (first, second):
+        assert inbound(api, device, text="para todos").text == "para todos"
+    # the phone can log out one device and keep the other
+    api.post("/api/logout", {"phone": PHONE, "account": "1"})
+    first.events.wait_state(S.LOGGED_OUT)
+    assert [n["account"] for n in api.get("/api/numbers")] == ["2"]
+    assert second.session.is_connected()
+
+
+def test_a_fifth_linked_device_logs_the_oldest_out(
+    sim: SimulatorServer, api: ControlClient, make_device: Callable[..., Device]
+) -> None:
+    devices = [make_device(sim.url, account=str(n)) for n in range(1, 6)]
+    for number, device in enumerate(devices[:4], start=1):
+        link_by_qr(api, device, str(number))
+    assert len(api.get("/api/numbers")) == 4
+    link_by_qr(api, devices[4], "5")
+    assert "oldest" in devices[0].events.wait_state(S.LOGGED_OUT).detail
+    assert [n["account"] for n in api.get("/api/numbers")] == ["2", "3", "4", "5"]
+    assert all(d.session.is_connected() for d in devices[1:])
+    # the unlinked device cannot come back
+    again = make_device(sim.url, account="1", device_jid=f"{PHONE}:1@s.whatsapp.net")
+    again.events.wait_state(S.LOGGED_OUT)
+
+
 def test_a_second_connection_for_the_account_replaces_the_first(
     sim: SimulatorServer, make_device: Callable[..., Device]
 ) -> None:

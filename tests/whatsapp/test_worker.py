@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
 from conversations import services as conv_services
@@ -112,6 +113,16 @@ async def test_every_kind_arrives_once_and_media_is_stored(simulator, linked):
 
     def check() -> None:
         assert Message.objects.count() == len(bodies) + 1
+        # each file under MEDIA_ROOT/YYYY/MM/ (one "media" level), with its type's extension
+        month = f"{timezone.now():%Y/%m}"
+        names = dict(Message.objects.exclude(media="").values_list("wa_id", "media"))
+        expected = {1: ".png", 2: ".mp4", 3: ".wav", 4: ".ogg", 5: ".pdf", 6: ".webp"}
+        for index, ext in expected.items():
+            message = Message.objects.get(wa_id=ids[index])
+            assert names[ids[index]] == f"{month}/in-{message.pk}{ext}"
+            assert message.media.path == os.path.join(
+                settings.MEDIA_ROOT, month, f"in-{message.pk}{ext}"
+            )
         assert Message.objects.filter(wa_id=ids[0]).count() == 1
         kinds = dict(Message.objects.values_list("wa_id", "kind"))
         assert [kinds[i] for i in ids] == [b["kind"] for b in bodies]
@@ -353,6 +364,38 @@ async def test_a_phone_linked_twice_is_refused_and_unlinked(simulator, sim_setti
     assert await sync_to_async(_status)(first.pk) == "connected"
 
 
+async def test_a_phone_linked_to_two_numbers_keeps_the_first_and_refuses_the_second(
+    simulator, sim_settings, alice, bob
+):
+    """Both numbers run here, both linked through the network: WhatsApp keeps the
+    phone's first device, so it is the app that refuses the second."""
+    phone = "5511900000001"
+    first = await sync_to_async(services.session_create)(owner=alice, name="A")
+    second = await sync_to_async(services.session_create)(owner=bob, name="B")
+    async with running_worker():
+        await link(simulator, first, phone)
+        await link_attempt(simulator, second, phone)
+        await wait_for(lambda: _status(second.pk) == "logged_out", what="second refused")
+        await wait_for(
+            lambda: (
+                [n["account"] for n in simulator.control.get("/api/numbers")] == [str(first.pk)]
+            ),
+            what="only the first number's device left on the phone",
+        )
+        assert await sync_to_async(_status)(first.pk) == "connected"
+        # and the first number still receives
+        await asyncio.to_thread(
+            simulator.control.send_message, to=phone, **{"from": "5511988880001"}, text="ainda"
+        )
+        await wait_for(
+            lambda: Message.objects.filter(conversation__session=first, body="ainda").exists(),
+            what="the message on the first number",
+        )
+    row = await sync_to_async(WhatsAppSession.objects.get)(pk=second.pk)
+    assert "already linked" in row.status_detail and row.phone_number == ""
+    assert await sync_to_async(_status)(first.pk) != "logged_out"
+
+
 async def test_pairing_code_links_a_number(simulator, sim_settings, alice):
     session = await sync_to_async(services.session_create)(owner=alice, name="P")
     await sync_to_async(services.session_request_link)(
@@ -476,6 +519,61 @@ async def test_a_worker_that_loses_its_lease_stops_the_number(simulator, linked)
         await wait_for(lambda: not child.is_alive(), what="child gone")
     row = await sync_to_async(WhatsAppSession.objects.get)(pk=linked.pk)
     assert row.lease_holder == "other"  # the loser never touches the winner's lease
+
+
+@pytest.mark.parametrize(
+    "mime_type, file_name, ext",
+    [
+        ("audio/ogg; codecs=opus", "", ".ogg"),
+        ("AUDIO/OGG ; codecs=opus", "", ".ogg"),
+        ("audio/mpeg", "", ".mp3"),
+        ("image/jpeg", "", ".jpg"),
+        ("application/pdf", "", ".pdf"),
+        ("application/pdf", "Nota Fiscal.PDF", ".pdf"),
+        ("application/octet-stream", "planilha.xlsx", ".xlsx"),
+        ("text/csv", "", ".csv"),
+        ("application/x-made-up", "", ".bin"),
+        ("", "", ".bin"),
+        ("image/jpeg", "weird.<script>", ".jpg"),
+        ("application/x-made-up", "no-extension", ".bin"),
+    ],
+)
+def test_received_files_are_named_by_their_type(mime_type, file_name, ext):
+    from whatsapp.worker import _media_name
+
+    message = Message(pk=42, mime_type=mime_type, file_name=file_name)
+    assert _media_name(message) == f"{timezone.now():%Y/%m}/in-42{ext}"
+
+
+async def test_a_number_deleted_as_it_is_claimed_is_skipped_quietly(
+    simulator, sim_settings, alice, caplog
+):
+    """Created and deleted at once: the worker claims it, the row is gone when the
+    worker reads it. Normal, not an error; the other numbers of the claim still run."""
+    import logging
+    from unittest import mock
+
+    gone = await sync_to_async(services.session_create)(owner=alice, name="Gone")
+    kept = await sync_to_async(services.session_create)(owner=alice, name="Kept")
+    claim = services.session_lease_claim
+
+    def claim_then_delete(**kwargs):
+        claimed = claim(**kwargs)
+        if gone.pk in [pk for pk, _token in claimed]:
+            services.session_delete(session=WhatsAppSession.objects.get(pk=gone.pk))
+        return claimed
+
+    caplog.set_level(logging.INFO)
+    with mock.patch.object(services, "session_lease_claim", claim_then_delete):
+        async with running_worker(lease_seconds=30) as worker:
+            await wait_for(
+                lambda: WhatsAppSession.objects.get(pk=kept.pk).qr_code,
+                timeout=10,
+                what="the other number's QR code",
+            )
+            assert gone.pk not in worker.runners and kept.pk in worker.runners
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(f"session={gone.pk} deleted" in r.getMessage() for r in caplog.records)
 
 
 async def test_received_media_is_served_only_to_allowed_users(simulator, linked, bob, charlie):

@@ -17,19 +17,19 @@ input, 404 for an unknown resource, 409 for a code that is not pending):
 |---|---|---|
 | `GET /api/health` | | `{"ok": true}` |
 | `GET /api/qr` | | pending QR codes: `[{"account", "code", "issued_at"}]` |
-| `POST /api/qr/scan` | `{"account"` or `"code", "phone", "push_name"?}` | links the device (it gets Paired, then CONNECTED): `{"account", "phone", "jid"}`; 409 if no such pending code |
+| `POST /api/qr/scan` | `{"account"` or `"code", "phone", "push_name"?}` | links the device (it gets Paired, then CONNECTED): `{"account", "phone", "jid"}`; 409 if no such pending code. A phone keeps up to four linked devices, as WhatsApp does; a fifth logs the oldest out |
 | `GET /api/pair-codes` | | pending pairing codes: `[{"account", "code", "phone", "issued_at"}]` |
 | `POST /api/pair-codes/confirm` | `{"code"}` | links the device with the phone it asked for: `{"account", "phone", "jid"}`; 409 if not pending |
-| `GET /api/numbers` | | linked numbers: `[{"account", "phone", "jid", "push_name", "connected", "queued"}]` |
-| `POST /api/messages` | one message object, or a list of them (see below) | `{"message_id", "queued"}` (a list gives `{"message_ids": [...]}`); a disconnected number gets it on reconnect, in order |
+| `GET /api/numbers` | | linked devices, oldest first (a phone has a row per device): `[{"account", "phone", "jid", "push_name", "connected", "queued"}]` |
+| `POST /api/messages` | one message object, or a list of them (see below) | `{"message_id", "queued"}` (a list gives `{"message_ids": [...]}`); every device of the phone gets it, a disconnected one on reconnect, in order (`queued`: one is disconnected) |
 | `GET /api/sent?phone=` | | what the number sent, in order: `[{"message_id", "to", "kind", "text", "filename", "mimetype", "size", "sha256", "quoted_id", "timestamp"}]` |
 | `GET /api/sent/{message_id}/media` | | the raw bytes of a sent media (its mimetype as Content-Type) |
-| `POST /api/receipts` | `{"phone", "message_ids": [...], "status": "delivered"\\|"read"\\|"played", "from"?}` | the device gets a Receipt: `{"ok": true}` |
+| `POST /api/receipts` | `{"phone", "message_ids": [...], "status": "delivered"\\|"read"\\|"played", "from"?}` | the phone's devices get a Receipt: `{"ok": true}` |
 | `GET /api/reads?phone=` | | read receipts the number sent (mark_read): `[{"chat", "sender", "message_ids", "timestamp"}]` |
-| `POST /api/drop` | `{"phone"}` or `{"all": true}` | closes the device socket(s); clients must reconnect by themselves: `{"dropped": n}` |
-| `POST /api/logout` | `{"phone"}` | logged out from the phone: the device gets LOGGED_OUT, the link is forgotten: `{"ok": true}` |
-| `POST /api/replay` | `{"phone", "message_id"}` | delivers an already delivered inbound message again, same id and content: `{"message_id"}` |
-| `POST /api/history` | `{"phone", "messages": [message objects, each may carry "from_me"]}` | the device gets one HistoryBatch: `{"count": n}` |
+| `POST /api/drop` | `{"phone"}` or `{"all": true}` | closes the phone's device sockets (or all); clients must reconnect by themselves: `{"dropped": n}` |
+| `POST /api/logout` | `{"phone", "account"?}` | logged out from the phone: its devices (only that account's, with `account`) get LOGGED_OUT, their links are forgotten: `{"ok": true}` |
+| `POST /api/replay` | `{"phone", "message_id"}` | delivers an already delivered inbound message again to the phone's devices, same id and content: `{"message_id"}` |
+| `POST /api/history` | `{"phone", "messages": [message objects, each may carry "from_me"]}` | each of the phone's devices gets one HistoryBatch: `{"count": n}` |
 
 A message object (``POST /api/messages``, ``/api/history``):
 
@@ -116,6 +116,7 @@ REPLAY_MEMORY = 100_000
 PAIR_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 HELLO_TIMEOUT = 10.0
 CLOSE_DROPPED = 4000  # application close code for /api/drop
+MAX_COMPANIONS = 4  # devices one phone keeps linked, as WhatsApp does
 
 
 class ApiError(Exception):
@@ -364,7 +365,7 @@ class SimulatorServer:
         # means something to the run that issued it.
         self.epoch = secrets.token_hex(6)
         self._seq = 0
-        self._links: dict[str, _Link] = {}  # phone -> link
+        self._links: dict[str, list[_Link]] = {}  # phone -> its linked devices, oldest first
         self._logs: dict[str, _PhoneLog] = {}  # phone -> log
         self._devices: dict[str, _Device] = {}  # account -> its live socket
         self._sockets: set[_Device] = set()  # every open socket, even before hello
@@ -514,18 +515,17 @@ class SimulatorServer:
             device.send(_dumps({"t": "logged_out", "reason": f"not a device JID: {jid}"}))
             device.close()
             return
-        link = self._links.get(phone)
+        link = next((k for k in self._links.get(phone, ()) if k.jid == jid), None)
         if link is None:
             # Unknown but never logged out (e.g. the simulator restarted):
             # accept it as linked, which keeps demos friendly.
             link = _Link(phone=phone, jid=jid, account=account)
-            self._links[phone] = link
+            self._add_link(link)
             self._device_numbers[phone] = max(
                 self._device_numbers.get(phone, 0), _device_number(jid)
             )
         elif link.device is not None and link.device is not device:
             self._kick(link.device)
-        link.jid = jid
         link.account = account
         last_seq = hello.get("last_seq")
         known = hello.get("epoch") == self.epoch and isinstance(last_seq, int)
@@ -713,10 +713,6 @@ class SimulatorServer:
         self._end_pairing(pairing)
         device = pairing.device
         self._logged_out_phones.discard(phone)
-        old = self._links.get(phone)
-        if old is not None:
-            # One simulated device per phone: the previous one is unlinked.
-            self._forget(old, reason="the phone was linked to another device")
         number = self._device_numbers.get(phone, 0) + 1
         self._device_numbers[phone] = number
         link = _Link(
@@ -725,7 +721,7 @@ class SimulatorServer:
             account=pairing.account,
             push_name=push_name,
         )
-        self._links[phone] = link
+        self._add_link(link)
         self._log(phone)
         device.send(
             _dumps({"t": "paired", "jid": link.jid, "phone": phone, "push_name": push_name})
@@ -734,10 +730,21 @@ class SimulatorServer:
         logger.info("simulator: account %s linked", pairing.account)
         return link
 
+    def _add_link(self, link: _Link) -> None:
+        """A phone keeps up to MAX_COMPANIONS linked devices; one more logs the oldest out."""
+        links = self._links.setdefault(link.phone, [])
+        links.append(link)
+        while len(links) > MAX_COMPANIONS:
+            logger.info("simulator: account %s unlinked, the oldest device", links[0].account)
+            self._forget(links[0], reason="the phone linked a new device; this was the oldest")
+
     def _forget(self, link: _Link, *, reason: str = "", phone_logout: bool = False) -> None:
         """Unlink: the device JID is dead from now on; ``reason`` tells its socket."""
-        if self._links.get(link.phone) is link:
-            del self._links[link.phone]
+        links = self._links.get(link.phone, [])
+        if link in links:
+            links.remove(link)
+            if not links:
+                del self._links[link.phone]
         self._logged_out_jids.add(link.jid)
         if phone_logout:
             self._logged_out_phones.add(link.phone)
@@ -757,12 +764,13 @@ class SimulatorServer:
             log = self._logs[phone] = _PhoneLog()
         return log
 
-    def _linked(self, body: dict[str, Any], key: str = "phone") -> _Link:
+    def _linked(self, body: dict[str, Any], key: str = "phone") -> list[_Link]:
+        """The devices linked to the phone in ``body[key]``, oldest first."""
         phone = _digits(body.get(key), key)
-        link = self._links.get(phone)
-        if link is None:
+        links = self._links.get(phone)
+        if not links:
             raise ApiError(400, f"unknown number {phone}: not linked")
-        return link
+        return list(links)
 
     def _deliver(self, link: _Link, frame: dict[str, Any]) -> None:
         self._seq += 1
@@ -939,7 +947,8 @@ class SimulatorServer:
                     "connected": link.device is not None,
                     "queued": len(link.outbox),
                 }
-                for link in self._links.values()
+                for links in self._links.values()
+                for link in links
             ]
         )
 
@@ -950,21 +959,21 @@ class SimulatorServer:
         parsed = []
         for index, item in enumerate(items):
             try:
-                link = self._linked(_obj(item, "message"), "to")
-                parsed.append((link, self._parse_message(item, link)))
+                links = self._linked(_obj(item, "message"), "to")
+                parsed.append((links, self._parse_message(item, links[-1])))
             except ApiError as exc:
                 if isinstance(body, list):
                     raise ApiError(exc.status, f"message {index}: {exc.message}") from None
                 raise
-        for link, message in parsed:
-            self._remember(link, message)
-            self._deliver(link, {"t": "msg", "m": message})
+        for links, message in parsed:
+            self._remember(links[0], message)
+            for link in links:
+                self._deliver(link, {"t": "msg", "m": message})
         if isinstance(body, list):
             return web.json_response({"message_ids": [m["message_id"] for _, m in parsed]})
-        link, message = parsed[0]
-        return web.json_response(
-            {"message_id": message["message_id"], "queued": link.device is None}
-        )
+        links, message = parsed[0]
+        queued = any(link.device is None for link in links)
+        return web.json_response({"message_id": message["message_id"], "queued": queued})
 
     def _phone_log(self, request: web.Request) -> _PhoneLog:
         phone = _digits(request.query.get("phone"), "phone")
@@ -984,7 +993,7 @@ class SimulatorServer:
 
     async def _api_receipts(self, request: web.Request) -> web.Response:
         body = _obj(await _json_body(request))
-        link = self._linked(body)
+        links = self._linked(body)
         ids = body.get("message_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
             raise ApiError(400, "'message_ids' must be a non-empty list of message ids")
@@ -993,7 +1002,7 @@ class SimulatorServer:
             raise ApiError(400, f"'status' must be one of {', '.join(sorted(RECEIPT_STATUSES))}")
         # The chat is where the first message went; the sender is the contact
         # who read it (the same jid in a direct chat, a participant in a group).
-        sent = self._log(link.phone).sent_by_id.get(ids[0])
+        sent = self._log(links[0].phone).sent_by_id.get(ids[0])
         sender = _phone_jid(_digits(body["from"], "from")) if body.get("from") else ""
         chat = sent.to if sent is not None else sender
         if not chat:
@@ -1006,7 +1015,8 @@ class SimulatorServer:
             "status": status,
             "timestamp": _now(),
         }
-        self._deliver(link, frame)
+        for link in links:
+            self._deliver(link, dict(frame))
         return web.json_response({"ok": True})
 
     async def _api_reads(self, request: web.Request) -> web.Response:
@@ -1017,8 +1027,7 @@ class SimulatorServer:
         if body.get("all") is True:
             devices = list(self._sockets)
         else:
-            device = self._linked(body).device
-            devices = [device] if device is not None else []
+            devices = [k.device for k in self._linked(body) if k.device is not None]
         for device in devices:
             # Detach now, not when the socket handler notices: anything sent
             # from here on is queued for the next connection.
@@ -1028,34 +1037,45 @@ class SimulatorServer:
         return web.json_response({"dropped": len(devices)})
 
     async def _api_logout(self, request: web.Request) -> web.Response:
-        link = self._linked(_obj(await _json_body(request)))
-        logger.info("simulator: account %s logged out from the phone", link.account)
-        self._forget(link, reason="logged out from the phone", phone_logout=True)
+        body = _obj(await _json_body(request))
+        links = self._linked(body)
+        account = _str(body, "account")
+        if account:
+            # One device, from the phone's list of linked devices: the others stay.
+            links = [k for k in links if k.account == account]
+            if not links:
+                raise ApiError(400, f"account {account} is not linked to this phone")
+        for link in links:
+            logger.info("simulator: account %s logged out from the phone", link.account)
+            self._forget(link, reason="logged out from the phone", phone_logout=not account)
         return web.json_response({"ok": True})
 
     async def _api_replay(self, request: web.Request) -> web.Response:
         body = _obj(await _json_body(request))
-        link = self._linked(body)
+        links = self._linked(body)
         message_id = _str(body, "message_id", required=True)
-        message = self._log(link.phone).delivered.get(message_id)
+        phone = links[0].phone
+        message = self._log(phone).delivered.get(message_id)
         if message is None:
-            raise ApiError(400, f"message {message_id} was not delivered to {link.phone}")
-        self._deliver(link, {"t": "msg", "m": message})
+            raise ApiError(400, f"message {message_id} was not delivered to {phone}")
+        for link in links:
+            self._deliver(link, {"t": "msg", "m": message})
         return web.json_response({"message_id": message_id})
 
     async def _api_history(self, request: web.Request) -> web.Response:
         body = _obj(await _json_body(request))
-        link = self._linked(body)
+        links = self._linked(body)
         items = body.get("messages")
         if not isinstance(items, list):
             raise ApiError(400, "'messages' must be a list")
         messages = []
         for index, item in enumerate(items):
             try:
-                messages.append(self._parse_message(item, link))
+                messages.append(self._parse_message(item, links[-1]))
             except ApiError as exc:
                 raise ApiError(exc.status, f"message {index}: {exc.message}") from None
-        self._deliver(link, {"t": "history", "messages": messages})
+        for link in links:
+            self._deliver(link, {"t": "history", "messages": messages})
         return web.json_response({"count": len(messages)})
 
     # -- media servers --
