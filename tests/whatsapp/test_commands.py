@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from whatsapp import services
 from whatsapp.models import WhatsAppSession
+from whatsapp.simulator.client import ControlError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,11 +21,17 @@ def _scan_when_shown(simulator, phone: str, pair: bool = False) -> threading.Thr
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if pair:
-                codes = simulator.control.get("/api/pair-codes")
-                if codes:
+                if simulator.control.get("/api/pair-codes"):
                     time.sleep(1.0)  # let the command print it first
-                    simulator.control.post("/api/pair-codes/confirm", {"code": codes[0]["code"]})
-                    return
+                    # the code pending now: a busy machine may have asked for a new one
+                    codes = simulator.control.get("/api/pair-codes")
+                    try:
+                        simulator.control.post(
+                            "/api/pair-codes/confirm", {"code": codes[0]["code"]}
+                        )
+                        return
+                    except (ControlError, IndexError):
+                        continue  # replaced meanwhile: confirm the new one
             else:
                 pending = simulator.control.get("/api/qr")
                 if pending:
