@@ -17,7 +17,7 @@ import time
 
 from bench import common
 from bench.common import SocketClients, hist_pct, marker, send, socket_specs
-from bench.infra import PYTHON, Proc, Stack
+from bench.infra import PYTHON, Proc, Stack, children_of, cpu_seconds, postgres_pids
 
 CONTACTS_PER_NUMBER = 10
 TICK = 0.02  # the pacer sends what is due every 20 ms
@@ -109,9 +109,20 @@ def run(
         drops_before = _log_lines(procs, "dropped a message")
         gaps_before = _log_lines(procs, "never arrived")
         recover_before = _log_lines(procs, "receive failed")
+        pids = {
+            "webs": [proc.pid for proc, _port in webs],
+            "workers+children": [pid for w in workers for pid in [w.pid, *children_of(w.pid)]],
+            "postgres": postgres_pids(),
+            "redis+simulator": [p.pid for p in s.procs if p.name in ("redis", "simulator")],
+            "socket clients": [p.pid for p in clients.procs],
+        }
+        cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
         started = time.monotonic()
         sent = _pace(s, phones, rate, seconds, next_id)
         paced = time.monotonic() - started
+        cpu = {
+            name: round((cpu_seconds(p) - cpu_before[name]) / paced, 2) for name, p in pids.items()
+        }
         result = clients.results(timeout=60)
         events = {k: v for k, v in result["events"].items() if k >= next_id}
         next_id += sent
@@ -134,13 +145,15 @@ def run(
                 "sender_drops": _log_lines(procs, "dropped a message") - drops_before,
                 "hub_gaps": _log_lines(procs, "never arrived") - gaps_before,
                 "hub_receive_failures": _log_lines(procs, "receive failed") - recover_before,
+                "cpu_cores": cpu,  # CPU seconds per second while paced, by process group
             }
         )
         row = out[-1]
         print(
             f"  load hold {rate}/s: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
             f"missing {row['frames_missing']}/{row['frames_expected']}, "
-            f"resyncs {row['resyncs']}, drops {row['sender_drops']}, gaps {row['hub_gaps']}",
+            f"resyncs {row['resyncs']}, drops {row['sender_drops']}, gaps {row['hub_gaps']}; "
+            f"CPU cores {cpu}",
             flush=True,
         )
     for proc in procs:
