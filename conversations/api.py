@@ -195,7 +195,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         if parsed.tzinfo is None or type(pk) is not int or not 1 <= pk <= MAX_ID:
             raise ValueError(cursor)
         return parsed, pk
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise field_errors("cursor", _("This cursor is not one we gave out.")) from None
 
 
@@ -221,7 +221,7 @@ def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
         upload = None
         try:
             data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: nested too deep
             raise ApiError(400, "bad_request", _("The body is not valid JSON.")) from None
         if not isinstance(data, dict):
             raise field_errors("body", _("Send a JSON object."))
