@@ -170,7 +170,7 @@ class Message(models.Model):
     # In groups: who wrote it.
     sender_jid = models.CharField(_("sender JID"), max_length=128, blank=True, default="")
     sender_name = models.CharField(_("sender name"), max_length=128, blank=True, default="")
-    media = models.FileField(_("media file"), upload_to="media/%Y/%m/", blank=True, max_length=255)
+    media = models.FileField(_("media file"), upload_to="%Y/%m/", blank=True, max_length=255)
     media_status = models.CharField(
         max_length=12, choices=MediaStatus.choices, blank=True, default=MediaStatus.NONE
     )

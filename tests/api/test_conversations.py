@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -266,6 +267,9 @@ def test_sending_a_file_with_a_caption(conversation, as_bob):
     assert body["file_name"] == "doc.pdf"
     assert body["media_url"] == f"/api/whatsapp/messages/{body['id']}/media"
     assert b"".join(as_bob.get(body["media_url"]).streaming_content) == b"%PDF-1.4 fake"
+    # kept as MEDIA_ROOT/YYYY/MM/<name>, one folder level like received files
+    stored = Message.objects.get(pk=body["id"]).media.name
+    assert re.fullmatch(r"\d{4}/\d{2}/doc[^/]*\.pdf", stored), stored
 
 
 def test_an_empty_message_is_a_400_naming_the_text_field(conversation, as_bob):
