@@ -36,7 +36,9 @@ from django.utils.translation import gettext as _
 from conversations import selectors, services
 from conversations.models import Conversation, Message
 from conversations.ratelimit import send_retry_after
-from realtime import events
+from realtime import hub
+from realtime.fragments import OWNER_FRAMES, languages
+from realtime.layer import conversation_group, session_group, user_group
 from whatsapp.selectors import session_list
 
 logger = logging.getLogger(__name__)
@@ -149,11 +151,11 @@ def _language(scope: dict[str, Any]) -> str:
     """The page's language (``/ws/?lang=en``), so pushed fragments match the page."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     wanted = (query.get("lang") or [""])[0].lower()
-    return wanted if wanted in events.languages() else settings.LANGUAGE_CODE
+    return wanted if wanted in languages() else settings.LANGUAGE_CODE
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
-    # No channel of its own: realtime.events' hub receives for every socket of the
+    # No channel of its own: realtime.hub receives for every socket of the
     # process and hands this one its groups' frames (forward, groups_refresh).
     channel_layer_alias = "socket-hub-only"
     groups_joined: set[str]
@@ -170,7 +172,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.language = _language(self.scope)
         # Groups first, then accept: nothing committed after the page's sync is missed.
-        await self._join(events.user_group(user.pk))
+        await self._join(user_group(user.pk))
         await self._refresh_groups()
         await self.accept()
 
@@ -180,18 +182,18 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def _join(self, group: str) -> None:
         if group not in self.groups_joined:
-            await events.subscribe(self, group)
+            await hub.subscribe(self, group)
             self.groups_joined.add(group)
 
     async def _leave(self, group: str) -> None:
         if group in self.groups_joined:
-            await events.unsubscribe(self, group)
+            await hub.unsubscribe(self, group)
             self.groups_joined.discard(group)
 
     async def _refresh_groups(self) -> set[int]:
         """Join the groups of the numbers the user may see now; leave the others."""
         visible = await _visible_session_ids(self.user)
-        wanted = {events.session_group(s) for s in visible}
+        wanted = {session_group(s) for s in visible}
         for group in [g for g in self.groups_joined if g.startswith("wa-session-")]:
             if group not in wanted:
                 await self._leave(group)
@@ -200,7 +202,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         for conversation_id, session_id in list(self.conversations.items()):
             if session_id not in visible:
                 del self.conversations[conversation_id]
-                await self._leave(events.conversation_group(conversation_id))
+                await self._leave(conversation_group(conversation_id))
         return visible
 
     # --- frames from the browser ---------------------------------------------------------
@@ -261,13 +263,13 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if session_id is None:
             raise self._not_found()
         self.conversations[conversation_id] = session_id
-        await self._join(events.conversation_group(conversation_id))
+        await self._join(conversation_group(conversation_id))
         return {"type": "joined_conversation", "conversation_id": conversation_id}
 
     async def _on_leave_conversation(self, frame: dict[str, Any]) -> dict[str, Any]:
         conversation_id = self._conversation_id(frame)
         self.conversations.pop(conversation_id, None)
-        await self._leave(events.conversation_group(conversation_id))
+        await self._leave(conversation_group(conversation_id))
         return {"type": "left_conversation", "conversation_id": conversation_id}
 
     async def _on_send_message(self, frame: dict[str, Any]) -> dict[str, Any]:
@@ -298,20 +300,20 @@ class InboxConsumer(AsyncWebsocketConsumer):
         "mark_as_read": _on_mark_as_read,
     }
 
-    # --- events from realtime.events --------------------------------------------------------
+    # --- events from realtime.hub -----------------------------------------------------------
 
     async def forward(self, frames: list[dict[str, Any]]) -> None:
-        """Pre-encoded frames from realtime.events, each one per language: this socket's
+        """Frames from realtime.hub, each one per language: this socket's
         language of each, in one socket message, one frame a line (JSON text holds no
         raw line break).
 
-        A frame set may carry, under ``events.OWNER_FRAMES``, frames for one user alone
+        A frame set may carry, under ``OWNER_FRAMES``, frames for one user alone
         (a number's QR and pairing codes for its owner): this socket sends those only
         when its user is that one, and the others otherwise."""
         await self.send(text_data="\n".join(self._frame(f) for f in frames))
 
     def _frame(self, frames: dict[str, Any]) -> str:
-        owner = frames.get(events.OWNER_FRAMES)
+        owner = frames.get(OWNER_FRAMES)
         if owner is not None and owner["user_id"] == self.user.pk:
             frames = owner["frames"]
         frame = frames.get(self.language)
@@ -320,7 +322,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         return frame
 
     async def resync(self) -> None:
-        """Live events meant for this socket were lost on the way (realtime.events' hub
+        """Live events meant for this socket were lost on the way (realtime.hub
         noticed): the page catches up from the database, as after a reconnect."""
         await self.send(text_data=RESYNC_FRAME)
 

@@ -2,7 +2,7 @@
 
 An event carries the rows its fragments are rendered from, not the fragments: the
 writer (often the worker, under load) only describes what changed, and each web
-process renders it once, in the languages its sockets speak (realtime.events).
+process renders it once, in the languages its sockets speak (realtime.fragments).
 
 ``dump`` takes every concrete column (binary ones excepted), or the ``fields`` given.
 ``load`` rebuilds the instance with ``Model.from_db``: a column left out of the

@@ -18,7 +18,7 @@ from ninja import NinjaAPI, Schema, Status
 from pydantic import Field
 
 from conversations.api import router as conversations_router
-from realtime import events
+from realtime.layer import layer_round_trip
 from vbcrm.api_base import API_AUTH, install_error_handlers
 from whatsapp.api import router as numbers_router
 
@@ -94,7 +94,7 @@ def check_database() -> None:
 def check_channel_layer() -> None:
     """Send a message to a fresh channel and read it back: the layer really carries messages
     (for Redis: it is reachable and answering)."""
-    async_to_sync(events.layer_round_trip)(LAYER_TIMEOUT_SECONDS)
+    async_to_sync(layer_round_trip)(LAYER_TIMEOUT_SECONDS)
 
 
 def health(request: HttpRequest) -> Status:

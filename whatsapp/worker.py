@@ -34,7 +34,7 @@ from django.utils import timezone
 from conversations import selectors as conv_selectors
 from conversations import services as conv_services
 from conversations.models import Message
-from realtime import events
+from realtime.layer import WorkerInbox
 from vbcrm import metrics
 from whatsapp import services
 from whatsapp.gateway import base
@@ -589,7 +589,7 @@ class Worker:
         self.runners: dict[int, NumberRunner] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._inbox = events.WorkerInbox()
+        self._inbox = WorkerInbox()
         self._dropping: set[int] = set()
         self._last_renew = 0.0
         self.ready = asyncio.Event()

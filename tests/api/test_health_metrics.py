@@ -44,7 +44,7 @@ class _DeadLayer:
 def test_health_is_503_when_the_channel_layer_fails_and_reveals_no_secret(
     client, monkeypatch, path
 ):
-    monkeypatch.setattr("realtime.events.get_channel_layer", lambda: _DeadLayer())
+    monkeypatch.setattr("realtime.layer.get_channel_layer", lambda: _DeadLayer())
     response = client.get(path)
     assert response.status_code == 503
     body = response.json()
@@ -67,7 +67,7 @@ def test_health_is_503_when_the_channel_layer_does_not_answer(client, monkeypatc
             return {}
 
     monkeypatch.setattr("vbcrm.api.LAYER_TIMEOUT_SECONDS", 0.05)
-    monkeypatch.setattr("realtime.events.get_channel_layer", lambda: _SilentLayer())
+    monkeypatch.setattr("realtime.layer.get_channel_layer", lambda: _SilentLayer())
     response = client.get(HEALTH_URLS[0])
     assert response.status_code == 503
     assert response.json()["detail"]["checks"]["channel_layer"]["error"] == "TimeoutError"

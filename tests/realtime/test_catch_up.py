@@ -14,7 +14,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from realtime import events
+from realtime import hub
+from realtime import layer as sending
 from vbcrm import metrics
 from vbcrm.api import check_channel_layer
 
@@ -55,7 +56,7 @@ async def until(predicate, timeout: float = 10.0, what: str = "") -> None:
 
 def send_from_a_thread(groups: list[str], message: dict) -> None:
     """As the worker's database threads do (no event loop of their own)."""
-    thread = threading.Thread(target=events._group_send, args=(groups, message))
+    thread = threading.Thread(target=sending.group_send, args=(groups, message))
     thread.start()
     thread.join()
 
@@ -89,18 +90,18 @@ def redis_layer(settings, url: str, broadcast: str = "pubsub") -> None:
 
 async def test_a_skipped_number_makes_the_group_s_sockets_catch_up(memory_layer):
     ours, other = Socket(), Socket()
-    await events.subscribe(ours, "wa-session-1")
-    await events.subscribe(other, "wa-session-2")
+    await hub.subscribe(ours, "wa-session-1")
+    await hub.subscribe(other, "wa-session-2")
     gaps = counter(metrics.REALTIME_GAPS)
     send_from_a_thread(["wa-session-1", "wa-session-2"], push("1"))
     send_from_a_thread(["wa-session-1", "wa-session-2"], push("2"))
     await until(lambda: len(ours.frames) == 2 and len(other.frames) == 2, what="two frames")
-    await asyncio.sleep(events._Hub.RESYNC_DELAY * 2)
+    await asyncio.sleep(hub._Hub.RESYNC_DELAY * 2)
     assert (ours.resyncs, other.resyncs) == (0, 0)  # in order: nothing to catch up
 
     # A message to wa-session-1 is numbered but never arrives (the layer dropped it).
-    with events._sequence.lock:
-        events._sequence.stamp("wa-session-1", push("lost"))
+    with sending._sequence.lock:
+        sending._sequence.stamp("wa-session-1", push("lost"))
     send_from_a_thread(["wa-session-1", "wa-session-2"], push("3"))
     await until(lambda: ours.resyncs == 1, what="the resync")
     assert ours.frames == ["1", "2", "3"]  # what did arrive is still delivered
@@ -110,31 +111,31 @@ async def test_a_skipped_number_makes_the_group_s_sockets_catch_up(memory_layer)
 
 async def test_a_burst_of_gaps_is_one_catch_up_per_socket(memory_layer):
     s = Socket()
-    await events.subscribe(s, "wa-session-3")
-    await events.subscribe(s, "user-3")
+    await hub.subscribe(s, "wa-session-3")
+    await hub.subscribe(s, "user-3")
     send_from_a_thread(["wa-session-3", "user-3"], push("0"))
     for n in range(5):
-        with events._sequence.lock:
-            events._sequence.stamp("wa-session-3", push("lost"))
-            events._sequence.stamp("user-3", push("lost"))
+        with sending._sequence.lock:
+            sending._sequence.stamp("wa-session-3", push("lost"))
+            sending._sequence.stamp("user-3", push("lost"))
         send_from_a_thread(["wa-session-3", "user-3"], push(str(n)))
     await until(lambda: s.resyncs >= 1, what="the resync")
-    await asyncio.sleep(events._Hub.RESYNC_DELAY * 2)
+    await asyncio.sleep(hub._Hub.RESYNC_DELAY * 2)
     assert s.resyncs == 1
 
 
 async def test_a_forgotten_counter_starts_again_without_a_false_alarm(memory_layer, monkeypatch):
     """The sender keeps counters for its most recent groups only; a group that comes
     back starts under a new generation at 1, which is no gap."""
-    monkeypatch.setattr(events, "_sequence", events._Sequence())
-    monkeypatch.setattr(events._Sequence, "MAX_GROUPS", 2)
+    monkeypatch.setattr(sending, "_sequence", sending._Sequence())
+    monkeypatch.setattr(sending._Sequence, "MAX_GROUPS", 2)
     s = Socket()
-    await events.subscribe(s, "conversation-1")
+    await hub.subscribe(s, "conversation-1")
     send_from_a_thread(["conversation-1"], push("a"))
     send_from_a_thread(["conversation-2", "conversation-3"], push("x"))  # evicts conversation-1
     send_from_a_thread(["conversation-1"], push("b"))
     await until(lambda: len(s.frames) == 2, what="both frames")
-    await asyncio.sleep(events._Hub.RESYNC_DELAY * 2)
+    await asyncio.sleep(hub._Hub.RESYNC_DELAY * 2)
     assert s.resyncs == 0
 
 
@@ -145,11 +146,11 @@ async def test_the_socket_gets_a_resync_frame(memory_layer, alice, number):
 
     communicator = await connect(alice)
     assert communicator.connected
-    group = events.session_group(number.pk)
+    group = sending.session_group(number.pk)
     ok = push('{"type": "ok"}')
     send_from_a_thread([group], ok)
-    with events._sequence.lock:
-        events._sequence.stamp(group, ok)
+    with sending._sequence.lock:
+        sending._sequence.stamp(group, ok)
     send_from_a_thread([group], ok)
     assert (await frame_of(communicator, "resync")) == {"type": "resync"}
     await communicator.disconnect()
@@ -173,7 +174,7 @@ class FlakyLayer:
 
 def test_the_sender_retries_what_the_layer_refuses_and_keeps_the_order():
     layer = FlakyLayer()
-    sender = events._Sender()
+    sender = sending._Sender()
     layer.down = True
     for n in range(3):
         sender.put(layer, "g", {**push(str(n)), "group": "g"})
@@ -189,9 +190,9 @@ def test_the_sender_retries_what_the_layer_refuses_and_keeps_the_order():
 
 
 def test_what_the_sender_drops_is_counted_and_its_groups_hear_of_the_gap(monkeypatch):
-    monkeypatch.setattr(events._Sender, "RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(sending._Sender, "RETRY_SECONDS", 0.2)
     layer = FlakyLayer()
-    sender = events._Sender()
+    sender = sending._Sender()
     dropped = counter(metrics.REALTIME_EVENTS_DROPPED)
     sender.put(layer, "g", {**push("before"), "group": "g"})
     assert sender.flush(5)
@@ -218,8 +219,8 @@ def test_what_the_sender_drops_is_counted_and_its_groups_hear_of_the_gap(monkeyp
 async def test_a_redis_outage_makes_every_socket_catch_up(settings, private_redis, broadcast):
     redis_layer(settings, private_redis.url, broadcast)
     sockets = [Socket(), Socket()]
-    await events.subscribe(sockets[0], "wa-session-5")
-    await events.subscribe(sockets[1], "conversation-5")
+    await hub.subscribe(sockets[0], "wa-session-5")
+    await hub.subscribe(sockets[1], "conversation-5")
     await sync_to_async(send_from_a_thread)(["wa-session-5", "conversation-5"], push("before"))
     await until(lambda: all(s.frames == ["before"] for s in sockets), what="the first frames")
 
@@ -233,7 +234,7 @@ async def test_a_redis_outage_makes_every_socket_catch_up(settings, private_redi
     # and live events flow again, to the groups the hub joined anew on the empty Redis
     await sync_to_async(send_from_a_thread)(["wa-session-5", "conversation-5"], push("after"))
     await until(lambda: all(s.frames[-1] == "after" for s in sockets), 15, "frames after")
-    assert await sync_to_async(events.flush)(15)
+    assert await sync_to_async(sending.flush)(15)
 
 
 async def test_health_answers_fast_with_no_socket_idle_sockets_and_busy_ones(
@@ -249,7 +250,7 @@ async def test_health_answers_fast_with_no_socket_idle_sockets_and_busy_ones(
 
     assert await health_ms() < 1000  # no socket yet
     s = Socket()
-    await events.subscribe(s, "wa-session-6")
+    await hub.subscribe(s, "wa-session-6")
     await asyncio.sleep(0.3)  # the hub now waits in its receive
     assert await health_ms() < 1000  # idle sockets
     await asyncio.sleep(6)  # past one full blocking read of the layer (5 s)
@@ -260,7 +261,7 @@ async def test_health_answers_fast_with_no_socket_idle_sockets_and_busy_ones(
     def busy() -> None:
         n = 0
         while not stop.is_set():
-            events._group_send(["wa-session-6"], push(str(n)))
+            sending.group_send(["wa-session-6"], push(str(n)))
             n += 1
             time.sleep(0.002)
 
@@ -273,4 +274,4 @@ async def test_health_answers_fast_with_no_socket_idle_sockets_and_busy_ones(
     finally:
         stop.set()
         await sync_to_async(thread.join)()
-    assert await sync_to_async(events.flush)(15)
+    assert await sync_to_async(sending.flush)(15)

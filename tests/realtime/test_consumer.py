@@ -257,7 +257,7 @@ async def test_events_are_rendered_once_per_language_read_not_per_socket(number,
     from django.template.loader import render_to_string
 
     english = [await connect(alice, lang="en"), await connect(bob, lang="en")]
-    with mock.patch("realtime.events.render_to_string", wraps=render_to_string) as render:
+    with mock.patch("realtime.fragments.render_to_string", wraps=render_to_string) as render:
         await receive(session=number, msg=inbound(text="english only"))
         for s in english:
             assert (await frame_of(s, "new_message"))["message"]["body"] == "english only"
@@ -266,7 +266,7 @@ async def test_events_are_rendered_once_per_language_read_not_per_socket(number,
     assert templates.count("conversations/_conversation_row.html") == 1
 
     sockets = [*english, await connect(alice, lang="pt-br"), await connect(bob, lang="pt-br")]
-    with mock.patch("realtime.events.render_to_string", wraps=render_to_string) as render:
+    with mock.patch("realtime.fragments.render_to_string", wraps=render_to_string) as render:
         await receive(session=number, msg=inbound(text="both"))
         frames = [await frame_of(s, "new_message") for s in sockets]
     templates = [call.args[0] for call in render.call_args_list]

@@ -1,5 +1,5 @@
-"""realtime.events' local fan-out: one layer member per process and group, frames handed
-to the process's sockets; and the sender that batches pushes in order."""
+"""realtime.hub's local fan-out: one layer member per process and group, frames handed
+to the process's sockets; and realtime.layer's sender that batches pushes in order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from realtime import events
+from realtime import hub
+from realtime import layer as sending
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -44,7 +45,7 @@ async def _settle() -> None:
 async def test_one_layer_member_per_group_however_many_sockets(layer: InMemoryChannelLayer):
     sockets = [FakeSocket("en"), FakeSocket("pt-br"), FakeSocket("en")]
     for s in sockets:
-        await events.subscribe(s, "wa-session-1")
+        await hub.subscribe(s, "wa-session-1")
     assert len(layer.groups["wa-session-1"]) == 1
     frames = {"en": "hello", "pt-br": "olá"}
     await layer.group_send(
@@ -56,18 +57,18 @@ async def test_one_layer_member_per_group_however_many_sockets(layer: InMemoryCh
 
 async def test_a_socket_that_left_gets_nothing_and_the_last_one_leaves_the_group(layer):
     a, b = FakeSocket(), FakeSocket()
-    await events.subscribe(a, "conversation-7")
-    await events.subscribe(b, "conversation-7")
-    await events.unsubscribe(a, "conversation-7")
+    await hub.subscribe(a, "conversation-7")
+    await hub.subscribe(b, "conversation-7")
+    await hub.unsubscribe(a, "conversation-7")
     message = {"type": "push", "group": "conversation-7", "frames": {"en": "tick"}}
     await layer.group_send("conversation-7", message)
     await _settle()
     assert (a.frames, b.frames) == ([], ["tick"])
-    await events.unsubscribe(b, "conversation-7")
+    await hub.unsubscribe(b, "conversation-7")
     assert not layer.groups.get("conversation-7")
     # and only subscribers of a group get its frames
     c = FakeSocket()
-    await events.subscribe(c, "wa-session-2")
+    await hub.subscribe(c, "wa-session-2")
     await layer.group_send("conversation-7", message)
     await _settle()
     assert c.frames == []
@@ -75,7 +76,7 @@ async def test_a_socket_that_left_gets_nothing_and_the_last_one_leaves_the_group
 
 async def test_batches_keep_order_and_other_messages_reach_the_handler(layer):
     s = FakeSocket()
-    await events.subscribe(s, "user-3")
+    await hub.subscribe(s, "user-3")
     pushes = [{"type": "push", "frames": {"en": n}} for n in ("1", "2", "3")]
     await layer.group_send("user-3", {"type": "push.batch", "group": "user-3", "pushes": pushes})
     await layer.group_send("user-3", {"type": "groups.refresh", "group": "user-3"})
@@ -91,7 +92,7 @@ def test_consecutive_pushes_to_a_group_are_merged_in_order():
         return (layer, group, {"type": "push", "group": group, "frames": {"en": str(n)}})
 
     wake = (layer, "wa-worker-1", {"type": "worker.wakeup", "group": "wa-worker-1"})
-    merged = events._merge([push("g", 1), push("g", 2), push("h", 3), wake, push("g", 4)])
+    merged = sending._merge([push("g", 1), push("g", 2), push("h", 3), wake, push("g", 4)])
     assert [m[1] for m in merged] == ["g", "h", "wa-worker-1", "g"]
     assert merged[0][2]["type"] == "push.batch" and merged[0][2]["group"] == "g"
     assert [p["frames"] for p in merged[0][2]["pushes"]] == [{"en": "1"}, {"en": "2"}]
@@ -107,7 +108,7 @@ def test_the_sender_hands_everything_over_in_order_without_blocking_the_caller()
             sent.append((group, message))
 
     layer = SlowLayer()
-    sender = events._Sender()
+    sender = sending._Sender()
     for n in range(5):
         sender.put(layer, "g", {"type": "push", "group": "g", "frames": {"en": str(n)}})
     sender.put(layer, "w", {"type": "worker.wakeup", "group": "w"})
@@ -134,9 +135,9 @@ async def test_an_event_from_a_thread_without_a_loop_wakes_the_hub_at_once(layer
         async def forward(self, frames):
             got.set()
 
-    await events.subscribe(Socket(), "wa-session-9")
+    await hub.subscribe(Socket(), "wa-session-9")
     thread = threading.Thread(
-        target=events._group_send,
+        target=sending.group_send,
         args=(["wa-session-9"], {"type": "push", "frames": {"en": "x"}}),
     )
     start = time.monotonic()
@@ -157,7 +158,7 @@ async def test_events_that_arrive_together_go_to_a_socket_in_one_message(layer):
             await super().forward(frames)
 
     s = SlowSocket()
-    await events.subscribe(s, "wa-session-4")
+    await hub.subscribe(s, "wa-session-4")
 
     async def send(n: str) -> None:
         message = {"type": "push", "group": "wa-session-4", "frames": {"en": n}}

@@ -14,7 +14,7 @@ from django.utils import translation
 from conversations import services
 from conversations.models import Contact, Message
 from conversations.serializers import conversation_data, message_data
-from realtime import events, snapshots
+from realtime import events, fragments, snapshots
 from tests.factories import inbound
 from whatsapp.gateway.base import MessageKind
 
@@ -88,7 +88,7 @@ def test_new_message_frames_match_the_pages_and_need_no_query(thread, django_ass
         }
         push = {"event": "new_message", "rows": _over_the_wire(rows)}
         with django_assert_num_queries(0):
-            frames = events._frames(push, LANGS, {})
+            frames = fragments.frames_for(push, LANGS, {})
         for lang in LANGS:
             frame = json.loads(frames[lang])
             data, html = _page_message(pk, lang)
@@ -104,14 +104,14 @@ def test_status_and_conversation_frames_match_the_pages(thread, django_assert_nu
         m = _fresh(pk)
         push = {"event": "message_status", "rows": _over_the_wire(events._message_rows(m))}
         with django_assert_num_queries(0):
-            frames = events._frames(push, LANGS, {})
+            frames = fragments.frames_for(push, LANGS, {})
         for lang in LANGS:
             frame = json.loads(frames[lang])
             assert (frame["message"], frame["html"]) == _page_message(pk, lang)
     m = _fresh(thread[0])
     rows = {"conversation": events._conversation_rows(m.conversation)}
     with django_assert_num_queries(0):
-        frames = events._frames(
+        frames = fragments.frames_for(
             {"event": "conversation_updated", "rows": _over_the_wire(rows)}, LANGS, {}
         )
     for lang in LANGS:
@@ -130,19 +130,19 @@ def test_a_batch_reads_and_renders_a_shared_conversation_once(number, django_ass
     ]
     cache: dict = {}
     rows_rendered = []
-    real = events.render_to_string
+    real = fragments.render_to_string
 
     def counting(name, context):
         rows_rendered.append(name)
         return real(name, context)
 
-    events.render_to_string, saved = counting, events.render_to_string
+    fragments.render_to_string, saved = counting, fragments.render_to_string
     try:
         with django_assert_num_queries(0):
             for push in pushes:
-                events._frames(push, ["en"], cache)
+                fragments.frames_for(push, ["en"], cache)
     finally:
-        events.render_to_string = saved
+        fragments.render_to_string = saved
     assert rows_rendered.count("conversations/_conversation_row.html") == 1
     assert rows_rendered.count("conversations/_message.html") == 3
 
