@@ -133,7 +133,7 @@ def session_agent_remove(*, session: WhatsAppSession, user: AbstractBaseUser) ->
 def _save_state(session: WhatsAppSession, fields: list[str]) -> None:
     session.last_event_at = timezone.now()
     session.save(update_fields=[*fields, "last_event_at", "updated_at"])
-    transaction.on_commit(lambda: events.session_changed(session))
+    events.session_changed(session)
 
 
 @transaction.atomic
