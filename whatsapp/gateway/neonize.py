@@ -1,7 +1,7 @@
 """The real WhatsApp gateway: one neonize (whatsmeow) client per child process.
 
 This is the only module in the project that imports neonize, and it is only
-imported inside a spawned child process (see ARCHITECTURE.md, NEONIZE.md):
+imported inside a spawned child process (see docs/ARCHITECTURE.md, docs/NEONIZE.md):
 neonize's Go core can abort the whole process, leaks a handle per failed
 connect, and must never be imported in a process that may fork.
 
@@ -11,7 +11,7 @@ Layout:
   that turn neonize protobuf events into the plain dataclasses of
   :mod:`whatsapp.gateway.base`;
 * :class:`NeonizeSession`, the :class:`base.Session` the child hosts. It
-  follows NEONIZE.md section 6: one ``NewClient`` for the session's life, a
+  follows docs/NEONIZE.md section 6: one ``NewClient`` for the session's life, a
   connect loop with backoff on its own thread, Go callbacks that only enqueue,
   a dispatcher thread that maps and emits, and a process-wide reader/writer
   lock around every FFI call.
@@ -95,7 +95,7 @@ logger = logging.getLogger(__name__)
 PHONE_SERVER = "s.whatsapp.net"
 
 # Timestamps above this are milliseconds: as seconds it would be year 5138, as
-# milliseconds it is 1973. NEONIZE.md measured ms for messages, s for receipts.
+# milliseconds it is 1973. docs/NEONIZE.md measured ms for messages, s for receipts.
 _MS_THRESHOLD = 100_000_000_000
 
 
