@@ -185,8 +185,9 @@ def session_on_paired(
             session.status = Status.LOGGED_OUT
             session.status_detail = _("This phone number is already linked to another number.")
             session.qr_code = ""
+            session.pair_code = ""  # spent: the phone used it
             session.jid = ""
-            _save_state(session, ["status", "status_detail", "qr_code", "jid"])
+            _save_state(session, ["status", "status_detail", "qr_code", "pair_code", "jid"])
         else:
             session.jid = jid
             session.phone_number = phone

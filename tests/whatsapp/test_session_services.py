@@ -60,6 +60,8 @@ def test_the_database_refuses_a_duplicate_name(alice):
 def test_it_refuses_to_link_a_phone_already_linked(alice, bob):
     first = services.session_create(owner=alice, name="A")
     second = services.session_create(owner=bob, name="B")
+    second.pair_code = "ABCD1234"  # the second number was linking by pairing code
+    second.save(update_fields=["pair_code"])
     services.session_on_paired(
         session_id=first.pk, jid="5511999990001:3@s.whatsapp.net", phone="5511999990001"
     )
@@ -71,6 +73,7 @@ def test_it_refuses_to_link_a_phone_already_linked(alice, bob):
     second.refresh_from_db()
     assert second.status == WhatsAppSession.Status.LOGGED_OUT
     assert second.phone_number == ""
+    assert second.pair_code == ""  # spent, not left on show
 
 
 def test_the_database_refuses_a_phone_linked_twice(alice, bob):
