@@ -14,9 +14,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import FileResponse, HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -27,7 +25,6 @@ from pydantic import ValidationError as PydanticValidationError
 from conversations import selectors, services
 from conversations.files import media_response
 from conversations.models import Conversation, Message
-from conversations.ratelimit import send_retry_after
 from conversations.serializers import conversation_data, message_data
 from vbcrm.api_base import (
     ApiError,
@@ -37,6 +34,7 @@ from vbcrm.api_base import (
     not_found,
     request_user,
 )
+from vbcrm.errors import error_items, first_error
 from whatsapp.selectors import session_member_get
 
 logger = logging.getLogger(__name__)
@@ -199,17 +197,17 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise field_errors("cursor", _("This cursor is not one we gave out.")) from None
 
 
-def check_send_rate(user: AbstractBaseUser) -> None:
-    """429 with Retry-After past the per-user send rate (conversations.ratelimit)."""
-    retry_after = send_retry_after(user)
-    if retry_after:
-        raise ApiError(
-            429,
-            "rate_limited",
-            _("Too many messages: at most %(n)d a minute.")
-            % {"n": settings.VBCRM_SEND_RATE_PER_MINUTE},
-            headers={"Retry-After": str(retry_after)},
+def _send_error(exc: ValidationError) -> ApiError | ValidationError:
+    """A refused reply in the API's shape: 429 with Retry-After past the send rate, one
+    answer for any quote but a message of this conversation, the rest to the handlers."""
+    code, message = first_error(exc)
+    if code == "rate_limited":
+        return ApiError(
+            429, "rate_limited", message, headers={"Retry-After": str(exc.params["retry_after"])}
         )
+    if any(field == "reply_to_id" for field, _code, _message in error_items(exc)):
+        return field_errors("reply_to_id", _("No such message in this conversation."))
+    return exc
 
 
 def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
@@ -368,7 +366,6 @@ def conversation_send(
     """Queue a reply (answered with the ``pending`` message); the worker sends it."""
     user = request_user(request)
     conversation = _conversation(request, conversation_id)
-    check_send_rate(user)
     payload, upload = _send_input(request)
     if upload is not None and "\x00" in f"{upload.name}{upload.content_type}":
         raise field_errors("file", _("The file's name or type is not valid text."))
@@ -377,23 +374,18 @@ def conversation_send(
         raise field_errors("kind", _("Unknown kind of message."), "unknown_kind", status=422)
     if upload is None and kind not in ("", Message.Kind.TEXT):
         raise field_errors("file", _("Attach a file to send this kind."), "required")
-    reply_to = None
-    if payload.reply_to_id is not None:
-        try:
-            reply_to = selectors.message_get(user=user, message_id=payload.reply_to_id)
-        except Message.DoesNotExist:
-            reply_to = None
-        if reply_to is None or reply_to.conversation_id != conversation.pk:
-            raise field_errors("reply_to_id", _("No such message in this conversation."))
-    message = services.message_queue_outbound(
-        user=user,
-        conversation=conversation,
-        text=payload.text,
-        upload=upload,
-        kind=kind if upload is not None and kind else None,
-        reply_to=reply_to,
-        client_key=idempotency_key or "",
-    )
+    try:
+        message = services.message_send(
+            user=user,
+            conversation=conversation,
+            text=payload.text,
+            upload=upload,
+            kind=kind if upload is not None and kind else None,
+            reply_to_id=payload.reply_to_id,
+            client_key=idempotency_key or "",
+        )
+    except ValidationError as exc:
+        raise _send_error(exc) from None
     # A retry with the same key answers exactly as the first request did.
     return Status(201, _message_out(message))
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -21,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations import vcard
+from conversations import selectors, vcard
 from conversations.models import (
     FILE_KINDS,
     PREVIEW_ICONS,
@@ -30,9 +31,10 @@ from conversations.models import (
     Message,
     QuickReply,
 )
+from conversations.ratelimit import send_retry_after
 from realtime import events
 from vbcrm import metrics
-from vbcrm.errors import field_error
+from vbcrm.errors import field_error, unstorable
 from whatsapp.gateway.base import (
     MEDIA_KINDS,
     InboundMessage,
@@ -545,6 +547,56 @@ def message_receipt(
 # --- Outbound (the outbox) ---------------------------------------------------------------
 
 
+def message_send(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    text: str,
+    upload: UploadedFile | None = None,
+    kind: str | None = None,
+    reply_to_id: int | None = None,
+    client_key: str = "",
+) -> Message:
+    """An agent's reply from any door (page, API, socket): the checks, then the write.
+
+    In this order, each refusal a ValidationError that stores nothing: the send rate
+    (code ``rate_limited``, ``params["retry_after"]`` in seconds), the quoted message
+    (``reply_to_id``: ``not_found`` unless the user may see it, ``invalid`` from another
+    conversation), text PostgreSQL cannot store (NUL characters, lone surrogates), then
+    ``message_queue_outbound``'s own rules. ``conversation`` is one the user may see.
+    """
+    retry_after = send_retry_after(user)
+    if retry_after:
+        raise ValidationError(
+            _("Too many messages: at most %(n)d a minute."),
+            code="rate_limited",
+            params={"n": settings.VBCRM_SEND_RATE_PER_MINUTE, "retry_after": retry_after},
+        )
+    reply_to = None
+    if reply_to_id is not None:
+        try:
+            reply_to = selectors.message_get(user=user, message_id=reply_to_id)
+        except Message.DoesNotExist:
+            raise field_error(
+                "reply_to_id", _("The quoted message does not exist."), "not_found"
+            ) from None
+        if reply_to.conversation_id != conversation.pk:
+            raise field_error("reply_to_id", _("No such message in this conversation."))
+    for field, value in (("text", text), ("client_key", client_key)):
+        reason = unstorable(value or "")
+        if reason is not None:
+            raise field_error(field, _(reason))
+    return message_queue_outbound(
+        user=user,
+        conversation=conversation,
+        text=text,
+        upload=upload,
+        kind=kind,
+        reply_to=reply_to,
+        client_key=client_key,
+    )
+
+
 def message_queue_outbound(
     *,
     user: AbstractBaseUser,
@@ -575,6 +627,8 @@ def message_queue_outbound(
         existing = Message.objects.filter(sent_by=user, client_key=client_key).first()
         if existing is not None:
             return existing
+    # Only a message of this conversation can be quoted.
+    quoted = reply_to if reply_to and reply_to.conversation_id == conversation.pk else None
     fields: dict = {"kind": Message.Kind.TEXT, "body": text}
     if upload is not None:
         fields.update(_upload_fields(upload, kind))
@@ -586,10 +640,8 @@ def message_queue_outbound(
                 direction=Message.Direction.OUTBOUND,
                 status=Message.Status.PENDING,
                 sent_by=user,
-                reply_to=reply_to
-                if reply_to and reply_to.conversation_id == conversation.pk
-                else None,
-                quoted_wa_id=reply_to.wa_id if reply_to else "",
+                reply_to=quoted,
+                quoted_wa_id=quoted.wa_id if quoted else "",
                 client_key=client_key[:64],
                 **fields,
             )

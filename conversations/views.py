@@ -36,9 +36,9 @@ from django_htmx.http import trigger_client_event
 from conversations import selectors, services
 from conversations.files import media_response
 from conversations.models import Conversation, Message, QuickReply
-from conversations.ratelimit import send_retry_after
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
+from vbcrm.errors import first_error
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_list, session_member_get, session_members
 
@@ -87,16 +87,6 @@ def _conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversa
         raise Http404 from None
 
 
-def _error_text(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
-
-
-def _error_code(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return next(iter(exc.error_dict.values()))[0].code or "invalid"
-    return exc.error_list[0].code or "invalid"
-
-
 def _toast(response: HttpResponse, message: str, level: str = "success") -> HttpResponse:
     """Ask the page (htmx) to show a toast; the header survives error statuses too."""
     return trigger_client_event(response, "vb:toast", {"level": level, "message": str(message)})
@@ -108,10 +98,26 @@ def _htmx_error(message: str, status: int = 400) -> HttpResponse:
 
 def _json_error(exc_or_message: ValidationError | str, status: int = 400) -> JsonResponse:
     if isinstance(exc_or_message, ValidationError):
-        code, text = _error_code(exc_or_message), _error_text(exc_or_message)
+        code, text = first_error(exc_or_message)
     else:
         code, text = "invalid", str(exc_or_message)
     return JsonResponse({"error": {"code": code, "message": text}}, status=status)
+
+
+# The composer has always answered these two refusals with the code ``invalid``.
+_SEND_CODES = {"rate_limited": "invalid", "not_found": "invalid"}
+
+
+def _send_error(exc: ValidationError) -> JsonResponse:
+    """A refused reply as the composer reads it: 429 with Retry-After past the send rate."""
+    code, text = first_error(exc)
+    status = 429 if code == "rate_limited" else 400
+    response = JsonResponse(
+        {"error": {"code": _SEND_CODES.get(code, code), "message": text}}, status=status
+    )
+    if code == "rate_limited":
+        response["Retry-After"] = str(exc.params["retry_after"])
+    return response
 
 
 # --- pages -----------------------------------------------------------------------------
@@ -256,34 +262,18 @@ def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
     """The composer: text and/or one file. Answers the new (pending) message's fragment so
     the page shows it at once; the same message then arrives over the socket, by id."""
     conversation = _conversation_or_404(request, conversation_id)
-    upload = request.FILES.get("file")
-    reply_to = None
-    reply_to_id = _int(request.POST.get("reply_to"))
-    if reply_to_id:
-        try:
-            reply_to = selectors.message_get(user=request.user, message_id=reply_to_id)
-        except Message.DoesNotExist:
-            return _json_error(_("The quoted message does not exist."))
-    retry_after = send_retry_after(request.user)
-    if retry_after:
-        limit = settings.VBCRM_SEND_RATE_PER_MINUTE
-        response = _json_error(
-            _("Too many messages: at most %(n)d a minute.") % {"n": limit}, status=429
-        )
-        response["Retry-After"] = str(retry_after)
-        return response
     try:
-        message = services.message_queue_outbound(
+        message = services.message_send(
             user=request.user,
             conversation=conversation,
             # Browsers submit a textarea's new lines as CRLF; WhatsApp's are LF.
             text=request.POST.get("text", "").replace("\r\n", "\n"),
-            upload=upload,
-            reply_to=reply_to,
+            upload=request.FILES.get("file"),
+            reply_to_id=_int(request.POST.get("reply_to")),
             client_key=request.POST.get("client_key", "")[:64],
         )
     except ValidationError as exc:
-        return _json_error(exc)
+        return _send_error(exc)
     html = render_to_string(
         "conversations/_message.html",
         {"m": message, "contact_name": conversation.contact.display_name},
@@ -334,7 +324,7 @@ def assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
     try:
         services.conversation_assign(conversation=conversation, assignee=assignee)
     except ValidationError as exc:
-        return _action_failed(request, conversation, _error_text(exc))
+        return _action_failed(request, conversation, first_error(exc)[1])
     if assignee is None:
         done = _("The conversation is unassigned.")
     elif assignee.pk == request.user.pk:
@@ -358,7 +348,7 @@ def set_status(request: HttpRequest, conversation_id: int) -> HttpResponse:
     try:
         services.conversation_set_status(conversation=conversation, status=status)
     except ValidationError as exc:
-        return _action_failed(request, conversation, _error_text(exc))
+        return _action_failed(request, conversation, first_error(exc)[1])
     done = {
         Conversation.Status.OPEN: _("The conversation is open again."),
         Conversation.Status.PENDING: _("The conversation is marked pending."),
@@ -510,7 +500,7 @@ def quick_reply_edit(request: HttpRequest, quick_reply_id: int) -> HttpResponse:
             text=request.POST.get("text", ""),
         )
     except ValidationError as exc:
-        messages.error(request, _error_text(exc))
+        messages.error(request, first_error(exc)[1])
     else:
         messages.success(request, _("Quick reply /%(s)s saved.") % {"s": reply.shortcut})
     return redirect("conversations:quick_replies")

@@ -34,11 +34,11 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from conversations import selectors, services
-from conversations.models import Conversation, Message
-from conversations.ratelimit import send_retry_after
+from conversations.models import Conversation
 from realtime import hub
 from realtime.fragments import OWNER_FRAMES, languages
 from realtime.layer import conversation_group, session_group, user_group
+from vbcrm.errors import first_error
 from whatsapp.selectors import session_list
 
 logger = logging.getLogger(__name__)
@@ -78,15 +78,6 @@ def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
     return value
 
 
-def _validation_message(exc: ValidationError) -> tuple[str, str]:
-    """The first (code, message) of a ValidationError, whatever its shape."""
-    if hasattr(exc, "error_dict"):
-        first = next(iter(exc.error_dict.values()))[0]
-        return first.code or "invalid", first.messages[0]
-    first = exc.error_list[0]
-    return first.code or "invalid", first.messages[0]
-
-
 # --- One sync unit of work per frame (the ORM is sync-only) ------------------------------
 
 
@@ -113,28 +104,16 @@ def _send_message(
             conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
         except Conversation.DoesNotExist:
             return None
-        reply_to = None
-        if reply_to_id is not None:
-            try:
-                reply_to = selectors.message_get(user=user, message_id=reply_to_id)
-            except Message.DoesNotExist:
-                raise FrameError("not_found", _("The quoted message does not exist.")) from None
-        if send_retry_after(user):
-            raise FrameError(
-                "rate_limited",
-                _("Too many messages: at most %(n)d a minute.")
-                % {"n": settings.VBCRM_SEND_RATE_PER_MINUTE},
-            )
         try:
-            message = services.message_queue_outbound(
+            message = services.message_send(
                 user=user,
                 conversation=conversation,
                 text=text,
-                reply_to=reply_to,
+                reply_to_id=reply_to_id,
                 client_key=client_key,
             )
         except ValidationError as exc:
-            raise FrameError(*_validation_message(exc)) from None
+            raise FrameError(*first_error(exc)) from None
         return message.pk
 
 

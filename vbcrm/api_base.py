@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -25,6 +25,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 from pydantic import AfterValidator, Field
 
+from vbcrm.errors import error_items, unstorable
 from vbcrm.selectors import token_find_active
 from vbcrm.services import token_touch
 
@@ -85,12 +86,9 @@ class ApiError(Exception):
 def _storable(value: str) -> str:
     # PostgreSQL refuses NUL characters and lone surrogates in text: refuse them at the door
     # (400 naming the field) rather than fail inside the database (500).
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
+    reason = unstorable(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 
@@ -187,22 +185,12 @@ def request_user(request: HttpRequest) -> AbstractBaseUser:
 # --- Errors -----------------------------------------------------------------------------------
 
 
-def _messages(error: DjangoValidationError) -> list[tuple[str, str]]:
-    return [(e.code or "invalid", e.messages[0]) for e in error.error_list]
-
-
 def from_validation_error(exc: DjangoValidationError) -> ApiError:
     """A service's refusal as an API error: 409 for state conflicts, 413 for sizes, else 400."""
-    items: list[dict[str, Any]] = []
-    if hasattr(exc, "error_dict"):
-        for field, errs in exc.error_dict.items():
-            for err in errs:
-                for code, message in _messages(err):
-                    name = None if field == NON_FIELD_ERRORS else field
-                    items.append({"field": name, "message": message, "code": code})
-    else:
-        for code, message in _messages(exc):
-            items.append({"field": None, "message": message, "code": code})
+    items: list[dict[str, Any]] = [
+        {"field": field, "message": message, "code": code}
+        for field, code, message in error_items(exc)
+    ]
     codes = [item["code"] for item in items]
     if any(code in CONFLICT_CODES for code in codes):
         status = 409

@@ -273,6 +273,35 @@ def test_sending_keeps_to_the_send_rate(client, conversation, bob, settings):
     assert not Message.objects.filter(body="two").exists()
 
 
+def test_sending_refuses_text_the_database_cannot_store(client, conversation, bob):
+    _as(client, bob)
+    url = f"/conversations/{conversation.pk}/send/"
+    # (A form cannot carry a lone surrogate: UTF-8 cannot encode one.)
+    response = client.post(url, {"text": "a\x00b"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert not Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
+
+
+def test_sending_refuses_a_quote_from_another_conversation(client, number, conversation, bob):
+    elsewhere = services.message_receive(
+        session=number, msg=inbound(phone="5511900000009", text="elsewhere")
+    )
+    _as(client, bob)
+    url = f"/conversations/{conversation.pk}/send/"
+    response = client.post(url, {"text": "re", "reply_to": elsewhere.pk})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid",
+        "message": "No such message in this conversation.",
+    }
+    assert not Message.objects.filter(body="re").exists()
+    own = conversation.messages.get()
+    response = client.post(url, {"text": "re", "reply_to": own.pk})
+    assert response.status_code == 201
+    assert Message.objects.get(body="re").reply_to == own
+
+
 def test_sending_a_file(client, conversation, bob, settings):
     _as(client, bob)
     url = f"/conversations/{conversation.pk}/send/"

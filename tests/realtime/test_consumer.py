@@ -338,6 +338,34 @@ async def test_send_message_keeps_to_the_send_rate(conversation, alice, settings
     await a.disconnect()
 
 
+async def test_send_message_refuses_text_the_database_cannot_store(conversation, alice):
+    a = await connect(alice)
+    for text in ("a\x00b", "a\ud800b"):
+        await a.send_json_to(
+            {"type": "send_message", "conversation_id": conversation.pk, "text": text}
+        )
+        error = await frame_of(a, "error")
+        assert error["code"] == "invalid" and error["message"]
+    outbound = Message.objects.filter(direction=Message.Direction.OUTBOUND)
+    assert await sync_to_async(outbound.exists)() is False
+    await a.disconnect()
+
+
+async def test_send_message_refuses_a_quote_from_another_conversation(number, conversation, alice):
+    elsewhere = await receive(session=number, msg=inbound(phone="5511900000009", text="there"))
+    a = await connect(alice)
+    frame = {"type": "send_message", "conversation_id": conversation.pk, "text": "re"}
+    await a.send_json_to({**frame, "reply_to_id": elsewhere.pk})
+    error = await frame_of(a, "error")
+    assert error == {
+        "type": "error",
+        "code": "invalid",
+        "message": "No such message in this conversation.",
+    }
+    assert await sync_to_async(Message.objects.filter(body="re").exists)() is False
+    await a.disconnect()
+
+
 async def test_an_outsider_gets_an_error_and_nothing_else(conversation, charlie):
     c = await connect(charlie)
     for frame in (
