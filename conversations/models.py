@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from conversations import vcard
 from whatsapp.models import WhatsAppSession
 
 
@@ -281,3 +282,15 @@ PREVIEW_ICONS = {
     Message.Kind.CONTACT: "👤",
 }
 PREVIEW_KIND_OF_ICON = {icon: kind for kind, icon in PREVIEW_ICONS.items()}
+
+
+def message_preview(kind: str, body: str, file_name: str = "", location_name: str = "") -> str:
+    """The conversation list's preview, stored in no language: an icon and the text,
+    or the icon alone (``Conversation.preview_display`` adds the kind's label)."""
+    if kind == Message.Kind.CONTACT:
+        body = vcard.parse(body).name  # not the raw "BEGIN:VCARD VERSION:3.0 ..."
+    text = " ".join((body or file_name or location_name or "").split())
+    icon = PREVIEW_ICONS.get(kind)
+    if icon:
+        text = f"{icon} {text}".strip()
+    return text[:200]

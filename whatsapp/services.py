@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from django.utils.translation import gettext as _
 from realtime import events
 from vbcrm.errors import field_error
 from whatsapp.models import NumberSettings, SessionAgent, WhatsAppSession
+from whatsapp.phones import normalise_phone
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +32,6 @@ def _normalise_name(name: str) -> str:
     if len(name) > 100:
         raise field_error("name", _("The name is too long (100 characters at most)."))
     return name
-
-
-def normalise_phone(phone: str) -> str:
-    """``+55 (11) 99999-0001`` -> ``5511999990001``; refuses what cannot be a phone number."""
-    digits = re.sub(r"[\s\-().+]", "", phone or "")
-    if not digits.isdigit() or not 8 <= len(digits) <= 15:
-        raise field_error(
-            "phone", _("Enter the phone number with country code, digits only."), "invalid_phone"
-        )
-    return digits
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conversations import services
 from conversations.models import Contact, Conversation, Message
+from conversations.services import inbound as inbound_services
 from tests.factories import inbound
 from whatsapp.gateway.base import MessageKind
 
@@ -135,7 +136,9 @@ def test_quotes_link_to_stored_and_to_earlier_messages_of_the_batch(number):
 
 
 def test_ignored_messages_are_dropped_and_a_lone_one_goes_the_single_path(number):
-    with mock.patch.object(services, "message_receive", wraps=services.message_receive) as single:
+    with mock.patch.object(
+        inbound_services, "message_receive", wraps=services.message_receive
+    ) as single:
         stored = services.message_receive_batch(
             session=number,
             msgs=[inbound(chat="status@broadcast"), inbound(message_id="ONLY")],
@@ -299,7 +302,7 @@ def test_a_batch_from_known_contacts_costs_queries_per_conversation_not_per_mess
     phones = ["5511900000001", "5511900000002", "5511900000003"]
     for phone in phones:
         services.message_receive(session=number, msg=inbound(phone=phone))
-    with mock.patch.object(services.events, "messages_created"):
+    with mock.patch.object(inbound_services.events, "messages_created"):
         for size in (12, 30):  # one INSERT each, even where SQLite splits long ones
             # savepoint, contacts, conversations, seen, insert, lock, release, and one
             # counter update per conversation.

@@ -1,0 +1,71 @@
+"""Every write to contacts, conversations and messages goes through here.
+
+Callers (pages, API, sockets, worker) get the objects they pass in through the
+selectors, which apply the access rule; these functions trust their arguments.
+``inbound`` stores what WhatsApp sends, ``outbox`` what agents send, ``agent`` the
+rest of what an agent does in the inbox.
+"""
+
+from conversations.models import message_preview
+from conversations.services.agent import (
+    contact_update,
+    conversation_assign,
+    conversation_mark_read,
+    conversation_set_status,
+    conversation_start,
+    quick_reply_create,
+    quick_reply_delete,
+    quick_reply_update,
+)
+from conversations.services.inbound import (
+    history_import,
+    message_media_failed,
+    message_media_stored,
+    message_receipt,
+    message_receive,
+    message_receive_batch,
+)
+from conversations.services.outbox import (
+    MAX_SEND_ATTEMPTS,
+    MAX_TEXT_LENGTH,
+    message_queue_outbound,
+    message_retry,
+    message_send,
+    outbox_claim,
+    outbox_failed,
+    outbox_pending,
+    outbox_recover,
+    outbox_sent,
+    receipts_pending,
+    receipts_sent,
+)
+
+__all__ = [
+    "MAX_SEND_ATTEMPTS",
+    "MAX_TEXT_LENGTH",
+    "contact_update",
+    "conversation_assign",
+    "conversation_mark_read",
+    "conversation_set_status",
+    "conversation_start",
+    "history_import",
+    "message_media_failed",
+    "message_media_stored",
+    "message_preview",
+    "message_queue_outbound",
+    "message_receipt",
+    "message_receive",
+    "message_receive_batch",
+    "message_retry",
+    "message_send",
+    "outbox_claim",
+    "outbox_failed",
+    "outbox_pending",
+    "outbox_recover",
+    "outbox_sent",
+    "quick_reply_create",
+    "quick_reply_delete",
+    "quick_reply_update",
+    "receipts_pending",
+    "receipts_sent",
+]
