@@ -82,3 +82,9 @@ def session_member_get(*, session: WhatsAppSession, user_id: int) -> AbstractBas
         .objects.filter(Q(pk=session.owner_id) | Q(pk__in=agents), is_active=True)
         .get(pk=user_id)
     )
+
+
+def session_get_by_id(*, session_id: int) -> WhatsAppSession | None:
+    """A number by id, or None if it is gone (for the worker, which holds its lease; no
+    access rule applies there)."""
+    return WhatsAppSession.objects.filter(pk=session_id).first()

@@ -539,7 +539,7 @@ async def test_a_worker_that_loses_its_lease_stops_the_number(simulator, linked)
     ],
 )
 def test_received_files_are_named_by_their_type(mime_type, file_name, ext):
-    from whatsapp.worker import _media_name
+    from whatsapp.runner import _media_name
 
     message = Message(pk=42, mime_type=mime_type, file_name=file_name)
     assert _media_name(message) == f"{timezone.now():%Y/%m}/in-42{ext}"
@@ -603,7 +603,7 @@ async def test_received_media_is_served_only_to_allowed_users(simulator, linked,
 
 
 async def test_a_reply_quoting_a_message_goes_out_as_a_quote(simulator, linked, alice):
-    from whatsapp.worker import NumberRunner
+    from whatsapp.runner import command_for
 
     c = simulator.control
     async with running_worker():
@@ -630,10 +630,7 @@ async def test_a_reply_quoting_a_message_goes_out_as_a_quote(simulator, linked, 
 
     def command():
         m = Message.objects.select_related("conversation__contact", "reply_to").get(pk=reply.pk)
-        runner = NumberRunner(
-            worker=None, row=WhatsAppSession.objects.get(pk=linked.pk), token=None
-        )
-        return runner._command_for(m)
+        return command_for(m, WhatsAppSession.objects.get(pk=linked.pk).phone_number)
 
     cmd = await sync_to_async(command)()
     assert (cmd.quoted_id, cmd.quoted_text) == (asked, "can you deliver?")

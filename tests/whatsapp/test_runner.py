@@ -1,0 +1,161 @@
+"""A number's runner without the simulator: ``command_for`` alone, and ``handle`` fed
+events by hand with a fake child."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from conversations.models import Contact, Conversation, Message
+from whatsapp import services
+from whatsapp.config import WorkerConfig
+from whatsapp.dbthreads import Database
+from whatsapp.gateway import base
+from whatsapp.models import WhatsAppSession
+from whatsapp.runner import NumberRunner, command_for
+
+CUSTOMER = "5511988880001@s.whatsapp.net"
+
+
+def _outgoing(**fields) -> Message:
+    session = WhatsAppSession(pk=1, phone_number="5511900000001")
+    contact = Contact(session=session, jid=CUSTOMER)
+    conversation = Conversation(session=session, contact=contact)
+    return Message(
+        pk=7,
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        wa_id="OUT1",
+        **fields,
+    )
+
+
+def test_a_text_reply_is_a_plain_send():
+    cmd = command_for(_outgoing(kind=Message.Kind.TEXT, body="hello"), "5511900000001")
+    assert cmd == base.SendText(to=CUSTOMER, text="hello", message_id="OUT1")
+
+
+def test_a_reply_quoting_a_message_names_who_wrote_it():
+    theirs = Message(direction=Message.Direction.INBOUND, body="can you deliver?", sender_jid="")
+    cmd = command_for(_outgoing(body="yes", reply_to=theirs, quoted_wa_id="IN1"), "5511900000001")
+    assert (cmd.quoted_id, cmd.quoted_sender, cmd.quoted_text) == (
+        "IN1",
+        CUSTOMER,
+        "can you deliver?",
+    )
+
+    ours = Message(direction=Message.Direction.OUTBOUND, body="it is on its way")
+    cmd = command_for(_outgoing(body="again", reply_to=ours, quoted_wa_id="OUT0"), "5511900000001")
+    assert cmd.quoted_sender == "5511900000001@s.whatsapp.net"
+
+
+def test_a_file_is_sent_from_where_it_is_stored(settings):
+    m = _outgoing(
+        kind=Message.Kind.DOCUMENT,
+        body="the invoice",
+        media="2025/01/out-7.pdf",
+        file_name="Invoice.pdf",
+        mime_type="application/pdf",
+    )
+    cmd = command_for(m, "5511900000001")
+    assert cmd == base.SendMedia(
+        to=CUSTOMER,
+        kind=base.MessageKind.DOCUMENT,
+        path=str(Path(settings.MEDIA_ROOT) / "2025/01/out-7.pdf"),
+        message_id="OUT1",
+        caption="the invoice",
+        filename="Invoice.pdf",
+        mimetype="application/pdf",
+    )
+
+
+class FakeChild:
+    """Answers a download by writing the file, as a gateway child does."""
+
+    def __init__(self) -> None:
+        self.requests: list[base.Command] = []
+
+    async def request(self, command: base.Command, timeout: float) -> object:
+        self.requests.append(command)
+        assert isinstance(command, base.DownloadMedia)
+        Path(command.dest).write_bytes(b"file")
+        return base.DownloadResult(path=command.dest, size=4)
+
+
+@pytest.fixture
+def db():
+    database = Database()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def runner(alice, db):
+    row = services.session_create(owner=alice, name="Support")
+    dropped: list[int] = []
+    runner = NumberRunner(
+        config=WorkerConfig(gateway="simulator"),
+        db=db,
+        session_path="",
+        row=row,
+        token=uuid.uuid4(),
+        drop=dropped.append,
+    )
+    runner.child = FakeChild()
+    runner.dropped = dropped
+    return runner
+
+
+def _inbound(message_id: str, **fields) -> base.InboundMessage:
+    return base.InboundMessage(
+        message_id=message_id,
+        chat=CUSTOMER,
+        sender=CUSTOMER,
+        timestamp=timezone.now(),
+        **{"kind": base.MessageKind.TEXT, "text": "hi", **fields},
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_inbound_message_handled_twice_is_stored_once(runner):
+    event = _inbound("IN1")
+    await runner.handle(event)
+    await runner.handle(event)
+
+    bodies = await sync_to_async(
+        lambda: list(Message.objects.filter(wa_id="IN1").values_list("body", flat=True))
+    )()
+    assert bodies == ["hi"]
+    assert runner.last_event_at
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_received_file_is_fetched_by_the_child(runner):
+    await runner.handle(
+        _inbound("IN2", kind=base.MessageKind.IMAGE, mimetype="image/png", media_ref=b"ref")
+    )
+    await asyncio.gather(*runner._media_tasks)
+
+    m = await sync_to_async(Message.objects.get)(wa_id="IN2")
+    assert m.media_status == Message.MediaStatus.READY
+    assert [type(c) for c in runner.child.requests] == [base.DownloadMedia]
+    assert Path(m.media.path).read_bytes() == b"file"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_state_events_update_the_number(runner):
+    await runner.handle(base.StateChanged(state=base.ConnState.CONNECTED))
+    assert runner.connected and runner.row.status == WhatsAppSession.Status.CONNECTED
+    status = await sync_to_async(lambda: WhatsAppSession.objects.get(pk=runner.session_id).status)()
+    assert status == WhatsAppSession.Status.CONNECTED
+    assert runner.dropped == []
+
+    await runner.handle(base.StateChanged(state=base.ConnState.LOGGED_OUT, detail="unlinked"))
+    status = await sync_to_async(lambda: WhatsAppSession.objects.get(pk=runner.session_id).status)()
+    assert status == WhatsAppSession.Status.LOGGED_OUT
+    assert runner.dropped == [runner.session_id]

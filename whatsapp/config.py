@@ -1,0 +1,37 @@
+"""How a worker runs: its lease holder name, gateway, timings and limits. Read by the
+worker and by each number's runner."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+
+@dataclass
+class WorkerConfig:
+    holder: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    gateway: str = "neonize"
+    lease_seconds: int = 30
+    tick_seconds: float = 2.0
+    silence_seconds: float = 90.0
+    max_numbers: int = 100
+    only_session: int | None = None
+    restart_backoff_max: float = 60.0
+    media_retries: int = 3
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> WorkerConfig:
+        values: dict[str, Any] = {
+            "gateway": settings.WHATSAPP_GATEWAY,
+            "lease_seconds": settings.WHATSAPP_LEASE_SECONDS,
+            "silence_seconds": settings.WHATSAPP_SILENCE_SECONDS,
+        }
+        values.update(overrides)
+        return cls(**values)
