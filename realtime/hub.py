@@ -68,6 +68,7 @@ class _Hub:
         self._ponged = 0  # ... and the last one back
         self._pinged_at: dict[int, float] = {}
         self.cut_off = False
+        self._heard: set[int] = set()  # pub/sub connections whose reconnects we hear of
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
@@ -88,7 +89,28 @@ class _Hub:
                 await self.layer.group_add(group, self.channel)
                 self.live.add(group)
                 self.members.setdefault(group, set())
+                self._hear_reconnects()
             self.members[group].add(consumer)
+
+    def _hear_reconnects(self) -> None:
+        """Redis pub/sub reconnects by itself (and subscribes again), dropping whatever was
+        published meanwhile: hear of each reconnection, so the sockets catch up once this
+        hub's ping comes back. channels-redis offers no hook for it; its connection to
+        each Redis shard is a redis-py pub/sub whose connection takes connect callbacks.
+        On another layer (or another version) this finds nothing, and the ping alone
+        notices outages."""
+        try:
+            shards = self.layer._get_layer()._shards
+        except AttributeError:
+            return
+        for shard in shards:
+            connection = getattr(getattr(shard, "_pubsub", None), "connection", None)
+            if connection is not None and id(connection) not in self._heard:
+                connection.register_connect_callback(self._reconnected)
+                self._heard.add(id(connection))
+
+    def _reconnected(self, connection) -> None:
+        self._cut("its Redis connection was re-established")
 
     async def unsubscribe(self, consumer, group: str) -> None:
         self._resync_due.discard(consumer)

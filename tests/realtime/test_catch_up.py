@@ -275,3 +275,19 @@ async def test_health_answers_fast_with_no_socket_idle_sockets_and_busy_ones(
         stop.set()
         await sync_to_async(thread.join)()
     assert await sync_to_async(sending.flush)(15)
+
+
+async def test_a_pub_sub_reconnect_between_pings_makes_every_socket_catch_up(
+    settings, private_redis, monkeypatch
+):
+    """Redis restarts between two pings: no ping fails, yet what was published while the
+    hub's pub/sub connection was down is gone. Its reconnection alone must make the
+    sockets catch up."""
+    monkeypatch.setattr(hub._Hub, "PING_SECONDS", 4.0)
+    redis_layer(settings, private_redis.url, "pubsub")
+    s = Socket()
+    await hub.subscribe(s, "wa-session-7")
+    await asyncio.sleep(4.5)  # right after a ping
+    private_redis.kill()
+    private_redis.start()
+    await until(lambda: s.resyncs >= 1, 20, "the socket to catch up")
