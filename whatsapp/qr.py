@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import qrcode
 import qrcode.image.svg
 
 
+# A code is drawn for each language of its socket event, and again by the page and the API
+# that show it: about 15 ms each time. Codes rotate every ~20 s, so a few suffice.
+@functools.lru_cache(maxsize=32)
 def qr_svg(code: str) -> str:
     """An inline ``<svg>`` element (no XML prolog) for the page and socket events."""
     img = qrcode.make(code, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
