@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from conversations import services
 from conversations.models import Contact, Conversation, Message, QuickReply
 
 
@@ -70,8 +71,6 @@ class ConversationAdmin(admin.ModelAdmin):
     date_hierarchy = "last_message_at"
 
     def save_model(self, request, obj, form, change):
-        from conversations import services
-
         if "assigned_to" in form.changed_data:
             services.conversation_assign(conversation=obj, assignee=obj.assigned_to)
         if "status" in form.changed_data:

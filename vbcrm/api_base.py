@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
@@ -113,8 +113,6 @@ def error_response(
     status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
 ) -> HttpResponse:
     """The error shape outside ninja (middleware, plain views)."""
-    from django.http import JsonResponse
-
     response = JsonResponse({"error": error, "detail": detail}, status=status)
     for name, value in (headers or {}).items():
         response[name] = value

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def disable_twisted_form_parsing() -> None:
+    # Imported when called, and optional: daphne and Twisted are there only when daphne serves.
     try:
         from daphne.http_protocol import WebRequest
         from twisted.web.http import Request

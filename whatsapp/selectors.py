@@ -7,6 +7,7 @@ Django admin only.
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
@@ -59,8 +60,6 @@ def session_find(*, name: str, owner_username: str | None = None) -> WhatsAppSes
 def session_members(*, session: WhatsAppSession) -> list[AbstractBaseUser]:
     """Everyone who works ``session``'s inbox (owner first, then agents by name):
     the people a conversation can be assigned or transferred to."""
-    from django.contrib.auth import get_user_model
-
     agents = SessionAgent.objects.filter(session=session).values("user_id")
     users = list(
         get_user_model()
@@ -74,8 +73,6 @@ def session_members(*, session: WhatsAppSession) -> list[AbstractBaseUser]:
 def session_member_get(*, session: WhatsAppSession, user_id: int) -> AbstractBaseUser:
     """A user who works ``session``'s inbox (its owner or an agent), to assign work to;
     the user model's ``DoesNotExist`` for anyone else."""
-    from django.contrib.auth import get_user_model
-
     agents = SessionAgent.objects.filter(session=session).values("user_id")
     return (
         get_user_model()

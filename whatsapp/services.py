@@ -390,6 +390,8 @@ def session_lease_renew(
 
 
 def session_lease_release(*, session_id: int, token: uuid.UUID) -> None:
+    """Free the lease only: the number needs no client any more, or another worker holds it.
+    Its status stays as it is; compare `session_worker_stopped`."""
     WhatsAppSession.objects.filter(pk=session_id, lease_token=token).update(
         lease_holder="", lease_token=None, lease_expires_at=None
     )
@@ -404,9 +406,9 @@ def session_touch(*, session_id: int, when) -> None:
     WhatsAppSession.objects.filter(pk=session_id).update(last_event_at=when)
 
 
-def session_released(*, session_id: int, token: uuid.UUID) -> None:
-    """A worker stopped running the number (shutdown): free the lease, and stop showing
-    it as connected until a worker runs it again."""
+def session_worker_stopped(*, session_id: int, token: uuid.UUID) -> None:
+    """The worker running the number shut down: free the lease, and stop showing the number
+    as connected until a worker runs it again (`session_lease_release` frees the lease only)."""
     with transaction.atomic():
         session = (
             WhatsAppSession.objects.select_for_update()

@@ -90,7 +90,7 @@ class Worker:
         self.runners.clear()
         await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
         for r in runners:
-            await self.db(services.session_released, session_id=r.session_id, token=r.token)
+            await self.db(services.session_worker_stopped, session_id=r.session_id, token=r.token)
 
     def drop(self, session_id: int) -> None:
         """Stop running a number that no longer needs a client, and free its lease."""
@@ -246,6 +246,8 @@ async def number_running(session_id: int) -> AsyncIterator[bool]:
 
 def embed_in_reactor() -> None:
     """Run the worker in daphne's event loop (the embedded mode of ``manage.py serve``)."""
+    # Imported when called: importing the reactor installs one, and only daphne's (already
+    # installed by `manage.py serve`) may be; the standalone worker never calls this.
     from twisted.internet import defer, reactor
 
     holder: dict[str, Worker] = {}

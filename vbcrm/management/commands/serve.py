@@ -38,6 +38,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host: str, port: int, worker: bool | None, **options) -> None:
+        # Imported here, not at the top: daphne.server installs Twisted's asyncio reactor on
+        # import, and the ASGI application builds the URL routes; neither may happen when
+        # manage.py merely lists or loads its commands.
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
@@ -51,6 +54,7 @@ class Command(BaseCommand):
             ready_callable=lambda: self.stdout.write(f"VB CRM is serving on http://{host}:{port}/"),
         )
         if worker:
+            # Only the embedded mode needs the worker (and, through it, the gateways).
             from whatsapp.worker import embed_in_reactor
 
             embed_in_reactor()
