@@ -6,6 +6,10 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from conversations import services as conversation_services
+from tests.factories import inbound
+from whatsapp import services as whatsapp_services
+
 
 @pytest.fixture(autouse=True)
 def _test_storage(settings, tmp_path):
@@ -64,11 +68,17 @@ def charlie(django_user_model):
 @pytest.fixture
 def number(alice, bob):
     """A number owned by alice with bob as its agent."""
-    from whatsapp import services
-
-    session = services.session_create(owner=alice, name="Support")
-    services.session_agent_add(session=session, user=bob)
+    session = whatsapp_services.session_create(owner=alice, name="Support")
+    whatsapp_services.session_agent_add(session=session, user=bob)
     return session
+
+
+@pytest.fixture
+def conversation(number):
+    """A conversation on ``number`` that a customer opened by writing "first"."""
+    return conversation_services.message_receive(
+        session=number, msg=inbound(text="first")
+    ).conversation
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ import uuid
 import pytest
 from django.test import Client
 
-from conversations import services
-from conversations.models import Conversation
-from tests.factories import inbound
 from vbcrm.services import token_create
 
 
@@ -50,12 +47,6 @@ def as_bob(bob) -> TokenClient:
 @pytest.fixture
 def as_charlie(charlie) -> TokenClient:
     return TokenClient(token_for(charlie))
-
-
-@pytest.fixture
-def conversation(number) -> Conversation:
-    services.message_receive(session=number, msg=inbound(text="first"))
-    return Conversation.objects.get()
 
 
 def url(path: str) -> str:

@@ -3,18 +3,11 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
-from conversations import selectors, services
+from conversations import selectors
 from conversations.models import Conversation, Message
-from tests.factories import inbound
 from whatsapp.selectors import session_list, user_can_see_session
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def conversation(number):
-    services.message_receive(session=number, msg=inbound())
-    return Conversation.objects.get()
 
 
 def test_owner_and_agent_see_the_number_and_outsider_does_not(number, alice, bob, charlie):

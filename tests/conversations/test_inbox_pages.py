@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def conversation(number):
-    return services.message_receive(session=number, msg=inbound(text="Olá")).conversation
-
-
 def _as(client: Client, user) -> Client:
     client.force_login(user)
     return client

@@ -14,11 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def conversation(number):
-    return services.message_receive(session=number, msg=inbound(text="Olá")).conversation
-
-
-@pytest.fixture
 def elsewhere(number):
     return services.message_receive(session=number, msg=inbound(phone="5511900000009", text="x"))
 

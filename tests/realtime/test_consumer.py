@@ -92,12 +92,6 @@ async def drain(communicator) -> list[dict]:
 receive = database_sync_to_async(services.message_receive)
 
 
-@pytest.fixture
-def conversation(number):
-    message = services.message_receive(session=number, msg=inbound(text="first"))
-    return message.conversation
-
-
 # --- connecting ------------------------------------------------------------------------
 
 

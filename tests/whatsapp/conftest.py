@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,6 +12,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
+from whatsapp import services
+from whatsapp.models import WhatsAppSession
 from whatsapp.simulator.client import ControlClient
 from whatsapp.simulator.server import run_in_thread
 from whatsapp.worker import Worker, WorkerConfig
@@ -57,3 +60,38 @@ async def wait_for(
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or predicate}: last={last!r}")
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def status_of(session_id: int) -> str:
+    return WhatsAppSession.objects.get(pk=session_id).status
+
+
+async def link(simulator, session: WhatsAppSession, phone: str) -> None:
+    """Scan the number's QR code in the simulator and wait until it is connected."""
+    qr = await wait_for(
+        lambda: WhatsAppSession.objects.get(pk=session.pk).qr_code, what="a QR code"
+    )
+    assert qr
+    await asyncio.to_thread(
+        simulator.control.post, "/api/qr/scan", {"account": str(session.pk), "phone": phone}
+    )
+    await wait_for(lambda: status_of(session.pk) == "connected", what="connected")
+
+
+async def link_attempt(simulator, session: WhatsAppSession, phone: str) -> None:
+    await wait_for(lambda: WhatsAppSession.objects.get(pk=session.pk).qr_code, what="a QR code")
+    await asyncio.to_thread(
+        simulator.control.post, "/api/qr/scan", {"account": str(session.pk), "phone": phone}
+    )
+
+
+@pytest.fixture
+def linked(sim_settings, alice, bob):
+    session = services.session_create(owner=alice, name="Support")
+    services.session_agent_add(session=session, user=bob)
+    return session
