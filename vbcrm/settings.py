@@ -327,6 +327,12 @@ WHATSAPP_STORE_DSN = env.str("WHATSAPP_STORE_DSN", default="")
 WHATSAPP_EMBEDDED_WORKER = env.bool("WHATSAPP_EMBEDDED_WORKER", default=False)
 WHATSAPP_LEASE_SECONDS = env.int("WHATSAPP_LEASE_SECONDS", default=30)
 WHATSAPP_SILENCE_SECONDS = env.int("WHATSAPP_SILENCE_SECONDS", default=90)
+# An unlinked number runs a client (and rotates QR codes) only this long after someone asked
+# to link it; after that it waits for the next request.
+WHATSAPP_LINK_WINDOW_SECONDS = env.int("WHATSAPP_LINK_WINDOW_SECONDS", default=600)
+# Start the worker even when linked numbers' device keys are not where it looks (another
+# WHATSAPP_GATEWAY, a missing store): those numbers are logged out and must be linked again.
+WHATSAPP_IGNORE_STORE_CHECK = env.bool("WHATSAPP_IGNORE_STORE_CHECK", default=False)
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")

@@ -12,6 +12,17 @@ from typing import Any
 from django.conf import settings
 
 
+def store_for(session_id: int) -> str:
+    """Where the gateway keeps the number's device keys: a schema of WHATSAPP_STORE_DSN, or a
+    SQLite file in WHATSAPP_STORE_DIR."""
+    if settings.WHATSAPP_STORE_DSN:
+        dsn = settings.WHATSAPP_STORE_DSN
+        sep = "&" if "?" in dsn else "?"
+        return f"{dsn}{sep}search_path=wa_{session_id}"
+    settings.WHATSAPP_STORE_DIR.mkdir(parents=True, exist_ok=True)
+    return str(settings.WHATSAPP_STORE_DIR / f"number-{session_id}.sqlite3")
+
+
 @dataclass
 class WorkerConfig:
     holder: str = field(

@@ -42,6 +42,11 @@ class WhatsAppSession(models.Model):
     qr_updated_at = models.DateTimeField(_("QR code time"), null=True, blank=True)
     pair_phone = models.CharField(_("pairing phone"), max_length=32, blank=True, default="")
     pair_code = models.CharField(_("pairing code"), max_length=16, blank=True, default="")
+    # When someone last asked to link it (the link window, `whatsapp_connect`, the API). An
+    # unlinked number runs a client, and shows QR codes, only for a while after that.
+    link_requested_at = models.DateTimeField(_("link requested"), null=True, blank=True)
+    # The gateway (WHATSAPP_GATEWAY) the number was linked with: its device keys live there.
+    gateway = models.CharField(_("linked with"), max_length=32, blank=True, default="")
     connected_at = models.DateTimeField(_("linked since"), null=True, blank=True)
     last_event_at = models.DateTimeField(_("last event"), null=True, blank=True)
     # The worker's lease on this number: who runs it, until when, with which fencing token.

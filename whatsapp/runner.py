@@ -26,22 +26,13 @@ from conversations import services as conv_services
 from conversations.models import Message
 from vbcrm import metrics
 from whatsapp import services
-from whatsapp.config import WorkerConfig
+from whatsapp.config import WorkerConfig, store_for
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
 from whatsapp.gateway.process import ChildGone, GatewayChild
 from whatsapp.models import WhatsAppSession
 
 logger = logging.getLogger(__name__)
-
-
-def _store_for(session_id: int) -> str:
-    if settings.WHATSAPP_STORE_DSN:
-        dsn = settings.WHATSAPP_STORE_DSN
-        sep = "&" if "?" in dsn else "?"
-        return f"{dsn}{sep}search_path=wa_{session_id}"
-    settings.WHATSAPP_STORE_DIR.mkdir(parents=True, exist_ok=True)
-    return str(settings.WHATSAPP_STORE_DIR / f"number-{session_id}.sqlite3")
 
 
 # The extensions people expect for WhatsApp's usual types: mimetypes' own guess is odd
@@ -180,7 +171,7 @@ class NumberRunner:
     # --- supervision ----------------------------------------------------------------
 
     def _config(self) -> base.SessionConfig:
-        store = _store_for(self.session_id)
+        store = store_for(self.session_id)
         if not self.row.jid and not settings.WHATSAPP_STORE_DSN:
             # Not linked: any keys left in the store belong to a device that no longer
             # exists, and resuming one makes the real client abort.
@@ -338,6 +329,7 @@ class NumberRunner:
                 jid=event.jid,
                 phone=event.phone,
                 push_name=event.push_name,
+                gateway=self.config.gateway,
             )
         except ValidationError:
             logger.warning("unlinking a phone linked twice session=%s", self.session_id)

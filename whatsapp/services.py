@@ -54,7 +54,10 @@ def session_create(*, owner: AbstractBaseUser, name: str) -> WhatsAppSession:
         )
     if WhatsAppSession.objects.filter(owner=owner, name=name).exists():
         raise field_error("name", _("You already have a number with this name."), "duplicate_name")
-    session = WhatsAppSession.objects.create(owner=owner, name=name)
+    # Made to be linked now: the page shows its QR code at once.
+    session = WhatsAppSession.objects.create(
+        owner=owner, name=name, link_requested_at=timezone.now()
+    )
     NumberSettings.objects.create(session=session)
     logger.info("session created id=%s owner=%s", session.pk, owner.pk)
     events.session_changed(session)
@@ -152,9 +155,11 @@ def session_on_pair_code(*, session_id: int, phone: str, code: str) -> WhatsAppS
 
 
 def session_on_paired(
-    *, session_id: int, jid: str, phone: str, push_name: str = ""
+    *, session_id: int, jid: str, phone: str, push_name: str = "", gateway: str = ""
 ) -> WhatsAppSession | None:
     """The phone scanned the QR. Refuses a phone already linked to another number.
+
+    ``gateway`` is the worker's WHATSAPP_GATEWAY, where the device keys now live.
 
     Then the number is recorded as logged out (committed) and
     ``ValidationError(code="duplicate_number")`` is raised; the worker logs the
@@ -182,12 +187,17 @@ def session_on_paired(
             session.jid = jid
             session.phone_number = phone
             session.push_name = push_name[:128]
+            session.gateway = gateway or settings.WHATSAPP_GATEWAY
             session.qr_code = ""
             session.pair_code = ""
             session.status_detail = ""
+            session.link_requested_at = None
             _save_state(
                 session,
-                ["jid", "phone_number", "push_name", "qr_code", "pair_code", "status_detail"],
+                [
+                    *("jid", "phone_number", "push_name", "gateway", "qr_code", "pair_code"),
+                    *("status_detail", "link_requested_at"),
+                ],
             )
     if taken:
         logger.info("session refused duplicate phone id=%s", session.pk)
@@ -270,9 +280,13 @@ def session_request_link(*, session: WhatsAppSession, pair_phone: str = "") -> W
     session.qr_code = ""
     session.status = Status.NEW
     session.status_detail = ""
+    session.link_requested_at = timezone.now()
     _save_state(
         session,
-        ["pair_phone", "phone_number", "pair_code", "qr_code", "status", "status_detail"],
+        [
+            *("pair_phone", "phone_number", "pair_code", "qr_code", "status", "status_detail"),
+            "link_requested_at",
+        ],
     )
     events.worker_wakeup(session.pk)
     return session
@@ -318,10 +332,19 @@ def session_request_logout(*, session: WhatsAppSession) -> WhatsAppSession:
 # heartbeat. A dead worker's leases expire and a live worker claims them.
 
 
+LINKING = (Status.NEW, Status.WAITING_QR, Status.PAIRING)
+
+
+def _link_wanted_q() -> Q:
+    """Unlinked numbers someone asked to link a short while ago (see
+    ``WHATSAPP_LINK_WINDOW_SECONDS``): the others wait, with no client and no QR code."""
+    since = timezone.now() - timedelta(seconds=settings.WHATSAPP_LINK_WINDOW_SECONDS)
+    return Q(status__in=LINKING, link_requested_at__gte=since)
+
+
 def runnable_sessions_q() -> Q:
-    """Numbers that need a WhatsApp client: linked ones, and ones waiting to be linked."""
-    linking = Q(status__in=[Status.NEW, Status.WAITING_QR, Status.PAIRING])
-    return ~Q(status=Status.LOGGED_OUT) & (~Q(jid="") | linking)
+    """Numbers that need a WhatsApp client: linked ones, and ones being linked now."""
+    return ~Q(status=Status.LOGGED_OUT) & (~Q(jid="") | _link_wanted_q())
 
 
 def session_lease_claim(
@@ -367,7 +390,7 @@ def session_lease_renew(
     """Extend the leases still ours. Returns (lost ids, current rows of the kept ones).
 
     A lease is lost when the row is gone, another worker took it, or the number
-    no longer needs a client (logged out, pairing abandoned).
+    no longer needs a client (logged out, pairing abandoned, nobody linked it in time).
     """
     if not held:
         return set(), {}
@@ -375,6 +398,18 @@ def session_lease_renew(
     until = now + timedelta(seconds=lease_seconds)
     kept: dict[int, WhatsAppSession] = {}
     with transaction.atomic():
+        lapsed = (
+            WhatsAppSession.objects.select_for_update()
+            .filter(pk__in=list(held), jid="", status__in=LINKING)
+            .exclude(_link_wanted_q())
+        )
+        for session in lapsed:
+            if session.lease_token == held[session.pk]:
+                # Its QR codes would go on rotating for nobody: back to waiting for a request.
+                session.status = Status.NEW
+                session.qr_code = session.pair_code = ""
+                session.status_detail = _("Nobody linked it in time. Press Link to try again.")
+                _save_state(session, ["status", "qr_code", "pair_code", "status_detail"])
         for session_id, token in held.items():
             WhatsAppSession.objects.filter(
                 Q(pk=session_id, lease_token=token) & runnable_sessions_q()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from whatsapp import preflight
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +38,17 @@ class Command(BaseCommand):
             action="store_false",
             help="Web only (run `manage.py whatsapp_worker` separately).",
         )
+        preflight.add_ignore_argument(parser)
 
-    def handle(self, *args, host: str, port: int, worker: bool | None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        worker: bool | None,
+        ignore_store_check: bool,
+        **options,
+    ) -> None:
         # Imported here, not at the top: daphne.server installs Twisted's asyncio reactor on
         # import, and the ASGI application builds the URL routes; neither may happen when
         # manage.py merely lists or loads its commands.
@@ -48,6 +59,12 @@ class Command(BaseCommand):
 
         if worker is None:
             worker = settings.EMBEDDED or settings.WHATSAPP_EMBEDDED_WORKER
+        if worker:
+            refusal = preflight.refusal(
+                gateway=settings.WHATSAPP_GATEWAY, ignore=ignore_store_check
+            )
+            if refusal:
+                raise CommandError(refusal)
         server = Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),

@@ -8,6 +8,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from whatsapp import preflight
 from whatsapp.worker import Worker, WorkerConfig
 
 
@@ -23,8 +24,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-numbers", type=int, default=100, help="Most numbers this worker runs (100)."
         )
+        preflight.add_ignore_argument(parser)
 
-    def handle(self, *args, max_numbers: int, **options) -> None:
+    def handle(self, *args, max_numbers: int, ignore_store_check: bool, **options) -> None:
         backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
         if backend.endswith("InMemoryChannelLayer"):
             raise CommandError(
@@ -35,6 +37,9 @@ class Command(BaseCommand):
             )
         if max_numbers < 1:
             raise CommandError("--max-numbers must be at least 1.")
+        refusal = preflight.refusal(gateway=settings.WHATSAPP_GATEWAY, ignore=ignore_store_check)
+        if refusal:
+            raise CommandError(refusal)
         worker = Worker(WorkerConfig.from_settings(max_numbers=max_numbers))
         self.stdout.write(
             f"worker {worker.config.holder} running (gateway={worker.config.gateway})"
