@@ -1,7 +1,7 @@
 /* VB CRM: what every page shares. Translated strings, toasts, the confirmation modal,
  * CSRF for fetch, htmx feedback, and the live socket (htmx's ws extension, from
  * django-htmx) with its reconnecting state. Frames from the server are JSON; they are
- * re-dispatched as DOM events "vb:<type>" for the page scripts (inbox.js, numbers.js).
+ * re-dispatched as DOM events "vb:<type>" for the page scripts (js/inbox/*.js, numbers.js).
  *
  * Untrusted text (names, message bodies) only ever goes in through textContent; HTML
  * comes from the server's own escaped templates. */
