@@ -1,7 +1,7 @@
 /* VB CRM: what every page shares. Translated strings, toasts, the confirmation modal,
- * CSRF for fetch, htmx feedback, and the live socket (htmx's ws extension, from
- * django-htmx) with its reconnecting state. Frames from the server are JSON; they are
- * re-dispatched as DOM events "vb:<type>" for the page scripts (inbox.js, numbers.js).
+ * CSRF for fetch, htmx feedback, and the live socket (a plain WebSocket) with its
+ * reconnecting state. Frames from the server are JSON; they are re-dispatched as DOM
+ * events "vb:<type>" for the page scripts (js/inbox/*.js, numbers.js).
  *
  * Untrusted text (names, message bodies) only ever goes in through textContent; HTML
  * comes from the server's own escaped templates. */
@@ -162,15 +162,18 @@
 
   /* --- the live socket ------------------------------------------------------------------ */
 
-  var socket = (VB.socket = { wrapper: null, open: false, everOpened: false, retries: 0 });
+  // A plain WebSocket to the URL of the page's #vb-socket element (data-url): its frames
+  // are data for the page scripts, never HTML to swap, so htmx's ws extension would only
+  // be a wrapper whose every swap is cancelled. It reconnects after any close, with backoff.
+  var socket = (VB.socket = { ws: null, open: false, everOpened: false, retries: 0 });
 
   socket.send = function (frame) {
-    if (!socket.wrapper || !socket.open) return false;
-    socket.wrapper.send(JSON.stringify(frame));
+    if (!socket.ws || !socket.open) return false;
+    socket.ws.send(JSON.stringify(frame));
     return true;
   };
 
-  // Exponential backoff with jitter, capped at 15 s (the extension's default waits up to 64 s).
+  // Exponential backoff with jitter, capped at 15 s.
   function backoff(retry) {
     return Math.min(15000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2);
   }
@@ -198,42 +201,9 @@
       .catch(function () {});
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    if (window.htmx) htmx.config.wsReconnectDelay = backoff;
-  });
-
-  document.addEventListener("htmx:wsOpen", function (e) {
-    var reconnected = socket.everOpened;
-    socket.wrapper = e.detail.socketWrapper;
-    socket.open = true;
-    socket.everOpened = true;
-    socket.retries = 0;
-    setConnState(null);
-    if (reconnected) VB.toast(VB.t("reconnected"), "success");
-    document.dispatchEvent(new CustomEvent("vb:socket-open", { detail: { reconnected: reconnected } }));
-  });
-
-  document.addEventListener("htmx:wsClose", function (e) {
-    socket.open = false;
-    var code = e.detail.event ? e.detail.event.code : 1006;
-    setConnState("reconnecting");
-    socket.retries += 1;
-    if (socket.retries >= 3) checkSession();
-    // The extension retries only after 1006/1011/1012/1013; a server that shuts down
-    // cleanly (1000/1001) must be waited for too.
-    if ([1006, 1011, 1012, 1013].indexOf(code) < 0 && e.detail.socketWrapper) {
-      var wrapper = e.detail.socketWrapper;
-      setTimeout(function () {
-        wrapper.reconnect();
-      }, backoff(socket.retries));
-    }
-  });
-
-  document.addEventListener("htmx:wsBeforeMessage", function (e) {
-    // Our frames are JSON, not HTML to swap: hand them to the page scripts instead.
-    // A busy server sends several in one message, one a line.
-    e.preventDefault();
-    String(e.detail.message)
+  function dispatchFrames(message) {
+    // A busy server sends several frames in one message, one a line.
+    String(message)
       .split("\n")
       .forEach(function (line) {
         var frame;
@@ -245,6 +215,44 @@
         if (!frame || typeof frame.type !== "string") return;
         document.dispatchEvent(new CustomEvent("vb:" + frame.type, { detail: frame }));
       });
+  }
+
+  function connect(url) {
+    var ws = new WebSocket(url);
+    socket.ws = ws;
+    ws.addEventListener("open", function () {
+      var reconnected = socket.everOpened;
+      socket.open = true;
+      socket.everOpened = true;
+      socket.retries = 0;
+      setConnState(null);
+      if (reconnected) VB.toast(VB.t("reconnected"), "success");
+      document.dispatchEvent(new CustomEvent("vb:socket-open", { detail: { reconnected: reconnected } }));
+    });
+    ws.addEventListener("message", function (e) {
+      if (socket.ws === ws) dispatchFrames(e.data);
+    });
+    ws.addEventListener("close", function () {
+      if (socket.ws !== ws) return;
+      socket.open = false;
+      setConnState("reconnecting");
+      // Whatever the close code: a server that shuts down cleanly (1000/1001) or refuses
+      // us (4401) must be waited for as much as one that went away (1006).
+      var delay = backoff(socket.retries);
+      socket.retries += 1;
+      if (socket.retries >= 3) checkSession();
+      setTimeout(function () {
+        connect(url);
+      }, delay);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var el = document.getElementById("vb-socket");
+    if (!el || !el.dataset.url) return;
+    var url = new URL(el.dataset.url, location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    connect(url.href);
   });
 
   document.addEventListener("vb:error", function (e) {

@@ -1,0 +1,227 @@
+/* The inbox page: the composer under the open thread. Text and one file, a preview of
+ * the file before it is sent, quick replies picked by typing "/", and sending with a
+ * client key so that sending again after a network error cannot make a duplicate. */
+(function () {
+  "use strict";
+
+  var VB = window.VB;
+  var inbox = VB && VB.inbox;
+  if (!inbox) return;
+
+  function newClientKey(form) {
+    var key =
+      window.crypto && crypto.randomUUID
+        ? crypto.randomUUID()
+        : String(Date.now()) + Math.random().toString(16).slice(2);
+    form.querySelector("input[name=client_key]").value = key;
+  }
+
+  function formatSize(bytes) {
+    if (bytes >= 1048576) return (bytes / 1048576).toFixed(1) + " MB";
+    if (bytes >= 1024) return Math.round(bytes / 1024) + " KB";
+    return bytes + " B";
+  }
+
+  inbox.initComposer = function () {
+    var form = document.getElementById("composer");
+    if (!form) return;
+    var text = form.querySelector("textarea");
+    var file = form.querySelector("input[type=file]");
+    var preview = form.querySelector("#attach-preview");
+    var picker = form.querySelector("#qr-picker");
+    var quick = VB.readJSON("vb-quick-replies", []);
+    var maxBytes = Number(form.dataset.maxBytes);
+    var matches = [];
+    var chosen = 0;
+    var sending = false;
+    newClientKey(form);
+
+    function grow() {
+      text.style.height = "auto";
+      text.style.height = Math.min(text.scrollHeight, 200) + "px";
+    }
+
+    function showPreview(error) {
+      preview.replaceChildren();
+      var f = file.files[0];
+      if (error) {
+        var msg = document.createElement("p");
+        msg.className = "error";
+        msg.setAttribute("role", "alert");
+        msg.textContent = error;
+        preview.appendChild(msg);
+        preview.hidden = false;
+        return;
+      }
+      if (!f) {
+        preview.hidden = true;
+        return;
+      }
+      var media = null;
+      if (f.type.indexOf("image/") === 0) {
+        media = document.createElement("img");
+      } else if (f.type.indexOf("video/") === 0) {
+        media = document.createElement("video");
+        media.muted = true;
+        media.controls = true;
+      } else if (f.type.indexOf("audio/") === 0) {
+        media = document.createElement("audio");
+        media.controls = true;
+      }
+      if (media) {
+        media.src = URL.createObjectURL(f);
+        media.className = "preview-media";
+        preview.appendChild(media);
+      }
+      var name = document.createElement("span");
+      name.className = "file-name";
+      name.textContent = "📎 " + f.name + " · " + formatSize(f.size);
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "link";
+      remove.textContent = VB.t("remove_file");
+      remove.addEventListener("click", function () {
+        file.value = "";
+        showPreview();
+      });
+      preview.append(name, remove);
+      preview.hidden = false;
+    }
+
+    file.addEventListener("change", function () {
+      var f = file.files[0];
+      if (f && f.size > maxBytes) {
+        file.value = "";
+        showPreview(VB.t("too_large"));
+        VB.toast(VB.t("too_large"), "error");
+        return;
+      }
+      showPreview();
+    });
+
+    function closePicker() {
+      picker.hidden = true;
+      matches = [];
+    }
+
+    function renderPicker() {
+      var value = text.value;
+      if (value.charAt(0) !== "/" || /\s/.test(value)) return closePicker();
+      var prefix = value.slice(1).toLowerCase();
+      matches = quick.filter(function (q) {
+        return q.shortcut.indexOf(prefix) === 0;
+      });
+      chosen = Math.min(chosen, Math.max(matches.length - 1, 0));
+      picker.replaceChildren();
+      if (!matches.length) {
+        var none = document.createElement("li");
+        none.className = "muted";
+        none.textContent = VB.t("no_quick_replies");
+        picker.appendChild(none);
+      }
+      matches.forEach(function (q, i) {
+        var li = document.createElement("li");
+        li.setAttribute("role", "option");
+        li.className = i === chosen ? "chosen" : "";
+        li.setAttribute("aria-selected", i === chosen ? "true" : "false");
+        var b = document.createElement("strong");
+        b.textContent = "/" + q.shortcut;
+        var s = document.createElement("span");
+        s.textContent = q.text;
+        li.append(b, s);
+        li.addEventListener("mousedown", function (e) {
+          e.preventDefault();
+          pick(i);
+        });
+        picker.appendChild(li);
+      });
+      picker.hidden = false;
+    }
+
+    function pick(i) {
+      var q = matches[i];
+      if (!q) return;
+      text.value = q.text;
+      closePicker();
+      grow();
+      text.focus();
+    }
+
+    text.addEventListener("input", function () {
+      grow();
+      renderPicker();
+    });
+    text.addEventListener("keydown", function (e) {
+      if (!picker.hidden && matches.length) {
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          chosen = (chosen + (e.key === "ArrowDown" ? 1 : matches.length - 1)) % matches.length;
+          renderPicker();
+          return;
+        }
+        if (e.key === "Enter" || e.key === "Tab") {
+          e.preventDefault();
+          pick(chosen);
+          return;
+        }
+      }
+      if (e.key === "Escape" && !picker.hidden) {
+        closePicker();
+        return;
+      }
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        send();
+      }
+    });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      send();
+    });
+
+    function send() {
+      if (sending || (!text.value.trim() && !file.files.length)) return;
+      sending = true;
+      form.classList.add("sending");
+      fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        headers: { "X-CSRFToken": VB.csrf() },
+        credentials: "same-origin",
+      })
+        .then(function (r) {
+          return r.json().then(
+            function (body) {
+              return { ok: r.ok, body: body };
+            },
+            function () {
+              return { ok: false, body: null };
+            }
+          );
+        })
+        .then(function (res) {
+          if (!res.ok) {
+            var err = res.body && res.body.error;
+            VB.toast((err && err.message) || VB.t("error"), "error");
+            return;
+          }
+          inbox.upsertMessage(res.body.message.html);
+          inbox.scrollBottom(inbox.messagesBox());
+          text.value = "";
+          file.value = "";
+          showPreview();
+          grow();
+          newClientKey(form);
+        })
+        .catch(function () {
+          // Kept with the same client key: sending again cannot make a duplicate.
+          VB.toast(VB.t("offline_send"), "error");
+        })
+        .finally(function () {
+          sending = false;
+          form.classList.remove("sending");
+          text.focus();
+        });
+    }
+  };
+})();
