@@ -264,6 +264,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 VBCRM_MAX_UPLOAD_BYTES = env.int("VBCRM_MAX_UPLOAD_BYTES", default=16 * 1024 * 1024)
 # Messages one user may send per minute (page, socket and API together); 0 turns the limit off.
 VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
+# A reply still waiting for its number (disconnected, logged out, no worker) after this many
+# hours is marked failed, with the reason and a Retry button.
+VBCRM_OUTBOX_EXPIRY_HOURS = env.int("VBCRM_OUTBOX_EXPIRY_HOURS", default=24)
 # Bearer token Prometheus must send to read /metrics; empty = /metrics answers 404.
 VBCRM_METRICS_TOKEN = env.str("VBCRM_METRICS_TOKEN", default="")
 

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 # Which gateways accept our own message id, so a resend after a crash is dropped by
 # the network as a duplicate instead of reaching the customer twice.
 RESEND_SAFE = {"simulator"}
+# How often a worker fails the replies that waited too long for their number.
+EXPIRY_EVERY_SECONDS = 60.0
 
 
 class Worker:
@@ -48,6 +50,7 @@ class Worker:
         self._inbox = WorkerInbox()
         self._dropping: set[int] = set()
         self._last_renew = 0.0
+        self._last_expiry = 0.0
         self.ready = asyncio.Event()
         self._done = asyncio.Event()
 
@@ -118,6 +121,9 @@ class Worker:
             await self._renew()
             self._last_renew = now
         await self._claim()
+        if now - self._last_expiry >= EXPIRY_EVERY_SECONDS:
+            await self.db(conv_services.outbox_expire)
+            self._last_expiry = now
         for runner in self.runners.values():
             runner.check_silence(now)
         metrics.CONNECTED_NUMBERS.set(sum(r.connected for r in self.runners.values()))

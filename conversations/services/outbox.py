@@ -275,6 +275,41 @@ def outbox_failed(*, message_id: int, error: str, transient: bool) -> Message | 
     return message
 
 
+def outbox_expire(*, now: datetime | None = None) -> int:
+    """Fail the replies that waited too long for their number (down, logged out, no worker
+    running it): ``VBCRM_OUTBOX_EXPIRY_HOURS`` untouched in the outbox. They keep the
+    reason, and Retry puts them back. Any worker runs this for every number."""
+    hours = settings.VBCRM_OUTBOX_EXPIRY_HOURS
+    until = (now or timezone.now()) - timedelta(hours=hours)
+    stale = Message.objects.filter(
+        status=Message.Status.PENDING,
+        direction=Message.Direction.OUTBOUND,
+        in_flight=False,
+        updated_at__lt=until,
+    ).values_list("pk", flat=True)
+    reason = _("Not sent: the number was not connected for %(hours)d hours.") % {"hours": hours}
+    expired = 0
+    for message_id in list(stale[:500]):
+        with transaction.atomic():
+            # Checked again under the row lock: a worker may have claimed it meanwhile.
+            message = (
+                Message.objects.select_for_update()
+                .filter(pk=message_id, status=Message.Status.PENDING, in_flight=False)
+                .filter(updated_at__lt=until)
+                .first()
+            )
+            if message is None:
+                continue
+            message.status, message.error = Message.Status.FAILED, reason
+            message.save(update_fields=["status", "error", "updated_at"])
+            metrics.SEND_FAILURES.inc()
+            events.message_updated(message)
+        expired += 1
+    if expired:
+        logger.info("outbox expired %d replies", expired)
+    return expired
+
+
 def outbox_recover(*, session_id: int, resend_safe: bool) -> int:
     """After a crash, settle replies that were handed to WhatsApp but never confirmed.
 
