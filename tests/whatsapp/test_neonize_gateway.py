@@ -62,7 +62,17 @@ from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
 from neonize.utils.enum import ReceiptType
 
 from whatsapp.gateway import base
-from whatsapp.gateway import neonize as gw
+from whatsapp.gateway.neonize import NeonizeSession
+from whatsapp.gateway.neonize.ffi import FFI_LOCK, RWLock, is_transient
+from whatsapp.gateway.neonize.mapping import (
+    map_content,
+    map_history,
+    map_message,
+    map_receipt,
+    parse_jid,
+    to_datetime,
+)
+from whatsapp.gateway.neonize.store import device_in_store, pg_conninfo
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE = "5511999990001"
@@ -204,7 +214,7 @@ def is_state(state: base.ConnState) -> Callable[[base.Event], bool]:
 
 
 def test_plain_text() -> None:
-    msg = gw.map_message(message_event(Message(conversation="hello")))
+    msg = map_message(message_event(Message(conversation="hello")))
     assert msg == base.InboundMessage(
         message_id="3EB0AAA111",
         chat=f"{PHONE}@s.whatsapp.net",
@@ -227,7 +237,7 @@ def test_extended_text_carries_the_quoted_id() -> None:
             )
         )
     )
-    msg = gw.map_message(ev)
+    msg = map_message(ev)
     assert msg.kind == base.MessageKind.TEXT
     assert msg.text == "yes, that one"
     assert msg.quoted_id == "3EB0QUOTED"
@@ -243,7 +253,7 @@ def test_image_with_caption_and_media_ref() -> None:
         mediaKey=b"k" * 32,
         contextInfo=ContextInfo(stanzaID="3EB0Q", quotedMessage=Message(conversation="big")),
     )
-    msg = gw.map_message(message_event(Message(imageMessage=image)))
+    msg = map_message(message_event(Message(imageMessage=image)))
     assert msg.kind == base.MessageKind.IMAGE
     assert (msg.text, msg.mimetype, msg.file_size, msg.quoted_id) == (
         "the receipt",
@@ -261,7 +271,7 @@ def test_image_with_caption_and_media_ref() -> None:
 
 def test_video() -> None:
     video = VideoMessage(caption="clip", mimetype="video/mp4", fileLength=1_000_000, mediaKey=b"v")
-    msg = gw.map_message(message_event(Message(videoMessage=video)))
+    msg = map_message(message_event(Message(videoMessage=video)))
     assert (msg.kind, msg.text, msg.mimetype, msg.file_size) == (
         base.MessageKind.VIDEO,
         "clip",
@@ -272,7 +282,7 @@ def test_video() -> None:
 
 
 def test_round_video_note_is_a_downloadable_video() -> None:
-    msg = gw.map_message(message_event(Message(ptvMessage=VideoMessage(mimetype="video/mp4"))))
+    msg = map_message(message_event(Message(ptvMessage=VideoMessage(mimetype="video/mp4"))))
     assert msg.kind == base.MessageKind.VIDEO
     # whatsmeow's DownloadAny knows videoMessage, not ptvMessage.
     assert media_ref_message(msg).HasField("videoMessage")
@@ -283,7 +293,7 @@ def test_round_video_note_is_a_downloadable_video() -> None:
 )
 def test_audio_and_voice(ptt: bool, kind: base.MessageKind) -> None:
     audio = AudioMessage(mimetype="audio/ogg; codecs=opus", fileLength=5120, PTT=ptt)
-    msg = gw.map_message(message_event(Message(audioMessage=audio)))
+    msg = map_message(message_event(Message(audioMessage=audio)))
     assert msg.kind == kind
     assert (msg.mimetype, msg.file_size, msg.text) == ("audio/ogg; codecs=opus", 5120, "")
     assert media_ref_message(msg).audioMessage.PTT is ptt
@@ -297,7 +307,7 @@ def test_document_filename_title_and_caption() -> None:
         mimetype="application/pdf",
         fileLength=2048,
     )
-    msg = gw.map_message(message_event(Message(documentMessage=doc)))
+    msg = map_message(message_event(Message(documentMessage=doc)))
     assert (msg.kind, msg.filename, msg.text, msg.mimetype, msg.file_size) == (
         base.MessageKind.DOCUMENT,
         "invoice.pdf",
@@ -306,7 +316,7 @@ def test_document_filename_title_and_caption() -> None:
         2048,
     )
     untitled = DocumentMessage(title="Quarterly report", mimetype="application/pdf")
-    msg = gw.map_message(message_event(Message(documentMessage=untitled)))
+    msg = map_message(message_event(Message(documentMessage=untitled)))
     assert msg.filename == "Quarterly report"
     assert msg.file_size is None  # unknown, not 0
 
@@ -314,7 +324,7 @@ def test_document_filename_title_and_caption() -> None:
 def test_document_with_caption_wrapper_is_unwrapped() -> None:
     inner = Message(documentMessage=DocumentMessage(fileName="a.txt", caption="cap"))
     wrapped = Message(documentWithCaptionMessage=FutureProofMessage(message=inner))
-    msg = gw.map_message(message_event(wrapped))
+    msg = map_message(message_event(wrapped))
     assert (msg.kind, msg.filename, msg.text) == (base.MessageKind.DOCUMENT, "a.txt", "cap")
     assert media_ref_message(msg).documentMessage.fileName == "a.txt"
 
@@ -323,13 +333,13 @@ def test_ephemeral_view_once_image_is_unwrapped() -> None:
     inner = Message(imageMessage=ImageMessage(caption="once", mimetype="image/png"))
     view_once = Message(viewOnceMessageV2=FutureProofMessage(message=inner))
     wrapped = Message(ephemeralMessage=FutureProofMessage(message=view_once))
-    msg = gw.map_message(message_event(wrapped))
+    msg = map_message(message_event(wrapped))
     assert (msg.kind, msg.text) == (base.MessageKind.IMAGE, "once")
 
 
 def test_sticker() -> None:
     sticker = StickerMessage(mimetype="image/webp", fileLength=900, isAnimated=False)
-    msg = gw.map_message(message_event(Message(stickerMessage=sticker)))
+    msg = map_message(message_event(Message(stickerMessage=sticker)))
     assert (msg.kind, msg.mimetype, msg.file_size, msg.text) == (
         base.MessageKind.STICKER,
         "image/webp",
@@ -343,7 +353,7 @@ def test_location() -> None:
     loc = LocationMessage(
         degreesLatitude=-23.5505, degreesLongitude=-46.6333, name="Office", address="Av. Paulista"
     )
-    msg = gw.map_message(message_event(Message(locationMessage=loc)))
+    msg = map_message(message_event(Message(locationMessage=loc)))
     assert msg.kind == base.MessageKind.LOCATION
     assert (msg.latitude, msg.longitude) == (-23.5505, -46.6333)
     assert (msg.location_name, msg.text) == ("Office", "Av. Paulista")
@@ -352,7 +362,7 @@ def test_location() -> None:
 
 def test_contact_and_contact_array() -> None:
     vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Bob\nTEL:+5511988887777\nEND:VCARD"
-    msg = gw.map_message(
+    msg = map_message(
         message_event(Message(contactMessage=ContactMessage(displayName="Bob", vcard=vcard)))
     )
     assert msg.kind == base.MessageKind.CONTACT
@@ -365,30 +375,30 @@ def test_contact_and_contact_array() -> None:
             ContactMessage(displayName="Carol", vcard="VC"),
         ],
     )
-    msg = gw.map_message(message_event(Message(contactsArrayMessage=many)))
+    msg = map_message(message_event(Message(contactsArrayMessage=many)))
     assert msg.kind == base.MessageKind.CONTACT
     assert msg.text == "Bob\nVB\n\nCarol\nVC"
 
 
 def test_unmodelled_content_is_other_but_protocol_parts_are_dropped() -> None:
     poll = Message(pollCreationMessage=PollCreationMessage(name="Lunch?"))
-    assert gw.map_message(message_event(poll)).kind == base.MessageKind.OTHER
-    assert gw.map_message(message_event(poll)).text == "Lunch?"
+    assert map_message(message_event(poll)).kind == base.MessageKind.OTHER
+    assert map_message(message_event(poll)).text == "Lunch?"
     invite = Message(groupInviteMessage=GroupInviteMessage(groupName="Team", caption="join us"))
-    msg = gw.map_message(message_event(invite))
+    msg = map_message(message_event(invite))
     assert (msg.kind, msg.text) == (base.MessageKind.OTHER, "join us")
 
     reaction = Message(reactionMessage=ReactionMessage(text="👍"))
     revoke = Message(protocolMessage=ProtocolMessage(type=ProtocolMessage.REVOKE))
     skdm_only = Message(senderKeyDistributionMessage=SenderKeyDistributionMessage(groupID="g"))
     for silent in (reaction, revoke, skdm_only, Message()):
-        assert gw.map_message(message_event(silent)) is None
+        assert map_message(message_event(silent)) is None
     # A real message that happens to carry a sender key is still a message.
     both = Message(
         conversation="hi all",
         senderKeyDistributionMessage=SenderKeyDistributionMessage(groupID="g"),
     )
-    assert gw.map_message(message_event(both)).text == "hi all"
+    assert map_message(message_event(both)).text == "hi all"
 
 
 # --- map_message: addressing and time -------------------------------------------------
@@ -402,7 +412,7 @@ def test_lid_sender_with_phone_alt() -> None:
         sender=jid("190000000000001", "lid", device=5),
         sender_alt=jid(PHONE, device=5),
     )
-    msg = gw.map_message(ev)
+    msg = map_message(ev)
     assert msg.chat == "190000000000001@lid"
     assert msg.sender == "190000000000001@lid"
     assert msg.sender_alt == f"{PHONE}@s.whatsapp.net"
@@ -418,7 +428,7 @@ def test_group_message_sender_is_the_participant() -> None:
         sender_alt=jid("5511977776666"),
         is_group=True,
     )
-    msg = gw.map_message(ev)
+    msg = map_message(ev)
     assert msg.is_group is True
     assert msg.chat == "120363025246125486@g.us"
     assert msg.sender == "190000000000002@lid"
@@ -435,7 +445,7 @@ def test_from_me_message_sent_from_the_phone() -> None:
         from_me=True,
         push_name="",
     )
-    msg = gw.map_message(ev)
+    msg = map_message(ev)
     assert msg.from_me is True
     assert msg.sender == "5511900000000@s.whatsapp.net"
     assert msg.chat == "190000000000003@lid"
@@ -444,13 +454,13 @@ def test_from_me_message_sent_from_the_phone() -> None:
 
 @pytest.mark.parametrize("timestamp", [TS_MS, TS_S], ids=["milliseconds", "seconds"])
 def test_timestamp_in_seconds_or_milliseconds(timestamp: int) -> None:
-    msg = gw.map_message(message_event(Message(conversation="x"), timestamp=timestamp))
+    msg = map_message(message_event(Message(conversation="x"), timestamp=timestamp))
     assert msg.timestamp == WHEN
     assert msg.timestamp.tzinfo is not None
 
 
 def test_timestamp_keeps_milliseconds() -> None:
-    assert gw.to_datetime(TS_MS + 250) == WHEN + timedelta(milliseconds=250)
+    assert to_datetime(TS_MS + 250) == WHEN + timedelta(milliseconds=250)
 
 
 # --- receipts ----------------------------------------------------------------------
@@ -465,7 +475,7 @@ def test_timestamp_keeps_milliseconds() -> None:
     ],
 )
 def test_receipts(kind: int, status: str) -> None:
-    receipt = gw.map_receipt(receipt_event(kind, ("3EB0A", "3EB0B")))
+    receipt = map_receipt(receipt_event(kind, ("3EB0A", "3EB0B")))
     assert receipt == base.Receipt(
         chat=f"{PHONE}@s.whatsapp.net",
         sender=f"{PHONE}@s.whatsapp.net",
@@ -485,11 +495,11 @@ def test_receipts(kind: int, status: str) -> None:
     ],
 )
 def test_other_receipts_are_ignored(kind: int) -> None:
-    assert gw.map_receipt(receipt_event(kind)) is None
+    assert map_receipt(receipt_event(kind)) is None
 
 
 def test_receipt_without_ids_is_ignored() -> None:
-    assert gw.map_receipt(receipt_event(ReceiptEv.ReceiptType.READ, ())) is None
+    assert map_receipt(receipt_event(ReceiptEv.ReceiptType.READ, ())) is None
 
 
 # --- history sync --------------------------------------------------------------------
@@ -540,7 +550,7 @@ def test_history_sync_maps_recent_messages_only() -> None:
         ],
     )
     ev = HistorySyncEv.FromString(HistorySyncEv(Data=data).SerializeToString())
-    batch = gw.map_history(ev, history_days=7, own_jid="5511900000000@s.whatsapp.net", now=now)
+    batch = map_history(ev, history_days=7, own_jid="5511900000000@s.whatsapp.net", now=now)
     by_id = {m.message_id: m for m in batch.messages}
     assert set(by_id) == {"H1", "H2", "HM", "G1"}
     assert [m.message_id for m in batch.messages][-1] == "H2"  # oldest first
@@ -557,46 +567,44 @@ def test_history_sync_maps_recent_messages_only() -> None:
     assert g1.is_group and g1.sender == "5511977776666@s.whatsapp.net"
     assert g1.kind == base.MessageKind.IMAGE and g1.media_ref is not None
 
-    assert gw.map_history(ev, history_days=0, now=now) is None
-    assert gw.map_history(ev, history_days=7, now=now + timedelta(days=100)) is None
+    assert map_history(ev, history_days=0, now=now) is None
+    assert map_history(ev, history_days=7, now=now + timedelta(days=100)) is None
 
 
 # --- helpers ----------------------------------------------------------------------------
 
 
 def test_parse_jid() -> None:
-    device = gw.parse_jid("5511999990000:12@s.whatsapp.net", keep_device=True)
+    device = parse_jid("5511999990000:12@s.whatsapp.net", keep_device=True)
     assert (device.User, device.Device, device.Server) == ("5511999990000", 12, "s.whatsapp.net")
-    assert gw.parse_jid("5511999990000:12@s.whatsapp.net").Device == 0
-    assert gw.parse_jid("+5511999990000").Server == "s.whatsapp.net"
-    assert gw.parse_jid("120363025246125486@g.us").Server == "g.us"
+    assert parse_jid("5511999990000:12@s.whatsapp.net").Device == 0
+    assert parse_jid("+5511999990000").Server == "s.whatsapp.net"
+    assert parse_jid("120363025246125486@g.us").Server == "g.us"
     for bad in ("", "55:x@s.whatsapp.net", "5511@"):
         with pytest.raises(ValueError):
-            gw.parse_jid(bad)
+            parse_jid(bad)
 
 
 def test_device_in_sqlite_store(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
-    assert gw.device_in_store(str(path), "1:2@s.whatsapp.net") is False
+    assert device_in_store(str(path), "1:2@s.whatsapp.net") is False
     assert not path.exists()  # the check never creates a store
     sqlite3.connect(path).close()
-    assert gw.device_in_store(str(path), "1:2@s.whatsapp.net") is False  # no table yet
+    assert device_in_store(str(path), "1:2@s.whatsapp.net") is False  # no table yet
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE whatsmeow_device (jid TEXT PRIMARY KEY)")
         conn.execute("INSERT INTO whatsmeow_device VALUES ('1:2@s.whatsapp.net')")
     conn.close()
-    assert gw.device_in_store(str(path), "1:2@s.whatsapp.net") is True
-    assert gw.device_in_store(str(path), "1:3@s.whatsapp.net") is False
+    assert device_in_store(str(path), "1:2@s.whatsapp.net") is True
+    assert device_in_store(str(path), "1:3@s.whatsapp.net") is False
 
 
 def test_pg_conninfo_turns_lib_pq_settings_into_options() -> None:
     dsn = "postgres://wa:pw@db:5432/vbcrm?sslmode=disable&search_path=wa_12"
-    assert gw.pg_conninfo(dsn) == (
+    assert pg_conninfo(dsn) == (
         "postgres://wa:pw@db:5432/vbcrm?sslmode=disable&options=-c+search_path%3Dwa_12"
     )
-    assert gw.pg_conninfo("postgresql://h/db?sslmode=require") == (
-        "postgresql://h/db?sslmode=require"
-    )
+    assert pg_conninfo("postgresql://h/db?sslmode=require") == "postgresql://h/db?sslmode=require"
 
 
 @pytest.mark.parametrize(
@@ -614,11 +622,11 @@ def test_pg_conninfo_turns_lib_pq_settings_into_options() -> None:
     ],
 )
 def test_error_classification(text: str, transient: bool) -> None:
-    assert gw.is_transient(text) is transient
+    assert is_transient(text) is transient
 
 
 def test_rwlock_writer_excludes_readers_and_is_not_starved() -> None:
-    lock = gw.RWLock()
+    lock = RWLock()
     assert lock.acquire_read(timeout=0)
     assert lock.acquire_read(timeout=0)  # readers share
     assert not lock.acquire_write(timeout=0.05)  # readers hold it
@@ -661,7 +669,7 @@ def call_string(fn: Callable[..., None], text: str) -> None:
 def wired(tmp_path: Path):
     """A session with its dispatcher and a client wired to it, never connected."""
     recorder = Recorder()
-    session = gw.NeonizeSession(config(tmp_path), recorder)
+    session = NeonizeSession(config(tmp_path), recorder)
     session._start_dispatcher()
     client = session._build_client(None)
     yield session, client, recorder
@@ -688,7 +696,7 @@ def test_go_callback_delivers_a_mapped_message_on_the_dispatcher(wired) -> None:
 
 def test_slow_emit_does_not_stall_go(tmp_path: Path) -> None:
     recorder = Recorder(delay=0.2)
-    session = gw.NeonizeSession(config(tmp_path), recorder)
+    session = NeonizeSession(config(tmp_path), recorder)
     session._start_dispatcher()
     client = session._build_client(None)
     started = time.monotonic()
@@ -769,7 +777,7 @@ def assert_transient(fn: Callable[[], object]) -> None:
 def test_commands_when_not_connected_raise_transient_errors(tmp_path: Path) -> None:
     media = tmp_path / "a.jpg"
     media.write_bytes(b"\xff\xd8")
-    session = gw.NeonizeSession(config(tmp_path), Recorder())
+    session = NeonizeSession(config(tmp_path), Recorder())
     assert session.is_connected() is False
     assert_transient(lambda: session.send_text(base.SendText(to=PHONE, text="x", message_id="1")))
     assert_transient(
@@ -844,7 +852,7 @@ class FakeClient:
 @pytest.fixture
 def live(tmp_path: Path):
     recorder = Recorder()
-    session = gw.NeonizeSession(config(tmp_path), recorder)
+    session = NeonizeSession(config(tmp_path), recorder)
     session._start_dispatcher()
     fake = FakeClient()
     session._client = fake  # type: ignore[assignment]
@@ -884,7 +892,7 @@ def test_send_text_quoting_a_message(live) -> None:
     assert part.contextInfo.participant == f"{PHONE}@s.whatsapp.net"
     assert part.contextInfo.quotedMessage.conversation == "can you deliver?"
     # and it reads back as a reply to that message
-    assert gw.map_content(message).quoted_id == "3EB0THEIRS"
+    assert map_content(message).quoted_id == "3EB0THEIRS"
 
 
 def test_send_media_passes_bytes_never_a_path(live, tmp_path: Path) -> None:
@@ -1019,11 +1027,11 @@ def test_stop_honours_its_timeout_when_go_is_slow_to_stop(live) -> None:
         assert time.monotonic() - started < 1.5
         assert recorder.events[-1] == base.StateChanged(base.ConnState.STOPPED)
         # Go is still inside Stop: the exclusive lock stays taken until it returns.
-        assert not gw.FFI_LOCK.acquire_read(timeout=0)
+        assert not FFI_LOCK.acquire_read(timeout=0)
     finally:
         fake.stop_gate.set()
-    assert gw.FFI_LOCK.acquire_read(timeout=2)
-    gw.FFI_LOCK.release_read()
+    assert FFI_LOCK.acquire_read(timeout=2)
+    FFI_LOCK.release_read()
 
 
 # --- offline, with the real Go core ---------------------------------------------------
@@ -1032,7 +1040,7 @@ def test_stop_honours_its_timeout_when_go_is_slow_to_stop(live) -> None:
 def test_connect_retries_with_growing_backoff_and_stops_fast(tmp_path: Path) -> None:
     recorder = Recorder()
     cfg = config(tmp_path, retry_initial="0.2")
-    session = gw.NeonizeSession(cfg, recorder)
+    session = NeonizeSession(cfg, recorder)
     session.start()
     try:
         found = recorder.wait_for(is_state(base.ConnState.DISCONNECTED), count=3, timeout=10)
@@ -1061,7 +1069,7 @@ def test_connect_retries_with_growing_backoff_and_stops_fast(tmp_path: Path) -> 
 
 def test_stop_interrupts_a_long_backoff(tmp_path: Path) -> None:
     recorder = Recorder()
-    session = gw.NeonizeSession(config(tmp_path, retry_initial="60"), recorder)
+    session = NeonizeSession(config(tmp_path, retry_initial="60"), recorder)
     session.start()
     recorder.wait_for(is_state(base.ConnState.DISCONNECTED), timeout=10)
     started = time.monotonic()
