@@ -4,7 +4,7 @@ A gateway runs inside a child process, one per linked number (see
 ``whatsapp.gateway.process``). The child hosts one :class:`Session`; the
 session reports what happens on WhatsApp through ``emit(event)`` and the
 parent sends it commands. Everything here is plain, picklable data so it can
-cross the pipe: no neonize type ever leaves ``whatsapp/gateway/neonize.py``.
+cross the pipe: no neonize type ever leaves the ``whatsapp/gateway/neonize/`` package.
 """
 
 from __future__ import annotations
