@@ -15,6 +15,7 @@ import logging
 from django.conf import settings
 
 from whatsapp.config import store_for
+from whatsapp.gateway.neonize.store import StoreUnavailable, device_in_store
 from whatsapp.models import WhatsAppSession
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,6 @@ def _names(sessions: list[WhatsAppSession]) -> str:
 
 
 def _keys_missing(sessions: list[WhatsAppSession]) -> list[WhatsAppSession]:
-    # Imported here: only the neonize gateway keeps keys in a store to look into.
-    from whatsapp.gateway.neonize import StoreUnavailable, device_in_store
-
     missing = []
     for session in sessions:
         try:

@@ -3,7 +3,10 @@ numbers nobody is linking run no client."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -143,3 +146,19 @@ def test_a_linked_number_runs_whatever_the_link_window(alice, settings, store_di
     settings.WHATSAPP_LINK_WINDOW_SECONDS = 0
     session = _linked(alice, "Vendas", gateway="simulator")
     assert _claimable() == {session.pk}
+
+
+def test_the_check_never_loads_neonize_into_the_parent_process():
+    """neonize's Go core must only ever be loaded in a spawned child (docs/NEONIZE.md)."""
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'vbcrm.settings'\n"
+        "import django; django.setup()\n"
+        "import whatsapp.preflight, whatsapp.worker, vbcrm.asgi\n"
+        "print('neonize' in sys.modules)\n"
+    )
+    env = {**os.environ, "DATABASE_URL": "sqlite:///:memory:"}
+    env.pop("REDIS_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "False", out.stderr

@@ -13,12 +13,28 @@ Layout, one module per reason to change:
 * ``mapping``: pure functions (``map_message``, ``map_receipt``,
   ``map_history``) that turn neonize protobuf events into the plain dataclasses
   of :mod:`whatsapp.gateway.base`;
-* ``store``: whether whatsmeow's device store holds a device, read with plain SQL;
+* ``store``: whether whatsmeow's device store holds a device, read with plain SQL (it
+  imports no neonize: the worker's start-up check reads it in the parent process);
 * ``ffi``: the process-wide reader/writer lock around every FFI call, and how
   neonize errors are classified as transient or permanent;
 * ``session``: :class:`NeonizeSession`, the :class:`base.Session` the child hosts.
 """
 
-from whatsapp.gateway.neonize.session import NeonizeSession
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from whatsapp.gateway.neonize.session import NeonizeSession
 
 __all__ = ["NeonizeSession"]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use, so the worker's start-up check can read ``store`` (plain SQL)
+    # without loading the library into a process that may fork.
+    if name == "NeonizeSession":
+        from whatsapp.gateway.neonize.session import NeonizeSession
+
+        return NeonizeSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
