@@ -104,17 +104,11 @@ def _json_error(exc_or_message: ValidationError | str, status: int = 400) -> Jso
     return JsonResponse({"error": {"code": code, "message": text}}, status=status)
 
 
-# The composer has always answered these two refusals with the code ``invalid``.
-_SEND_CODES = {"rate_limited": "invalid", "not_found": "invalid"}
-
-
 def _send_error(exc: ValidationError) -> JsonResponse:
     """A refused reply as the composer reads it: 429 with Retry-After past the send rate."""
     code, text = first_error(exc)
     status = 429 if code == "rate_limited" else 400
-    response = JsonResponse(
-        {"error": {"code": _SEND_CODES.get(code, code), "message": text}}, status=status
-    )
+    response = JsonResponse({"error": {"code": code, "message": text}}, status=status)
     if code == "rate_limited":
         response["Retry-After"] = str(exc.params["retry_after"])
     return response

@@ -254,7 +254,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def _on_send_message(self, frame: dict[str, Any]) -> dict[str, Any]:
         with translation.override(self.language):
             conversation_id = _positive_int(frame, "conversation_id")
-            text = _string(frame, "text", max_length=services.MAX_TEXT_LENGTH)
+            # Only bounded by the frame: the send service checks the length, and answers
+            # ``too_long`` as it does to the page and the API.
+            text = _string(frame, "text", max_length=MAX_FRAME_CHARS)
             client_key = _string(frame, "client_key", max_length=64)
             reply_to_id = _positive_int(frame, "reply_to_id", required=False)
         message_id = await _send_message(

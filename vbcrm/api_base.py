@@ -24,6 +24,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from vbcrm.errors import error_items, unstorable
 from vbcrm.selectors import token_find_active
@@ -88,7 +89,8 @@ def _storable(value: str) -> str:
     # (400 naming the field) rather than fail inside the database (500).
     reason = unstorable(value)
     if reason is not None:
-        raise ValueError(reason)
+        # The code the page and the socket answer for the same text.
+        raise PydanticCustomError("invalid", reason)
     return value
 
 

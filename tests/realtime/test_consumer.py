@@ -314,7 +314,7 @@ async def test_send_message_answers_validation_errors(conversation, alice):
     await a.send_json_to(
         {"type": "send_message", "conversation_id": conversation.pk, "text": "x" * 5000}
     )
-    assert (await frame_of(a, "error"))["code"] == "invalid"
+    assert (await frame_of(a, "error"))["code"] == "too_long"
     await a.disconnect()
 
 
