@@ -137,6 +137,9 @@ class NumberRunner:
         self.qr_seen = False
         self._stopping = asyncio.Event()
         self._restart = asyncio.Event()
+        # Set with _restart when someone asked to link again: a fresh try, not a failure.
+        self._relink = False
+        self._link_request = row.link_requested_at
         self._flush_requested = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
@@ -191,6 +194,7 @@ class NumberRunner:
             self.state = base.ConnState.STARTING
             self.qr_seen = False
             self.last_alive = time.monotonic()
+            self._link_request = self.row.link_requested_at
             child = GatewayChild(
                 self._config(), self.session_path, self._on_event, self._on_messages
             )
@@ -211,6 +215,13 @@ class NumberRunner:
                 await child.stop()
                 self.child = None
                 return
+            if self._relink:
+                self._relink = False
+                logger.info("linking again at once session=%s", self.session_id)
+                await child.stop(timeout=5)
+                self.child = None
+                backoff = 1.0
+                continue
             if self._restart.is_set():
                 logger.warning("restarting silent client session=%s", self.session_id)
                 await child.stop(timeout=5)
@@ -411,12 +422,28 @@ class NumberRunner:
             await self._logout()
             return
         linking = self.state in (base.ConnState.WAITING_QR, base.ConnState.PAIRING)
+        if self._link_again(row, linking):
+            return
         if row.pair_phone and not row.pair_code and self.qr_seen and linking and self.child:
             await self._request_pair_code(row.pair_phone)
         if not self.connected or self.child is None:
             return
         await self._send_outbox()
         await self._send_receipts()
+
+    def _link_again(self, row: WhatsAppSession, linking: bool) -> bool:
+        """Someone pressed Link (or Retry) again while the client, unlinked, could not reach
+        WhatsApp: start a fresh client now rather than at the end of its connect back-off."""
+        asked_again = row.link_requested_at is not None and row.link_requested_at != (
+            self._link_request
+        )
+        showing_codes = linking or self.qr_seen
+        if not asked_again or row.jid or showing_codes or self.connected or self.child is None:
+            return False
+        self._link_request = row.link_requested_at
+        self._relink = True
+        self._restart.set()
+        return True
 
     async def _logout(self) -> None:
         try:

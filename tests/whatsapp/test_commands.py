@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 
@@ -61,6 +62,20 @@ def test_connect_shows_the_qr_and_waits_until_linked(sim_settings, simulator, al
     assert session.owner == alice and session.phone_number == "5511900000001"
     # it ran the number itself, and let it go when done
     assert session.lease_holder == ""
+
+
+@pytest.mark.timeout(60)
+def test_connect_says_why_each_try_to_reach_whatsapp_failed(sim_settings, alice):
+    with socket.socket() as s:  # a port nobody listens on: WhatsApp is unreachable
+        s.bind(("127.0.0.1", 0))
+        sim_settings.WHATSAPP_SIMULATOR_URL = f"http://127.0.0.1:{s.getsockname()[1]}"
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="Not linked after 4 seconds"):
+        call_command("whatsapp_connect", "Vendas", owner="alice", timeout=4, stdout=out, stderr=err)
+    failures = [line for line in err.getvalue().splitlines() if "Could not reach" in line]
+    assert failures, err.getvalue()
+    assert all(line.endswith("Retrying...") and "127.0.0.1" in line for line in failures)
+    assert "█" not in out.getvalue()  # no QR code without WhatsApp
 
 
 @pytest.mark.timeout(90)

@@ -159,3 +159,27 @@ async def test_state_events_update_the_number(runner):
     status = await sync_to_async(lambda: WhatsAppSession.objects.get(pk=runner.session_id).status)()
     assert status == WhatsAppSession.Status.LOGGED_OUT
     assert runner.dropped == [runner.session_id]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_link_pressed_again_while_whatsapp_is_unreachable_starts_a_fresh_client(runner):
+    await runner.handle(
+        base.StateChanged(state=base.ConnState.DISCONNECTED, detail="failed to dial: no such host")
+    )
+    await runner._flush()
+    assert not runner._restart.is_set()  # the client retries by itself, with its back-off
+
+    runner.row = await sync_to_async(services.session_request_link)(session=runner.row)
+    await runner._flush()
+    assert runner._restart.is_set() and runner._relink  # at once, as a fresh try
+    runner._restart.clear()
+    await runner._flush()
+    assert not runner._restart.is_set()  # once per request
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_link_pressed_again_while_a_qr_code_shows_keeps_the_client(runner):
+    await runner.handle(base.QRCode(code="2@abc"))
+    runner.row = await sync_to_async(services.session_request_link)(session=runner.row)
+    await runner._flush()
+    assert not runner._restart.is_set()

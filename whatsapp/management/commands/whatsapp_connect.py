@@ -82,7 +82,7 @@ class Command(BaseCommand):
 
     async def _follow(self, session_id: int, timeout: int) -> str:
         deadline = time.monotonic() + timeout
-        shown_qr = shown_code = ""
+        shown_qr = shown_code = shown_failure = ""
         tty = sys.stdout.isatty()
         while time.monotonic() < deadline:
             row = await _load(session_id)
@@ -92,6 +92,12 @@ class Command(BaseCommand):
                 raise CommandError(row.status_detail or "The number was logged out.")
             if row.status == Status.DISCONNECTED and not row.jid and row.status_detail:
                 raise CommandError(f"Not linked: {row.status_detail}")
+            failure = _attempt_failed(row)
+            if failure and failure != shown_failure:
+                # Each failed try to reach WhatsApp, with its reason (offline, blocked, DNS):
+                # the client tries again by itself, with a growing pause.
+                self.stderr.write(f"Could not reach WhatsApp's servers: {failure}. Retrying...")
+            shown_failure = failure
             if row.pair_code and row.pair_code != shown_code:
                 shown_code = row.pair_code
                 self.stdout.write(
@@ -109,6 +115,14 @@ class Command(BaseCommand):
                 )
             await asyncio.sleep(0.3)
         raise CommandError(f"Not linked after {timeout} seconds. Run the command again.")
+
+
+def _attempt_failed(row: WhatsAppSession) -> str:
+    """The reason the client's latest try to reach WhatsApp failed, while linking."""
+    waiting = row.status in (Status.NEW, Status.WAITING_QR, Status.PAIRING)
+    if waiting and not row.jid and not row.qr_code and not row.pair_code:
+        return row.status_detail
+    return ""
 
 
 @sync_to_async
