@@ -24,7 +24,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["created_at", "direction", "kind", "body", "status", "sent_by"]
+    fields = ("created_at", "direction", "kind", "body", "status", "sent_by")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -12,7 +12,7 @@ import binascii
 import json
 import logging
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import FileResponse, HttpRequest
@@ -47,11 +47,19 @@ ConversationId = Path(..., ge=1, le=MAX_ID, examples=[1])
 
 # The models' choices as inline enums: their TextChoices classes share names ("Status")
 # and OpenAPI components are keyed by name, so as classes they would overwrite each other.
-ConversationStatus = Literal[tuple(Conversation.Status.values)]  # type: ignore[valid-type]
-MessageDirection = Literal[tuple(Message.Direction.values)]  # type: ignore[valid-type]
-MessageKind = Literal[tuple(Message.Kind.values)]  # type: ignore[valid-type]
-MessageStatus = Literal[tuple(Message.Status.values)]  # type: ignore[valid-type]
-MediaStatus = Literal[tuple(Message.MediaStatus.values)]  # type: ignore[valid-type]
+# Built at run time, so the type checker sees them as the strings they hold.
+if TYPE_CHECKING:
+    ConversationStatus = str
+    MessageDirection = str
+    MessageKind = str
+    MessageStatus = str
+    MediaStatus = str
+else:
+    ConversationStatus = Literal[tuple(Conversation.Status.values)]
+    MessageDirection = Literal[tuple(Message.Direction.values)]
+    MessageKind = Literal[tuple(Message.Kind.values)]
+    MessageStatus = Literal[tuple(Message.Status.values)]
+    MediaStatus = Literal[tuple(Message.MediaStatus.values)]
 
 
 # --- Shapes ----------------------------------------------------------------------------
@@ -202,6 +210,7 @@ def _send_error(exc: ValidationError) -> ApiError | ValidationError:
     answer for any quote but a message of this conversation, the rest to the handlers."""
     code, message = first_error(exc)
     if code == "rate_limited":
+        assert exc.params is not None  # send_retry_after's refusal carries retry_after
         return ApiError(
             429, "rate_limited", message, headers={"Retry-After": str(exc.params["retry_after"])}
         )
@@ -212,10 +221,11 @@ def _send_error(exc: ValidationError) -> ApiError | ValidationError:
 
 def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
     """The reply from a JSON or a multipart body."""
-    if request.content_type == "multipart/form-data":
+    content_type = request.content_type or ""
+    if content_type == "multipart/form-data":
         data: Any = {k: v for k, v in request.POST.items() if v != "" or k == "text"}
         upload = request.FILES.get("file")
-    elif request.content_type in ("application/json", "") or request.content_type.endswith("+json"):
+    elif content_type in ("application/json", "") or content_type.endswith("+json"):
         upload = None
         try:
             data = json.loads(request.body or b"{}")

@@ -13,12 +13,12 @@ def media_response(message: Message, *, as_attachment: bool) -> FileResponse | N
     """The file of ``message`` (already access-checked), or None when it has none yet."""
     if not message.media or message.media_status != Message.MediaStatus.READY:
         return None
-    content_type = message.mime_type or mimetypes.guess_type(message.media.name)[0]
+    content_type = message.mime_type or mimetypes.guess_type(message.media.name or "")[0]
     response = FileResponse(
         message.media.open("rb"),
         content_type=content_type or "application/octet-stream",
         as_attachment=as_attachment,
-        filename=message.file_name or None,
+        filename=message.file_name,  # "": Django names it after the stored file
     )
     # Files come from strangers: never let a browser sniff them into HTML or run them.
     response["X-Content-Type-Options"] = "nosniff"

@@ -271,7 +271,7 @@ FILE_KINDS = frozenset(
 )
 
 # The icon a list preview starts with, per kind of message.
-PREVIEW_ICONS = {
+PREVIEW_ICONS: dict[str, str] = {
     Message.Kind.IMAGE: "📷",
     Message.Kind.VIDEO: "🎥",
     Message.Kind.AUDIO: "🎵",

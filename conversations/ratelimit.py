@@ -7,13 +7,14 @@ import math
 import time
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+
+from vbcrm.types import User
 
 logger = logging.getLogger(__name__)
 
 
-def send_retry_after(user: AbstractBaseUser) -> int:
+def send_retry_after(user: User) -> int:
     """Count one send for ``user``: 0 when allowed, else the seconds until the next window.
 
     At most VBCRM_SEND_RATE_PER_MINUTE per clock minute, in a fixed window in the

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from conversations.models import Contact, Conversation, Message, QuickReply
+from vbcrm.types import AnyUser, User
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import visible_session_ids
-
-AnyUser = AbstractBaseUser | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
 
 def conversation_list(
     *,
-    user: AnyUser,
+    user: User,
     filters: ConversationFilters | None = None,
     before: tuple | None = None,
     limit: int = 50,

@@ -19,7 +19,6 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import (
     FileResponse,
     Http404,
-    HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     JsonResponse,
@@ -39,6 +38,7 @@ from conversations.models import Conversation, Message, QuickReply
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
 from vbcrm.errors import first_error
+from vbcrm.types import AuthedRequest
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_list, session_member_get, session_members
 
@@ -63,7 +63,7 @@ def _int(value: str | None) -> int | None:
     return number if number > 0 else None
 
 
-def _filters(request: HttpRequest) -> ConversationFilters:
+def _filters(request: AuthedRequest) -> ConversationFilters:
     scope = request.GET.get("scope", "all")
     status = request.GET.get("status", "")
     return ConversationFilters(
@@ -74,13 +74,13 @@ def _filters(request: HttpRequest) -> ConversationFilters:
     )
 
 
-def _list_cursor(request: HttpRequest) -> tuple | None:
+def _list_cursor(request: AuthedRequest) -> tuple | None:
     when = parse_datetime(request.GET.get("before_at", "") or "")
     pk = _int(request.GET.get("before_id"))
     return (when, pk) if when and pk else None
 
 
-def _conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversation:
+def _conversation_or_404(request: AuthedRequest, conversation_id: int) -> Conversation:
     try:
         return selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     except Conversation.DoesNotExist:
@@ -110,6 +110,7 @@ def _send_error(exc: ValidationError) -> JsonResponse:
     status = 429 if code == "rate_limited" else 400
     response = JsonResponse({"error": {"code": code, "message": text}}, status=status)
     if code == "rate_limited":
+        assert exc.params is not None  # send_retry_after's refusal carries retry_after
         response["Retry-After"] = str(exc.params["retry_after"])
     return response
 
@@ -118,7 +119,7 @@ def _send_error(exc: ValidationError) -> JsonResponse:
 
 
 def _list_context(
-    request: HttpRequest, sessions: list[WhatsAppSession] | None = None
+    request: AuthedRequest, sessions: list[WhatsAppSession] | None = None
 ) -> dict[str, Any]:
     filters = _filters(request)
     rows = selectors.conversation_list(
@@ -136,7 +137,7 @@ def _list_context(
     }
 
 
-def _thread_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[str, Any]:
     page = selectors.message_list(conversation=conversation, limit=THREAD_PAGE + 1)
     return {
         "conversation": conversation,
@@ -151,7 +152,7 @@ def _thread_context(request: HttpRequest, conversation: Conversation) -> dict[st
     }
 
 
-def _inbox_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> HttpResponse:
     # The numbers filter shows each number's name and status, never its owner; the
     # list's rows take their number from here too.
     sessions = list(session_list(user=request.user).select_related(None).order_by("name"))
@@ -168,20 +169,20 @@ def _inbox_page(request: HttpRequest, conversation: Conversation | None) -> Http
     return response
 
 
-def _list_response(request: HttpRequest) -> HttpResponse:
+def _list_response(request: AuthedRequest) -> HttpResponse:
     response = render(request, "conversations/_conversation_list.html", _list_context(request))
     patch_vary_headers(response, ["HX-Request"])
     return response
 
 
-def _wants_list(request: HttpRequest) -> bool:
+def _wants_list(request: AuthedRequest) -> bool:
     """The filters form asks the current page (``/`` or a conversation's) for the list."""
     return bool(request.htmx) and request.htmx.target == "conversation-list"
 
 
 @login_required
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: AuthedRequest) -> HttpResponse:
     if _wants_list(request):
         return _list_response(request)
     return _inbox_page(request, None)
@@ -189,7 +190,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_detail(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """The inbox with one conversation open; to htmx, just the thread and contact panel."""
     conversation = _conversation_or_404(request, conversation_id)
     if _wants_list(request):
@@ -205,19 +206,19 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 @require_GET
-def conversation_rows(request: HttpRequest) -> HttpResponse:
+def conversation_rows(request: AuthedRequest) -> HttpResponse:
     """The next page of the conversation list (cursor: the last row's time and id)."""
     return render(request, "conversations/_conversation_rows.html", _list_context(request))
 
 
 @login_required
 @require_GET
-def thread_header(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def thread_header(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
     return _header_response(request, conversation)
 
 
-def _header_response(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+def _header_response(request: AuthedRequest, conversation: Conversation) -> HttpResponse:
     return render(
         request,
         "conversations/_thread_header.html",
@@ -227,7 +228,7 @@ def _header_response(request: HttpRequest, conversation: Conversation) -> HttpRe
 
 @login_required
 @require_GET
-def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def older_messages(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """A page of messages before ``?before=<id>`` (scrolling up the thread)."""
     conversation = _conversation_or_404(request, conversation_id)
     before = _int(request.GET.get("before"))
@@ -252,7 +253,7 @@ def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
+def send_message(request: AuthedRequest, conversation_id: int) -> JsonResponse:
     """The composer: text and/or one file. Answers the new (pending) message's fragment so
     the page shows it at once; the same message then arrives over the socket, by id."""
     conversation = _conversation_or_404(request, conversation_id)
@@ -278,20 +279,20 @@ def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
 
 @login_required
 @require_POST
-def mark_read(request: HttpRequest, conversation_id: int) -> JsonResponse:
+def mark_read(request: AuthedRequest, conversation_id: int) -> JsonResponse:
     conversation = _conversation_or_404(request, conversation_id)
     count = services.conversation_mark_read(conversation=conversation, user=request.user)
     return JsonResponse({"count": count})
 
 
-def _after_action(request: HttpRequest, conversation: Conversation, message: str) -> HttpResponse:
+def _after_action(request: AuthedRequest, conversation: Conversation, message: str) -> HttpResponse:
     if request.htmx:
         return _toast(_header_response(request, conversation), message)
     messages.success(request, message)
     return redirect("conversations:detail", conversation.pk)
 
 
-def _action_failed(request: HttpRequest, conversation: Conversation, text: str) -> HttpResponse:
+def _action_failed(request: AuthedRequest, conversation: Conversation, text: str) -> HttpResponse:
     if request.htmx:
         return _htmx_error(text)
     messages.error(request, text)
@@ -300,7 +301,7 @@ def _action_failed(request: HttpRequest, conversation: Conversation, text: str) 
 
 @login_required
 @require_POST
-def assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def assign(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """``assignee``: ``me``, a member's id (assign or transfer), or empty to unassign."""
     conversation = _conversation_or_404(request, conversation_id)
     wanted = request.POST.get("assignee", "")
@@ -336,7 +337,7 @@ def assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def set_status(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def set_status(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
     status = request.POST.get("status", "")
     try:
@@ -347,13 +348,13 @@ def set_status(request: HttpRequest, conversation_id: int) -> HttpResponse:
         Conversation.Status.OPEN: _("The conversation is open again."),
         Conversation.Status.PENDING: _("The conversation is marked pending."),
         Conversation.Status.CLOSED: _("The conversation is closed."),
-    }[status]
+    }[Conversation.Status(status)]
     return _after_action(request, conversation, done)
 
 
 @login_required
 @require_POST
-def contact_edit(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def contact_edit(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """The contact panel's form: the name we keep for the contact and the team's notes."""
     conversation = _conversation_or_404(request, conversation_id)
     services.contact_update(
@@ -373,7 +374,7 @@ def contact_edit(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def retry(request: HttpRequest, message_id: int) -> HttpResponse:
+def retry(request: AuthedRequest, message_id: int) -> HttpResponse:
     """Put a failed reply back in the outbox; answers its fragment (now pending)."""
     try:
         message = selectors.message_get(user=request.user, message_id=message_id)
@@ -392,7 +393,7 @@ def retry(request: HttpRequest, message_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def sync(request: HttpRequest) -> JsonResponse:
+def sync(request: AuthedRequest) -> JsonResponse:
     """What a page that lost its socket missed: conversations changed since ``since``,
     and, for its open conversation, messages after ``after_id`` and changed ones."""
     since = parse_datetime(request.GET.get("since", "") or "")
@@ -451,7 +452,7 @@ def sync(request: HttpRequest) -> JsonResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def quick_replies(request: HttpRequest) -> HttpResponse:
+def quick_replies(request: AuthedRequest) -> HttpResponse:
     """The user's canned answers: list, add (POST) and, from each row, edit or delete."""
     form_errors: dict[str, str] = {}
     values = {"shortcut": "", "text": ""}
@@ -476,7 +477,7 @@ def quick_replies(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _quick_reply_or_404(request: HttpRequest, quick_reply_id: int) -> QuickReply:
+def _quick_reply_or_404(request: AuthedRequest, quick_reply_id: int) -> QuickReply:
     try:
         return selectors.quick_reply_get(user=request.user, quick_reply_id=quick_reply_id)
     except QuickReply.DoesNotExist:
@@ -485,7 +486,7 @@ def _quick_reply_or_404(request: HttpRequest, quick_reply_id: int) -> QuickReply
 
 @login_required
 @require_POST
-def quick_reply_edit(request: HttpRequest, quick_reply_id: int) -> HttpResponse:
+def quick_reply_edit(request: AuthedRequest, quick_reply_id: int) -> HttpResponse:
     reply = _quick_reply_or_404(request, quick_reply_id)
     try:
         services.quick_reply_update(
@@ -502,7 +503,7 @@ def quick_reply_edit(request: HttpRequest, quick_reply_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def quick_reply_delete(request: HttpRequest, quick_reply_id: int) -> HttpResponse:
+def quick_reply_delete(request: AuthedRequest, quick_reply_id: int) -> HttpResponse:
     reply = _quick_reply_or_404(request, quick_reply_id)
     services.quick_reply_delete(quick_reply=reply)
     messages.success(request, _("Quick reply /%(s)s deleted.") % {"s": reply.shortcut})
@@ -514,7 +515,7 @@ def quick_reply_delete(request: HttpRequest, quick_reply_id: int) -> HttpRespons
 
 @login_required
 @require_GET
-def media(request: HttpRequest, message_id: int) -> FileResponse:
+def media(request: AuthedRequest, message_id: int) -> FileResponse:
     """A message's file, only for users who may see its conversation."""
     try:
         message = selectors.message_get(user=request.user, message_id=message_id)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, cast, overload
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -39,6 +40,7 @@ from realtime import hub
 from realtime.fragments import OWNER_FRAMES, languages
 from realtime.layer import conversation_group, session_group, user_group
 from vbcrm.errors import first_error
+from vbcrm.types import User
 from whatsapp.selectors import session_list
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,12 @@ class FrameError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@overload
+def _positive_int(frame: dict[str, Any], key: str, *, required: Literal[True] = True) -> int: ...
+@overload
+def _positive_int(frame: dict[str, Any], key: str, *, required: bool) -> int | None: ...
 
 
 def _positive_int(frame: dict[str, Any], key: str, *, required: bool = True) -> int | None:
@@ -82,12 +90,12 @@ def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
 
 
 @database_sync_to_async
-def _visible_session_ids(user) -> set[int]:
+def _visible_session_ids(user: User) -> set[int]:
     return set(session_list(user=user).values_list("pk", flat=True))
 
 
 @database_sync_to_async
-def _conversation_session(user, conversation_id: int) -> int | None:
+def _conversation_session(user: User, conversation_id: int) -> int | None:
     """The conversation's number if ``user`` may see it; None otherwise."""
     try:
         return selectors.conversation_access(user=user, conversation_id=conversation_id).session_id
@@ -97,7 +105,12 @@ def _conversation_session(user, conversation_id: int) -> int | None:
 
 @database_sync_to_async
 def _send_message(
-    user, language: str, conversation_id: int, text: str, client_key: str, reply_to_id: int | None
+    user: User,
+    language: str,
+    conversation_id: int,
+    text: str,
+    client_key: str,
+    reply_to_id: int | None,
 ) -> int | None:
     with translation.override(language):
         try:
@@ -118,7 +131,7 @@ def _send_message(
 
 
 @database_sync_to_async
-def _mark_read(user, conversation_id: int) -> int | None:
+def _mark_read(user: User, conversation_id: int) -> int | None:
     try:
         conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
     except Conversation.DoesNotExist:
@@ -126,7 +139,7 @@ def _mark_read(user, conversation_id: int) -> int | None:
     return services.conversation_mark_read(conversation=conversation, user=user)
 
 
-def _language(scope: dict[str, Any]) -> str:
+def _language(scope: Mapping[str, Any]) -> str:
     """The page's language (``/ws/?lang=en``), so pushed fragments match the page."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     wanted = (query.get("lang") or [""])[0].lower()
@@ -138,6 +151,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
     # process and hands this one its groups' frames (forward, groups_refresh).
     channel_layer_alias = "socket-hub-only"
     groups_joined: set[str]
+    user: User
     # conversation id -> its number, for the threads this socket has open
     conversations: dict[int, int]
 
@@ -148,7 +162,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        self.user = user
+        # channels' AuthMiddleware put a lazy proxy of the signed-in account there.
+        self.user = cast(User, user)
         self.language = _language(self.scope)
         # Groups first, then accept: nothing committed after the page's sync is missed.
         await self._join(user_group(user.pk))

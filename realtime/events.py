@@ -21,7 +21,6 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import translation
 
 from conversations.models import Conversation, Message
@@ -38,6 +37,7 @@ from realtime.layer import (
 )
 from realtime.messages import GroupsRefresh, Push, WorkerWakeup
 from realtime.snapshots import Snapshot
+from vbcrm.types import User
 from whatsapp.models import WhatsAppSession
 from whatsapp.serializers import session_data
 
@@ -87,7 +87,7 @@ _SESSION_FIELDS = ("id", "name")
 _QUOTED_FIELDS = ("id", "kind", "body")
 
 
-def _user_rows(user: AbstractBaseUser | None) -> Snapshot | None:
+def _user_rows(user: User | None) -> Snapshot | None:
     return snapshots.dump(user, _USER_FIELDS) if user is not None else None
 
 
@@ -113,8 +113,9 @@ def _conversation_rows(
 def _message_rows(message: Message) -> dict[str, Any]:
     return {
         "message": snapshots.dump(message),
+        # No query when reply_to_id is None: the descriptor answers None itself.
         "reply_to": snapshots.dump(message.reply_to, _QUOTED_FIELDS)
-        if message.reply_to_id
+        if message.reply_to is not None
         else None,
         "sent_by": _user_rows(message.sent_by) if message.sent_by_id else None,
         # who an inbound message is from, when WhatsApp gave no name with it
@@ -162,7 +163,7 @@ def conversation_updated(conversation: Conversation) -> None:
     on_commit(send)
 
 
-def messages_read(conversation: Conversation, user: AbstractBaseUser) -> None:
+def messages_read(conversation: Conversation, user: User) -> None:
     def send() -> None:
         _push(
             [session_group(conversation.session_id)],

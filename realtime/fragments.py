@@ -104,7 +104,10 @@ def frames_for(push: Push, langs: Iterable[str], cache: dict) -> dict[str, Any]:
             def build() -> str:
                 data, row_html = _row(text, cache)
                 # The list row too, so a page moves the row to the top without asking.
-                payload = {"message": message_data(message), "conversation": data}
+                payload: dict[str, Any] = {
+                    "message": message_data(message),
+                    "conversation": data,
+                }
                 payload["row_html"] = row_html
                 return encode_frame(event, payload, _message_html(message, rows))
 

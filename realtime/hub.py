@@ -17,7 +17,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from channels.layers import BaseChannelLayer
 
@@ -26,6 +26,15 @@ from realtime.messages import HubMessage, Push, broadcast_layer
 from vbcrm import metrics
 
 logger = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """What the hub needs of a subscriber (realtime.consumers.InboxConsumer). Other
+    messages go to the handler named after their type, when it has one."""
+
+    language: str
+
+    async def forward(self, frames: list[dict[str, Any]]) -> None: ...
 
 
 class _Hub:
@@ -56,13 +65,13 @@ class _Hub:
     def __init__(self, layer: BaseChannelLayer) -> None:
         self.layer = layer
         self.channel = ""
-        self.members: dict[str, set] = {}
+        self.members: dict[str, set[Socket]] = {}
         self.live: set[str] = set()
         # group -> sender -> (counter generation, last number seen)
         self.seen: dict[str, dict[str, tuple[int, int]]] = {}
         self._backlog: list[HubMessage] = []
         self._arrived = asyncio.Event()
-        self._resync_due: set = set()
+        self._resync_due: set[Socket] = set()
         self._resync_task: asyncio.Task | None = None
         self._pinged = 0  # the last ping sent ...
         self._ponged = 0  # ... and the last one back
@@ -72,7 +81,7 @@ class _Hub:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
-    async def subscribe(self, consumer, group: str) -> None:
+    async def subscribe(self, consumer: Socket, group: str) -> None:
         if group in self.live:
             self.members[group].add(consumer)
             return
@@ -100,7 +109,8 @@ class _Hub:
         On another layer (or another version) this finds nothing, and the ping alone
         notices outages."""
         try:
-            shards = self.layer._get_layer()._shards
+            layer: Any = self.layer  # channels-redis' internals, looked up as they come
+            shards = layer._get_layer()._shards
         except AttributeError:
             return
         for shard in shards:
@@ -109,10 +119,10 @@ class _Hub:
                 connection.register_connect_callback(self._reconnected)
                 self._heard.add(id(connection))
 
-    def _reconnected(self, connection) -> None:
+    def _reconnected(self, connection: object) -> None:
         self._cut("its Redis connection was re-established")
 
-    async def unsubscribe(self, consumer, group: str) -> None:
+    async def unsubscribe(self, consumer: Socket, group: str) -> None:
         self._resync_due.discard(consumer)
         members = self.members.get(group)
         if not members or consumer not in members:
@@ -143,7 +153,7 @@ class _Hub:
                 logger.warning("socket hub: channel layer receive failed; rejoining")
                 await self._recover()
                 continue
-            self._backlog.append(message)
+            self._backlog.append(cast(HubMessage, message))  # what our senders send
             self._arrived.set()
 
     async def _deliver(self) -> None:
@@ -151,12 +161,13 @@ class _Hub:
             await self._arrived.wait()
             self._arrived.clear()
             batch, self._backlog = self._backlog, []
-            out: dict[Any, list[dict[str, str]]] = {}
+            out: dict[Socket, list[dict[str, str]]] = {}
             cache: dict = {}
             for message in batch:
                 try:
-                    if self._missed(message):
-                        self._resync(self.members.get(message["group"], ()))
+                    missed = self._missed(message)
+                    if missed is not None:
+                        self._resync(self.members.get(missed, ()))
                     self._dispatch(message, out, cache)
                 except Exception:
                     logger.exception("socket hub: could not handle a %s", message.get("type"))
@@ -166,23 +177,24 @@ class _Hub:
                 except Exception:
                     logger.exception("socket hub: a socket refused a frame")
 
-    def _dispatch(self, message: HubMessage, out: dict, cache: dict) -> None:
+    def _dispatch(
+        self, message: HubMessage, out: dict[Socket, list[dict[str, str]]], cache: dict
+    ) -> None:
         """Queue ``message``'s frames in ``out`` for the group's sockets (rendered once per
         language they read), or start the consumers' handler for anything else."""
-        kind = message.get("type")
-        if kind == "hub.ping":
+        if message["type"] == "hub.ping":
             self._pong(message["n"])
             return
         members = list(self.members.get(message.get("group", ""), ()))
         pushes: list[Push]
-        if kind == "push":
+        if message["type"] == "push":
             pushes = [message]
-        elif kind == "push.batch":
+        elif message["type"] == "push.batch":
             pushes = message["pushes"]
-        elif kind == "gap":
+        elif message["type"] == "gap":
             return  # its number told _missed what it had to
         else:
-            handler = str(kind).replace(".", "_")
+            handler = str(message["type"]).replace(".", "_")
             for consumer in members:
                 if hasattr(consumer, handler):
                     asyncio.create_task(getattr(consumer, handler)(message))
@@ -201,27 +213,29 @@ class _Hub:
 
     # --- finding what was lost -----------------------------------------------------------
 
-    def _missed(self, message: HubMessage) -> bool:
-        """Whether messages to this group were lost before this one."""
+    def _missed(self, message: HubMessage) -> str | None:
+        """The message's group if messages to it were lost before this one; else None."""
+        if message["type"] == "hub.ping":
+            return None  # not numbered
         src = message.get("src")
         group = message.get("group")
-        if src is None or group not in self.live:
-            return False
+        if src is None or group is None or group not in self.live:
+            return None
         seen = self.seen.setdefault(group, {})
         last = seen.get(src)
         seen[src] = (message["gen"], message["seq"])
         if last is None:
-            return False  # the first from this sender since we joined: the page synced
+            return None  # the first from this sender since we joined: the page synced
         expected = last[1] + 1 if last[0] == message["gen"] else 1
         if message["seq"] == expected:
-            return False
+            return None
         metrics.REALTIME_GAPS.inc()
         logger.warning(
             "socket hub: %d message(s) to %s never arrived; its sockets catch up",
             max(message["seq"] - expected, 1),
             group,
         )
-        return True
+        return group
 
     async def _watch(self) -> None:
         """Ping this hub's own channel through the layer. A layer that stops answering
@@ -267,7 +281,7 @@ class _Hub:
         metrics.REALTIME_GAPS.inc()
         self._resync({c for members in self.members.values() for c in members})
 
-    def _resync(self, consumers: Iterable) -> None:
+    def _resync(self, consumers: Iterable[Socket]) -> None:
         self._resync_due.update(consumers)
         if self._resync_due and (self._resync_task is None or self._resync_task.done()):
             self._resync_task = asyncio.create_task(self._send_resyncs(), name="socket-resync")
@@ -311,6 +325,8 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.Weak
 def _hub() -> _Hub:
     loop = asyncio.get_running_loop()
     layer = broadcast_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
     hub = _hubs.get(loop)
     if hub is None or hub.layer is not layer:
         if hub is not None:
@@ -337,12 +353,12 @@ def loop_for(layer: BaseChannelLayer) -> asyncio.AbstractEventLoop | None:
     return None
 
 
-async def subscribe(consumer, group: str) -> None:
+async def subscribe(consumer: Socket, group: str) -> None:
     """Deliver ``group``'s events to ``consumer`` (a socket of this process) from now on.
 
     The caller has checked that the consumer's user may see the group's events."""
     await _hub().subscribe(consumer, group)
 
 
-async def unsubscribe(consumer, group: str) -> None:
+async def unsubscribe(consumer: Socket, group: str) -> None:
     await _hub().unsubscribe(consumer, group)

@@ -298,7 +298,8 @@ class WorkerInbox:
     async def open(self, session_ids: Iterable[int]) -> bool:
         if self.layer is None:
             return False
-        self.channel = await self.layer.new_channel("wa-worker.")
+        # Every concrete layer takes a prefix; channels' stub of the base class does not.
+        self.channel = await self.layer.new_channel("wa-worker.")  # type: ignore[call-arg]
         await self.layer.group_add(WORKERS_GROUP, self.channel)
         for session_id in session_ids:
             await self.follow(session_id)
@@ -337,7 +338,7 @@ async def layer_round_trip(timeout: float) -> None:
     if message.get("nonce") != nonce:
         raise RuntimeError("the layer returned another message")
     broadcast = broadcast_layer()
-    if broadcast is layer:
+    if broadcast is None or broadcast is layer:  # None: not with a default layer
         return
     # Live events' own layer (pub/sub): this process's hub pings itself through it every
     # second; with no hub yet (no socket), the layer must at least take a message.

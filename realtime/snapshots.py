@@ -35,7 +35,11 @@ _AS_TEXT = (models.DateField, models.TimeField, models.DecimalField, models.UUID
 def _columns(model: type[models.Model]) -> tuple[tuple[str, models.Field, bool], ...]:
     """(attname, field, whether loading must parse the value) of each column we carry."""
     return tuple(
-        (f.attname, f, isinstance(f.target_field if f.is_relation else f, _AS_TEXT))
+        (
+            f.attname,
+            f,
+            isinstance(f.target_field if isinstance(f, models.ForeignKey) else f, _AS_TEXT),
+        )
         for f in model._meta.concrete_fields
         if not isinstance(f, models.BinaryField)
     )

@@ -9,10 +9,10 @@ a service's Django ``ValidationError`` through; the handlers registered by
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -29,8 +29,10 @@ from pydantic_core import PydanticCustomError
 from vbcrm.errors import error_items, unstorable
 from vbcrm.selectors import token_find_active
 from vbcrm.services import token_touch
+from vbcrm.types import User
 
 logger = logging.getLogger(__name__)
+E = TypeVar("E", bound=Exception)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -131,7 +133,7 @@ class BearerTokenAuth(HttpBearer):
     token is refused even if the browser also has a session.
     """
 
-    def __call__(self, request: HttpRequest) -> AbstractBaseUser | None:
+    def __call__(self, request: HttpRequest) -> User | None:
         header = request.headers.get("Authorization", "")
         if not header:
             return None
@@ -140,7 +142,7 @@ class BearerTokenAuth(HttpBearer):
             raise ApiError(401, "unauthorized", _("Use the header Authorization: Bearer <token>."))
         return self.authenticate(request, secret.strip())
 
-    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
         api_token = token_find_active(token=token)
         if api_token is None:
             raise ApiError(401, "invalid_token", _("This token is unknown or revoked."))
@@ -156,7 +158,7 @@ class SessionCsrfAuth(APIKeyCookie):
 
     param_name = settings.SESSION_COOKIE_NAME
 
-    def __call__(self, request: HttpRequest) -> AbstractBaseUser | None:
+    def __call__(self, request: HttpRequest) -> User | None:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
@@ -170,14 +172,14 @@ class SessionCsrfAuth(APIKeyCookie):
             )
         return user
 
-    def authenticate(self, request: HttpRequest, key: str | None) -> AbstractBaseUser | None:
+    def authenticate(self, request: HttpRequest, key: str | None) -> User | None:
         return None  # unused: __call__ does the work
 
 
 API_AUTH = [BearerTokenAuth(), SessionCsrfAuth()]
 
 
-def request_user(request: HttpRequest) -> AbstractBaseUser:
+def request_user(request: HttpRequest) -> User:
     """The authenticated user (set by one of ``API_AUTH``)."""
     return request.auth  # type: ignore[attr-defined]
 
@@ -259,13 +261,18 @@ def install_error_handlers(api: NinjaAPI) -> None:
             request, ApiError(500, "server_error", _("Something went wrong on our side."))
         )
 
-    api.add_exception_handler(ApiError, on_api_error)
-    api.add_exception_handler(NinjaValidationError, on_validation)
-    api.add_exception_handler(DjangoValidationError, on_django_validation)
-    api.add_exception_handler(AuthenticationError, on_authentication)
-    api.add_exception_handler(HttpError, on_http_error)
-    api.add_exception_handler(Http404, on_not_found)
-    api.add_exception_handler(RequestDataTooBig, on_too_big)
-    api.add_exception_handler(SuspiciousOperation, on_bad_request)
-    api.add_exception_handler(MultiPartParserError, on_bad_request)
-    api.add_exception_handler(Exception, on_unexpected)
+    def handle(exc_class: type[E], handler: Callable[[HttpRequest, E], HttpResponse]) -> None:
+        # django-ninja annotates the handler as taking the exception or its class; it is
+        # only ever called with the exception.
+        api.add_exception_handler(exc_class, handler)  # type: ignore[arg-type]
+
+    handle(ApiError, on_api_error)
+    handle(NinjaValidationError, on_validation)
+    handle(DjangoValidationError, on_django_validation)
+    handle(AuthenticationError, on_authentication)
+    handle(HttpError, on_http_error)
+    handle(Http404, on_not_found)
+    handle(RequestDataTooBig, on_too_big)
+    handle(SuspiciousOperation, on_bad_request)
+    handle(MultiPartParserError, on_bad_request)
+    handle(Exception, on_unexpected)

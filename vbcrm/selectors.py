@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from vbcrm.models import ApiToken
+from vbcrm.types import User
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
+def token_list(*, user: User) -> QuerySet[ApiToken]:
     """The user's tokens, live and revoked, newest first."""
     return ApiToken.objects.filter(user=user)
 
 
-def token_get(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
+def token_get(*, user: User, token_id: int) -> ApiToken:
     """One of the user's own tokens; ``DoesNotExist`` for anyone else's."""
     return ApiToken.objects.get(pk=token_id, user=user)
 

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,6 +14,7 @@ from django.utils.translation import gettext as _
 from vbcrm.errors import field_error
 from vbcrm.models import ApiToken
 from vbcrm.selectors import token_hash
+from vbcrm.types import User
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class NewToken:
     plain: str
 
 
-def token_create(*, user: AbstractBaseUser, name: str) -> NewToken:
+def token_create(*, user: User, name: str) -> NewToken:
     name = " ".join((name or "").split())
     if not name:
         raise field_error("name", _("Give the token a name."), "required")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -67,7 +68,14 @@ def locked_out(request: HttpRequest | None) -> bool:
     return bool(getattr(request, "axes_locked_out", False))
 
 
-class LockoutMessageMixin:
+# The mixin's base for the type checker: the forms it is mixed into.
+if TYPE_CHECKING:
+    _AuthenticationForm = AuthenticationForm
+else:
+    _AuthenticationForm = object
+
+
+class LockoutMessageMixin(_AuthenticationForm):
     """An authentication form that says so, with the lockout time, when axes refused it."""
 
     locked_out_message: str = ""

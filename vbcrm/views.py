@@ -19,6 +19,7 @@ from django_prometheus.exports import ExportToDjangoView
 
 from vbcrm import selectors, services
 from vbcrm.models import ApiToken
+from vbcrm.types import AuthedRequest
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class TokenCreateForm(forms.Form):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthedRequest) -> HttpResponse:
     """The user's API tokens: create one (its secret is shown on this answer only), revoke."""
     form = TokenCreateForm()
     new_token: services.NewToken | None = None

@@ -1,3 +1,6 @@
+from typing import TYPE_CHECKING
+
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -94,8 +97,8 @@ class WhatsAppSessionAdmin(admin.ModelAdmin):
             return [*self.readonly_fields, "owner"]
         return self.readonly_fields
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
             form = type("SessionAddForm", (_SessionAddFormMixin, form), {})
         return form
@@ -145,11 +148,19 @@ class WhatsAppSessionAdmin(admin.ModelAdmin):
             services.session_delete(session=obj)
 
 
-class _SessionAddFormMixin:
+# The mixin's base for the type checker: the admin's form it is mixed into.
+if TYPE_CHECKING:
+    _ModelForm = forms.ModelForm
+else:
+    _ModelForm = object
+
+
+class _SessionAddFormMixin(_ModelForm):
     """Answer the per-owner limit on the form instead of with an error page."""
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         owner = data.get("owner")
         limit = settings.VBCRM_MAX_NUMBERS_PER_OWNER
         if owner and WhatsAppSession.objects.filter(owner=owner).count() >= limit:

@@ -74,7 +74,7 @@ def _media_name(message: Message) -> str:
     return f"{now:%Y/%m}/in-{message.pk}{ext}"
 
 
-def command_for(m: Message, own_phone: str) -> base.Command:
+def command_for(m: Message, own_phone: str) -> base.SendText | base.SendMedia:
     """The send command for an outgoing message. ``m`` comes with its conversation's
     contact and the message it quotes; ``own_phone`` is the number's phone (a quote of
     our own message names it as the sender)."""
@@ -377,6 +377,8 @@ class NumberRunner:
         name = _media_name(message)
         dest = Path(settings.MEDIA_ROOT) / name
         dest.parent.mkdir(parents=True, exist_ok=True)
+        ref = message.media_ref
+        assert ref is not None  # DOWNLOADING: the message came with a media_ref
         error = ""
         for attempt in range(self.config.media_retries):
             if self.child is None:
@@ -384,7 +386,7 @@ class NumberRunner:
             else:
                 try:
                     result = await self.child.request(
-                        base.DownloadMedia(media_ref=bytes(message.media_ref), dest=str(dest)),
+                        base.DownloadMedia(media_ref=bytes(ref), dest=str(dest)),
                         timeout=300,
                     )
                     await self.db(
@@ -455,9 +457,16 @@ class NumberRunner:
             await self.db(services.session_on_state, session_id=self.session_id, state="logged_out")
         self._drop(self.session_id)
 
+    def _running_child(self) -> GatewayChild:
+        """The number's child process; ChildGone when there is none right now."""
+        if self.child is None:
+            raise ChildGone()
+        return self.child
+
     async def _request_pair_code(self, phone: str) -> None:
         try:
-            code = await self.child.request(base.RequestPairCode(phone=phone), timeout=30)
+            child = self._running_child()
+            code = await child.request(base.RequestPairCode(phone=phone), timeout=30)
         except base.GatewayError as exc:
             await self.db(
                 services.session_on_state,
@@ -518,7 +527,7 @@ class NumberRunner:
         owed = await self.db(conv_services.receipts_pending, session_id=self.session_id)
         for chat, sender, ids in owed:
             try:
-                await self.child.request(
+                await self._running_child().request(
                     base.MarkRead(chat=chat, sender=sender, message_ids=tuple(ids)), timeout=30
                 )
             except base.GatewayError:

@@ -8,13 +8,13 @@ Django admin only.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
+from vbcrm.types import AnyUser, User
 from whatsapp.models import SessionAgent, WhatsAppSession
 
 
-def visible_session_ids(user: AbstractBaseUser | AnonymousUser) -> QuerySet:
+def visible_session_ids(user: AnyUser) -> QuerySet:
     """Ids of the numbers ``user`` may see, as a subquery (no query runs here)."""
     if not user.is_authenticated:
         return WhatsAppSession.objects.none().values("pk")
@@ -23,21 +23,21 @@ def visible_session_ids(user: AbstractBaseUser | AnonymousUser) -> QuerySet:
     ).values("pk")
 
 
-def session_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[WhatsAppSession]:
+def session_list(*, user: AnyUser) -> QuerySet[WhatsAppSession]:
     return WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).select_related("owner")
 
 
-def session_get(*, user: AbstractBaseUser | AnonymousUser, session_id: int) -> WhatsAppSession:
+def session_get(*, user: AnyUser, session_id: int) -> WhatsAppSession:
     """The number if ``user`` may see it; ``DoesNotExist`` otherwise (never reveal it exists)."""
     return session_list(user=user).get(pk=session_id)
 
 
-def session_owned_list(*, user: AbstractBaseUser) -> QuerySet[WhatsAppSession]:
+def session_owned_list(*, user: User) -> QuerySet[WhatsAppSession]:
     """Numbers ``user`` may manage (link, log out, delete, add agents): their own."""
     return WhatsAppSession.objects.filter(owner=user)
 
 
-def user_can_see_session(user: AbstractBaseUser | AnonymousUser, session_id: int) -> bool:
+def user_can_see_session(user: AnyUser, session_id: int) -> bool:
     return session_list(user=user).filter(pk=session_id).exists()
 
 
@@ -57,7 +57,7 @@ def session_find(*, name: str, owner_username: str | None = None) -> WhatsAppSes
     return qs.get()
 
 
-def session_members(*, session: WhatsAppSession) -> list[AbstractBaseUser]:
+def session_members(*, session: WhatsAppSession) -> list[User]:
     """Everyone who works ``session``'s inbox (owner first, then agents by name):
     the people a conversation can be assigned or transferred to."""
     agents = SessionAgent.objects.filter(session=session).values("user_id")
@@ -70,7 +70,7 @@ def session_members(*, session: WhatsAppSession) -> list[AbstractBaseUser]:
     return users
 
 
-def session_member_get(*, session: WhatsAppSession, user_id: int) -> AbstractBaseUser:
+def session_member_get(*, session: WhatsAppSession, user_id: int) -> User:
     """A user who works ``session``'s inbox (its owner or an agent), to assign work to;
     the user model's ``DoesNotExist`` for anyone else."""
     agents = SessionAgent.objects.filter(session=session).values("user_id")

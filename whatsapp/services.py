@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -17,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from realtime import events
 from vbcrm.errors import field_error
+from vbcrm.types import User
 from whatsapp.models import NumberSettings, SessionAgent, WhatsAppSession
 from whatsapp.phones import normalise_phone
 
@@ -35,7 +35,7 @@ def _normalise_name(name: str) -> str:
 
 
 @transaction.atomic
-def session_create(*, owner: AbstractBaseUser, name: str) -> WhatsAppSession:
+def session_create(*, owner: User, name: str) -> WhatsAppSession:
     """Create a number for ``owner``, within their limit and with a unique name.
 
     Race-safe: the owner's row is locked first, so two concurrent creates for
@@ -97,7 +97,7 @@ def session_update_options(
     return session
 
 
-def session_agent_add(*, session: WhatsAppSession, user: AbstractBaseUser) -> None:
+def session_agent_add(*, session: WhatsAppSession, user: User) -> None:
     if user.pk == session.owner_id:
         raise ValidationError(_("The owner already works this number."), code="owner")
     if not user.is_active:
@@ -112,7 +112,7 @@ def session_agent_add(*, session: WhatsAppSession, user: AbstractBaseUser) -> No
     logger.info("agent added session=%s user=%s", session.pk, user.pk)
 
 
-def session_agent_remove(*, session: WhatsAppSession, user: AbstractBaseUser) -> None:
+def session_agent_remove(*, session: WhatsAppSession, user: User) -> None:
     with transaction.atomic():
         removed, _rows = SessionAgent.objects.filter(session=session, user=user).delete()
         if removed:
@@ -436,7 +436,7 @@ def session_child_restarted(*, session_id: int) -> None:
     WhatsAppSession.objects.filter(pk=session_id).update(child_restarts=F("child_restarts") + 1)
 
 
-def session_touch(*, session_id: int, when) -> None:
+def session_touch(*, session_id: int, when: datetime) -> None:
     """Record the time of the number's latest WhatsApp activity (for health checks)."""
     WhatsAppSession.objects.filter(pk=session_id).update(last_event_at=when)
 

@@ -17,12 +17,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from vbcrm.types import AuthedRequest
 from whatsapp import selectors, services
 from whatsapp.models import WhatsAppSession
 from whatsapp.qr import qr_svg
@@ -34,20 +35,20 @@ def _toast(response: HttpResponse, message: str, level: str = "success") -> Http
     return trigger_client_event(response, "vb:toast", {"level": level, "message": str(message)})
 
 
-def _visible_or_404(request: HttpRequest, session_id: int) -> WhatsAppSession:
+def _visible_or_404(request: AuthedRequest, session_id: int) -> WhatsAppSession:
     try:
         return selectors.session_get(user=request.user, session_id=session_id)
     except WhatsAppSession.DoesNotExist:
         raise Http404 from None
 
 
-def _owned(request: HttpRequest, session_id: int) -> WhatsAppSession | None:
+def _owned(request: AuthedRequest, session_id: int) -> WhatsAppSession | None:
     """The number if the user owns it; None for its agents (403); 404 for everyone else."""
     session = _visible_or_404(request, session_id)
     return session if session.owner_id == request.user.pk else None
 
 
-def _forbidden(request: HttpRequest) -> HttpResponse:
+def _forbidden(request: AuthedRequest) -> HttpResponse:
     text = _("Only the number's owner can do this.")
     if request.htmx:
         return _toast(HttpResponse(status=403), text, "error")
@@ -64,7 +65,7 @@ def qr_data_url(code: str) -> str:
 
 
 def _link_panel(
-    request: HttpRequest, session: WhatsAppSession, error: str = "", status: int = 200
+    request: AuthedRequest, session: WhatsAppSession, error: str = "", status: int = 200
 ) -> HttpResponse:
     return render(
         request,
@@ -76,7 +77,7 @@ def _link_panel(
 
 @login_required
 @require_GET
-def numbers(request: HttpRequest) -> HttpResponse:
+def numbers(request: AuthedRequest) -> HttpResponse:
     sessions = list(selectors.session_list(user=request.user).order_by("name"))
     owned = sum(1 for s in sessions if s.owner_id == request.user.pk)
     return render(
@@ -92,7 +93,7 @@ def numbers(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def create(request: HttpRequest) -> HttpResponse:
+def create(request: AuthedRequest) -> HttpResponse:
     """Step one of "Connect a number": name it. Answers the linking panel (the QR code
     follows over the socket), or the form again with the reason it was refused."""
     name = request.POST.get("name", "")
@@ -118,7 +119,7 @@ def create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def link(request: HttpRequest, session_id: int) -> HttpResponse:
+def link(request: AuthedRequest, session_id: int) -> HttpResponse:
     """GET: the linking panel as it is now. POST: (re)start linking, by QR code or, with
     ``pair_phone``, by pairing code."""
     session = _owned(request, session_id)
@@ -146,7 +147,7 @@ def link(request: HttpRequest, session_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def card(request: HttpRequest, session_id: int) -> HttpResponse:
+def card(request: AuthedRequest, session_id: int) -> HttpResponse:
     return render(
         request, "whatsapp/_number_card.html", {"s": _visible_or_404(request, session_id)}
     )
@@ -154,7 +155,7 @@ def card(request: HttpRequest, session_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def logout(request: HttpRequest, session_id: int) -> HttpResponse:
+def logout(request: AuthedRequest, session_id: int) -> HttpResponse:
     session = _owned(request, session_id)
     if session is None:
         return _forbidden(request)
@@ -168,7 +169,7 @@ def logout(request: HttpRequest, session_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, session_id: int) -> HttpResponse:
+def delete(request: AuthedRequest, session_id: int) -> HttpResponse:
     session = _owned(request, session_id)
     if session is None:
         return _forbidden(request)

@@ -129,9 +129,9 @@ class Worker:
         metrics.CONNECTED_NUMBERS.set(sum(r.connected for r in self.runners.values()))
         busy = await self.db(conv_selectors.sessions_with_work, session_ids=list(self.runners))
         for session_id in busy:
-            runner = self.runners.get(session_id)
-            if runner is not None and runner.connected:
-                runner.poke()
+            owner = self.runners.get(session_id)
+            if owner is not None and owner.connected:
+                owner.poke()
 
     async def _renew(self) -> None:
         held = {sid: r.token for sid, r in self.runners.items() if sid not in self._dropping}
@@ -215,12 +215,13 @@ class Worker:
                 if not await self._inbox.open(list(self.runners)):
                     return
                 while not self._stopping.is_set():
-                    runner = self.runners.get(await self._inbox.receive())
+                    session_id = await self._inbox.receive()
+                    runner = self.runners.get(session_id) if session_id is not None else None
                     if runner is not None:
-                        runner.row = (
-                            await self.db(selectors.session_get_by_id, session_id=runner.session_id)
-                            or runner.row
+                        row = await self.db(
+                            selectors.session_get_by_id, session_id=runner.session_id
                         )
+                        runner.row = row or runner.row
                         runner.poke()
                     else:
                         self._wake.set()
@@ -270,4 +271,5 @@ def embed_in_reactor() -> None:
         return defer.Deferred.fromFuture(asyncio.ensure_future(worker.shutdown()))
 
     reactor.callWhenRunning(start)
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    # Twisted declares the interface's methods without ``self``: its checker is one off.
+    reactor.addSystemEventTrigger("before", "shutdown", stop)  # type: ignore[arg-type]

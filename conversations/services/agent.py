@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,13 +16,14 @@ from conversations.services.inbound import _Addresses, _contact_for, _conversati
 from conversations.services.outbox import MAX_TEXT_LENGTH
 from realtime import events
 from vbcrm.errors import field_error
+from vbcrm.types import User
 from whatsapp.models import WhatsAppSession
 from whatsapp.phones import normalise_phone
 
 logger = logging.getLogger(__name__)
 
 
-def conversation_mark_read(*, conversation: Conversation, user: AbstractBaseUser) -> int:
+def conversation_mark_read(*, conversation: Conversation, user: User) -> int:
     """The agent read the conversation: clear unread and queue the WhatsApp read receipt."""
     now = timezone.now()
     with transaction.atomic():
@@ -48,9 +48,7 @@ def _conversation_save(conversation: Conversation, fields: list[str]) -> Convers
     return conversation
 
 
-def conversation_assign(
-    *, conversation: Conversation, assignee: AbstractBaseUser | None
-) -> Conversation:
+def conversation_assign(*, conversation: Conversation, assignee: User | None) -> Conversation:
     """Assign to an agent of the number (or the owner), or unassign with ``None``."""
     if assignee is not None:
         session = conversation.session
@@ -121,7 +119,7 @@ def _quick_reply_fields(shortcut: str, text: str) -> tuple[str, str]:
     return shortcut, text
 
 
-def quick_reply_create(*, owner: AbstractBaseUser, shortcut: str, text: str) -> QuickReply:
+def quick_reply_create(*, owner: User, shortcut: str, text: str) -> QuickReply:
     """A canned answer the agent inserts by typing ``/shortcut`` in the composer."""
     shortcut, text = _quick_reply_fields(shortcut, text)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -145,8 +145,8 @@ def _conversations_for(
         if contact.lid:
             by_lid[contact.lid] = contact
 
-    for contact in Contact.objects.filter(Q(jid__in=keys) | Q(lid__in=keys), session=session):
-        remember(contact)
+    for row in Contact.objects.filter(Q(jid__in=keys) | Q(lid__in=keys), session=session):
+        remember(row)
     contact_of: dict[_Addresses, Contact] = {}
     for addr, name in names.items():
         near = [by_jid.get(addr.jid), by_lid.get(addr.lid), by_jid.get(addr.lid)]
@@ -185,7 +185,7 @@ def _ignored(session: WhatsAppSession, msg: InboundMessage) -> bool:
 
 def _message_fields(msg: InboundMessage) -> dict:
     kind = Message.Kind(msg.kind.value if hasattr(msg.kind, "value") else msg.kind)
-    has_media = kind in MEDIA_KINDS and msg.media_ref is not None
+    has_media = kind.value in MEDIA_KINDS and msg.media_ref is not None
     return {
         "wa_id": msg.message_id,
         "direction": Message.Direction.OUTBOUND if msg.from_me else Message.Direction.INBOUND,
@@ -239,6 +239,11 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
     return message
 
 
+def _when(message: Message) -> datetime:
+    """When a message happened: WhatsApp's time (every received one has it), or ours."""
+    return message.wa_timestamp or message.created_at
+
+
 def _conversations_advance(messages: Sequence[Message], *, live: bool) -> dict[int, Conversation]:
     """Move the counters and preview of these new messages' conversations, inside their
     transaction: each conversation locked once, in id order (no deadlocks), and saved once.
@@ -262,14 +267,14 @@ def _conversations_advance(messages: Sequence[Message], *, live: bool) -> dict[i
         newest: dict[int, Message] = {}
         for message in messages:
             best = newest.get(message.conversation_id)
-            if best is None or message.wa_timestamp > best.wa_timestamp:
+            if best is None or _when(message) > _when(best):
                 newest[message.conversation_id] = message
         shown = list(newest.values())
     changed: dict[int, set[str]] = {pk: set() for pk in locked}
     for message in shown:
         conv = locked[message.conversation_id]
         fields = changed[conv.pk]
-        when = message.wa_timestamp or message.created_at
+        when = _when(message)
         later = when >= conv.last_message_at if live else when > conv.last_message_at
         if not conv.last_message_preview or later:
             conv.last_message_at = when

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -24,6 +23,7 @@ from conversations.services.inbound import _conversations_advance
 from realtime import events
 from vbcrm import metrics
 from vbcrm.errors import field_error, unstorable
+from vbcrm.types import User
 from whatsapp.gateway.base import new_message_id
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ MAX_TEXT_LENGTH = 4096
 
 def message_send(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation,
     text: str,
     upload: UploadedFile | None = None,
@@ -83,7 +83,7 @@ def message_send(
 
 def message_queue_outbound(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation,
     text: str = "",
     upload: UploadedFile | None = None,

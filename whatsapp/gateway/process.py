@@ -30,13 +30,23 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import overload
 
 from whatsapp.gateway.base import (
     Alive,
     Command,
+    DownloadMedia,
+    DownloadResult,
     Event,
     GatewayError,
     InboundMessage,
+    Logout,
+    MarkRead,
+    RequestPairCode,
+    SendMedia,
+    SendResult,
+    SendText,
     Session,
     SessionConfig,
 )
@@ -158,7 +168,7 @@ class _Inbox:
 
     def take_messages(self, limit: int) -> list[tuple]:
         """The inbound-message events at the head of the queue, at most ``limit``."""
-        taken = []
+        taken: list[tuple] = []
         while self._items and len(taken) < limit:
             item = self._items[0]
             if item[0] != "event" or not isinstance(item[2], InboundMessage):
@@ -187,7 +197,7 @@ class GatewayChild:
         self.on_event = on_event
         # Stores several inbound messages at once; without it, one by one.
         self.on_messages = on_messages
-        self.process: multiprocessing.Process | None = None
+        self.process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
@@ -260,11 +270,11 @@ class GatewayChild:
             kind = item[0]
             if kind == "event":
                 _, seq, event = item
-                more = []
+                more: list[tuple] = []
                 if self.on_messages is not None and isinstance(event, InboundMessage):
                     more = self._events.take_messages(BATCH_MAX - 1)
                 try:
-                    if more:
+                    if more and self.on_messages is not None:
                         await self.on_messages([event, *(m[2] for m in more)])
                         seq = more[-1][1]
                     else:
@@ -299,6 +309,16 @@ class GatewayChild:
 
     async def wait_exited(self) -> None:
         await self._exited.wait()
+
+    # What each command answers (``Session.handle`` dispatches them).
+    @overload
+    async def request(self, command: SendText | SendMedia, timeout: float = ...) -> SendResult: ...
+    @overload
+    async def request(self, command: DownloadMedia, timeout: float = ...) -> DownloadResult: ...
+    @overload
+    async def request(self, command: RequestPairCode, timeout: float = ...) -> str: ...
+    @overload
+    async def request(self, command: MarkRead | Logout, timeout: float = ...) -> None: ...
 
     async def request(self, command: Command, timeout: float = 120.0) -> object:
         """Run a command in the child; raises GatewayError (ChildGone when it died)."""

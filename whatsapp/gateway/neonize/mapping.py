@@ -199,7 +199,7 @@ def map_content(message: Message) -> _Content | None:
         if not message.HasField(name):
             continue
         part = getattr(message, name)
-        if name == "audioMessage":
+        if kind is None:  # audioMessage: a voice note or a plain audio, by .PTT
             kind = base.MessageKind.VOICE if part.PTT else base.MessageKind.AUDIO
         filename = ""
         if name == "documentMessage":

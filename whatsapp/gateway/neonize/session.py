@@ -440,7 +440,7 @@ class NeonizeSession(base.Session):
         client.event.qr(self._on_qr)
         # neonize's own handler only prints the status pointer; the QR
         # "timeout" status is the one signal that pairing expired.
-        client._NewClient__onLoginStatus = self._on_login_status  # type: ignore[attr-defined]
+        client._NewClient__onLoginStatus = self._on_login_status
         # Every subscription must exist before connect() (it sends the list).
         client.event(PairStatusEv)(self._on_pair_status)
         client.event(ConnectedEv)(self._on_connected)
