@@ -21,8 +21,8 @@ from whatsapp.dbthreads import Database
 
 
 async def release(db: Database, session_id: int, token: uuid.UUID) -> None:
-    await db(services.session_released, {args})
-    await Database.once(services.session_released, {args})
+    await db(services.session_worker_stopped, {args})
+    await Database.once(services.session_worker_stopped, {args})
 """
 
 CALLS = {
