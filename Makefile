@@ -1,11 +1,12 @@
-# VB CRM — the README's commands. `make run` serves the app; `make test` runs every test.
+# VB CRM — the README's commands. `make run` serves the app; `make demo` shows it working on
+# the built-in WhatsApp simulator; `make test` runs every test.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench venv venv-dev messages clean
+.PHONY: run demo test lint format bench venv venv-dev messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,12 @@ run: venv
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin --login-url http://$(HOST):$(PORT)/login/
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+# The demo migrates and collects static files itself, in its own data folder (data/demo):
+# it never touches the database of `make run`. EVERY: seconds between customer messages.
+EVERY ?= 8
+demo: venv
+	$(BIN)/python manage.py demo --host $(HOST) --port $(PORT) --every $(EVERY)
 
 # Tests need no server: SQLite and the in-memory layer by default. With DATABASE_URL /
 # REDIS_URL set (CI sets both) the PostgreSQL- and Redis-only tests run too.

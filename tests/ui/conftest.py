@@ -85,6 +85,12 @@ def _server_logs_on_failure(request):
             sys.stderr.write(f"--- {log.name} (end)\n{log.read_text()[-6000:]}\n")
 
 
+def require_browser() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium (CI installs it)")
+    pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -239,9 +245,7 @@ class LiveServer:
 # tests are done; the async tests that run after them need the main thread's loop free.
 @pytest.fixture(scope="package")
 def live(tmp_path_factory) -> Iterator[LiveServer]:
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium (CI installs it)")
-    pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+    require_browser()
     data_dir = tmp_path_factory.mktemp("ui-server")
     env = {
         **os.environ,
@@ -285,7 +289,9 @@ def live(tmp_path_factory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="package")
-def browser(live):
+def browser():
+    """Chromium, once for the package; it needs no live server (the demo's test has its own)."""
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
