@@ -38,8 +38,17 @@ demo: venv
 # Tests need no server: SQLite and the in-memory layer by default. With DATABASE_URL /
 # REDIS_URL set (CI sets both) the PostgreSQL- and Redis-only tests run too.
 test: export DJANGO_SECRET_KEY ?= $(shell $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')
-test: venv-dev
+test: venv-dev node_modules/.package-lock.json
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# axe-core for the accessibility tests (package.json, pinned in package-lock.json): npm ci
+# when node_modules is missing or older than the lock file. Without npm the tests skip.
+node_modules/.package-lock.json: package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund || echo "npm ci failed: the accessibility tests will skip"; \
+	else \
+		echo "npm not found: the accessibility tests (axe-core) will skip"; \
+	fi
 
 lint: venv-dev
 	$(BIN)/ruff check .
@@ -54,11 +63,12 @@ format: venv-dev
 # locale/pt_BR/LC_MESSAGES/django.po; translate the new entries, then commit the .po and .mo.
 messages: venv
 	$(BIN)/python manage.py makemessages -l pt_BR --no-obsolete \
-		--ignore '.venv/*' --ignore 'data/*' --ignore 'tests/*' --ignore 'bench/*'
+		--ignore '.venv/*' --ignore 'data/*' --ignore 'tests/*' --ignore 'bench/*' \
+		--ignore 'node_modules/*'
 	$(BIN)/python manage.py compilemessages --ignore '.venv/*'
 
 bench: venv-dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache node_modules

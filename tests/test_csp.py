@@ -31,6 +31,7 @@ def test_an_html_page_carries_the_strict_policy(client):
         "img-src": ["'self'", "data:", "blob:"],
         "media-src": ["'self'", "blob:"],
         "connect-src": ["'self'", "ws://testserver", "wss://testserver"],
+        "manifest-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
         "form-action": ["'self'"],

@@ -122,7 +122,8 @@ SESSION_COOKIE_HTTPONLY = True
 # only, nothing inline without the request's nonce ({{ request.csp_nonce }}), no plugins,
 # no framing. connect-src also gets the page's own ws:/wss: origin for the socket at /ws/
 # (vbcrm.middleware.ContentSecurityPolicyMiddleware). data: images are the numbers page's
-# QR codes; blob: images and media preview a file before it is sent.
+# QR codes; blob: images and media preview a file before it is sent. manifest-src: the web
+# app manifest (/manifest.webmanifest), this site's own.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -131,6 +132,7 @@ CONTENT_SECURITY_POLICY = {
         "img-src": [SELF, "data:", "blob:"],
         "media-src": [SELF, "blob:"],
         "connect-src": [SELF],
+        "manifest-src": [SELF],
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],

@@ -5,7 +5,7 @@ from django.urls import include, path
 from conversations.views import inbox
 from vbcrm.api import api
 from vbcrm.throttle import AdminLoginForm, LoginForm, ThrottledPasswordChangeView
-from vbcrm.views import metrics, profile
+from vbcrm.views import metrics, profile, web_manifest
 
 # The admin's login form says when axes has locked the account or address out.
 admin.site.login_form = AdminLoginForm
@@ -37,4 +37,5 @@ urlpatterns = [
     path("profile/", profile, name="profile"),
     path("api/", api.urls),
     path("metrics", metrics, name="metrics"),
+    path("manifest.webmanifest", web_manifest, name="web_manifest"),
 ]

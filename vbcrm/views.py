@@ -1,8 +1,10 @@
-"""Pages of the project itself: the user's profile (API tokens) and the metrics endpoint."""
+"""Pages of the project itself: the user's profile (API tokens), the web app manifest and
+the metrics endpoint."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 
 from django import forms
@@ -12,6 +14,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
@@ -64,6 +68,41 @@ def profile(request: AuthedRequest) -> HttpResponse:
         # This answer holds a secret: no cache (nor the browser's back button) may keep it.
         response["Cache-Control"] = "no-store"
     return response
+
+
+THEME_COLOR = "#075e54"
+
+
+@require_GET
+def web_manifest(request: HttpRequest) -> HttpResponse:
+    """The web app manifest (installing the inbox on a phone or desktop). Public: browsers
+    fetch it without the session cookie."""
+    icons = [
+        {"src": static("icons/icon-192.png"), "sizes": "192x192", "type": "image/png"},
+        {"src": static("icons/icon-512.png"), "sizes": "512x512", "type": "image/png"},
+        {
+            "src": static("icons/icon-maskable-512.png"),
+            "sizes": "512x512",
+            "type": "image/png",
+            "purpose": "maskable",
+        },
+    ]
+    manifest = {
+        "name": "VB CRM",
+        "short_name": "VB CRM",
+        "description": _("The team's WhatsApp inbox."),
+        "lang": request.LANGUAGE_CODE,
+        "start_url": reverse("inbox"),
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#f0f2f5",
+        "theme_color": THEME_COLOR,
+        "icons": icons,
+    }
+    return HttpResponse(
+        json.dumps(manifest, ensure_ascii=False),
+        content_type="application/manifest+json; charset=utf-8",
+    )
 
 
 @require_GET

@@ -64,6 +64,30 @@
     });
   });
 
+  /* --- the top navigation's menu (narrow screens) ------------------------------------- */
+
+  (function () {
+    var toggle = document.getElementById("menu-toggle");
+    var bar = document.getElementById("topbar");
+    if (!toggle || !bar) return;
+    function setOpen(open) {
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      bar.classList.toggle("menu-open", open);
+    }
+    toggle.addEventListener("click", function () {
+      setOpen(toggle.getAttribute("aria-expanded") !== "true");
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && bar.classList.contains("menu-open")) {
+        setOpen(false);
+        toggle.focus();
+      }
+    });
+    document.addEventListener("click", function (e) {
+      if (bar.classList.contains("menu-open") && !bar.contains(e.target)) setOpen(false);
+    });
+  })();
+
   /* --- confirmation modal --------------------------------------------------------------- */
 
   VB.confirm = function (question) {

@@ -40,8 +40,26 @@
     osc.stop(t + 0.3);
   }
 
+  // Screen readers hear "New message from …" once per customer message, wherever it
+  // arrives (the open conversation too): a line added to the polite live region.
+  var announced = new Set();
+  inbox.announce = function (frame) {
+    var region = document.getElementById("announcer");
+    var id = frame.message && frame.message.id;
+    if (!region || !id || announced.has(id)) return;
+    announced.add(id);
+    var line = document.createElement("p");
+    line.textContent = VB.t("new_message_from", { name: frame.conversation.contact.name });
+    region.appendChild(line);
+    while (region.childElementCount > 3) region.firstElementChild.remove();
+    setTimeout(function () {
+      line.remove();
+    }, 15000);
+  };
+
   inbox.alertNewMessage = function (frame) {
     var c = frame.conversation;
+    inbox.announce(frame);
     if (c.id === inbox.current && !document.hidden) return; // the agent is looking at it
     if (soundOn()) beep();
     if (document.hidden && window.Notification && Notification.permission === "granted") {

@@ -12,7 +12,14 @@
     var link = e.target.closest && e.target.closest(".row-link");
     if (link && e.button === 0 && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
       e.preventDefault();
-      inbox.openConversation(Number(link.closest(".conversation-row").dataset.id));
+      // Opened from the keyboard (Enter makes a click of detail 0): on to the composer.
+      inbox.openConversation(Number(link.closest(".conversation-row").dataset.id), true, e.detail === 0);
+      return;
+    }
+    var go = e.target.closest && e.target.closest("[data-pane-go]");
+    if (go) {
+      if (go.dataset.paneGo === "list") inbox.backToList();
+      else inbox.showPane(go.dataset.paneGo, true);
       return;
     }
     var retry = e.target.closest && e.target.closest("button.retry");
@@ -46,7 +53,22 @@
   });
 
   document.addEventListener("keydown", function (e) {
-    if (e.key === "Escape") document.getElementById("lightbox").hidden = true;
+    if (e.key === "Escape") {
+      var box = document.getElementById("lightbox");
+      if (!box.hidden) box.hidden = true;
+      else if (inbox.root.dataset.pane === "contact") inbox.showPane("thread", true);
+      return;
+    }
+    // Up and down arrows move between the conversations of the list.
+    var link = e.target.closest && e.target.closest(".row-link");
+    if (link && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
+      var links = Array.prototype.slice.call(inbox.list().querySelectorAll(".row-link"));
+      var next = links[links.indexOf(link) + (e.key === "ArrowDown" ? 1 : -1)];
+      if (next) {
+        e.preventDefault();
+        next.focus();
+      }
+    }
   });
 
   // The filters ask the page the agent is on (the inbox or an open conversation), so
@@ -67,6 +89,34 @@
     if (m) inbox.openConversation(Number(m[1]), false);
     else inbox.clearThread();
   });
+
+  /* --- which pane a phone shows (the CSS decides from #inbox's data-pane) ----------------- */
+
+  // "list", "thread" or "contact": a phone shows that one pane, a tablet the list and the
+  // thread with the contact as a drawer over them, a desktop all three.
+  inbox.showPane = function (pane, moveFocus) {
+    var was = inbox.root.dataset.pane;
+    inbox.root.dataset.pane = pane;
+    if (!moveFocus) return;
+    var target = null;
+    if (pane === "contact") target = document.querySelector("#contact-panel .pane-back");
+    else if (pane === "thread" && was === "contact") target = document.querySelector("#thread-header .pane-contact");
+    if (target && target.offsetParent !== null) target.focus();
+  };
+
+  // The thread's back arrow: the list again, as the browser's back button would do when
+  // the conversation was opened from it.
+  inbox.backToList = function () {
+    var left = inbox.current;
+    if (history.state && history.state.fromList) history.back();
+    else {
+      history.pushState({}, "", "/" + location.search);
+      inbox.clearThread();
+    }
+    inbox.showPane("list");
+    var row = left && document.getElementById("conversation-" + left);
+    if (row) row.querySelector(".row-link").focus();
+  };
 
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) inbox.markRead();

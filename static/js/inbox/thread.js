@@ -167,10 +167,15 @@
     inbox.markRead();
   };
 
-  inbox.openConversation = function (id, push) {
+  inbox.openConversation = function (id, push, focusComposer) {
     var href = inbox.detailUrl(id);
+    // Opened from the list a phone shows (or none open yet): "back" returns to the list.
+    var fromList = !inbox.current || inbox.root.dataset.pane === "list";
     htmx.ajax("GET", href, { target: "#thread", swap: "innerHTML" }).then(function () {
-      if (push !== false) history.pushState({ conversation: id }, "", href + location.search);
+      if (push !== false) history.pushState({ conversation: id, fromList: fromList }, "", href + location.search);
+      inbox.showPane("thread");
+      var text = focusComposer && document.getElementById("composer-text");
+      if (text) text.focus();
     });
   };
 
@@ -183,5 +188,6 @@
     pane.appendChild(p);
     document.getElementById("contact-panel").replaceChildren();
     inbox.initThread();
+    inbox.showPane("list");
   };
 })();
