@@ -200,17 +200,19 @@ class LiveServer:
         self.proc = self._spawn("serve", "serve", "--worker", "--port", str(self.port))
         _wait(lambda: _http_ok(self.url + "/login/"), 30, "the server")
 
-    def stop(self) -> None:
-        """Stop the server as systemd would (SIGTERM: the worker releases its numbers)."""
+    def stop(self) -> int | None:
+        """Stop the server as systemd would (SIGTERM: the worker releases its numbers);
+        its exit code."""
         if self.proc is None:
-            return
+            return None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=20)
+            code = self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+            code = self.proc.wait()
         self.proc = None
+        return code
 
     def close(self) -> None:
         self.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 
 from django.conf import settings
@@ -76,3 +78,28 @@ class Command(BaseCommand):
 
             embed_in_reactor()
         server.run()
+        _settle_event_loop()
+
+
+def _settle_event_loop() -> None:
+    """End what daphne left running on its event loop (the socket hub's listeners, ...)
+    while the interpreter is whole. Left pending, those tasks are destroyed during the
+    interpreter's own shutdown, after the modules they need are gone, and the process
+    could die of a segmentation fault at exit instead of returning 0."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        return
+    if loop.is_closed() or loop.is_running():
+        return
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    try:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception:
+        logger.warning("tasks left at shutdown did not end cleanly", exc_info=True)
+    finally:
+        loop.close()
+    gc.collect()
