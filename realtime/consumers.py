@@ -154,6 +154,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     user: User
     # conversation id -> its number, for the threads this socket has open
     conversations: dict[int, int]
+    # Frames forwarded before the accept, sent right after it (None once accepted).
+    _early: list[str] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -166,9 +168,16 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.user = cast(User, user)
         self.language = _language(self.scope)
         # Groups first, then accept: nothing committed after the page's sync is missed.
+        # What the hub forwards meanwhile waits for the accept (a send before it is refused).
+        self._early = []
         await self._join(user_group(user.pk))
         await self._refresh_groups()
         await self.accept()
+        while self._early:
+            early, self._early = self._early, []
+            for text in early:
+                await self.send(text_data=text)
+        self._early = None
 
     async def disconnect(self, code: int) -> None:
         for group in list(self.groups_joined):
@@ -306,7 +315,13 @@ class InboxConsumer(AsyncWebsocketConsumer):
         A frame set may carry, under ``OWNER_FRAMES``, frames for one user alone
         (a number's QR and pairing codes for its owner): this socket sends those only
         when its user is that one, and the others otherwise."""
-        await self.send(text_data="\n".join(self._frame(f) for f in frames))
+        await self._send_text("\n".join(self._frame(f) for f in frames))
+
+    async def _send_text(self, text: str) -> None:
+        if self._early is not None:  # not accepted yet: sent right after the accept
+            self._early.append(text)
+        else:
+            await self.send(text_data=text)
 
     def _frame(self, frames: dict[str, Any]) -> str:
         owner = frames.get(OWNER_FRAMES)
@@ -320,7 +335,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def resync(self) -> None:
         """Live events meant for this socket were lost on the way (realtime.hub
         noticed): the page catches up from the database, as after a reconnect."""
-        await self.send(text_data=RESYNC_FRAME)
+        await self._send_text(RESYNC_FRAME)
 
     async def groups_refresh(self, event: dict[str, Any]) -> None:
         """The user gained or lost a number (realtime.events.access_changed)."""

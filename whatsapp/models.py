@@ -48,6 +48,8 @@ class WhatsAppSession(models.Model):
     # The gateway (WHATSAPP_GATEWAY) the number was linked with: its device keys live there.
     gateway = models.CharField(_("linked with"), max_length=32, blank=True, default="")
     connected_at = models.DateTimeField(_("linked since"), null=True, blank=True)
+    # When ``status`` last changed: "disconnected since 14:02".
+    status_since = models.DateTimeField(_("status since"), null=True, blank=True)
     last_event_at = models.DateTimeField(_("last event"), null=True, blank=True)
     # The worker's lease on this number: who runs it, until when, with which fencing token.
     lease_holder = models.CharField(_("lease holder"), max_length=128, blank=True, default="")

@@ -21,6 +21,9 @@ def session_data(session: WhatsAppSession, *, secrets: bool = False) -> dict[str
         "qr_svg": qr_svg(session.qr_code) if secrets and session.qr_code else "",
         "pair_code": session.pair_code if secrets else "",
         "connected_at": session.connected_at.isoformat() if session.connected_at else None,
+        "status_since": session.status_since.isoformat() if session.status_since else None,
+        # The owner's frames say so: a number of theirs logged out is theirs to link again.
+        "mine": secrets,
         "last_event_at": session.last_event_at.isoformat() if session.last_event_at else None,
         "lease_holder": session.lease_holder,
     }

@@ -125,6 +125,9 @@ def session_agent_remove(*, session: WhatsAppSession, user: User) -> None:
 
 def _save_state(session: WhatsAppSession, fields: list[str]) -> None:
     session.last_event_at = timezone.now()
+    if "status" in fields:
+        session.status_since = session.last_event_at
+        fields = [*fields, "status_since"]
     session.save(update_fields=[*fields, "last_event_at", "updated_at"])
     events.session_changed(session)
 

@@ -253,6 +253,11 @@ def _js_strings() -> dict[str, object]:
         "cancel": _("Cancel"),
         "remove_file": _("Remove the file"),
         "number_deleted": _("This number was deleted."),
+        "status_since": _("%(status)s since %(time)s"),
+        "logged_out_banner": _(
+            "“%(name)s” was logged out of WhatsApp from the phone. Link it again in Numbers."
+        ),
+        "close": _("Close"),
         "statuses": {
             "new": _("New"),
             "waiting_qr": _("Waiting for QR scan"),
@@ -262,6 +267,22 @@ def _js_strings() -> dict[str, object]:
             "logged_out": _("Logged out"),
         },
     }
+
+
+@register.simple_tag
+def number_state(session: WhatsAppSession) -> str:
+    """"Disconnected since 14:02": the number's state, for the bar over the composer."""
+    status = session.get_status_display()
+    since = session.status_since
+    if since is None:
+        return str(status)
+    local = timezone.localtime(since)
+    same_day = local.date() == timezone.localdate()
+    if same_day:
+        when = formats.time_format(local, "TIME_FORMAT")
+    else:
+        when = formats.date_format(local, "SHORT_DATETIME_FORMAT")
+    return _("%(status)s since %(time)s") % {"status": status, "time": when}
 
 
 @register.simple_tag

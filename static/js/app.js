@@ -30,6 +30,14 @@
     return text;
   };
 
+  // "14:02" today, a short date and time before.
+  VB.shortTime = function (iso) {
+    var when = new Date(iso);
+    var today = when.toDateString() === new Date().toDateString();
+    var style = today ? { timeStyle: "short" } : { dateStyle: "short", timeStyle: "short" };
+    return new Intl.DateTimeFormat(VB.lang, style).format(when);
+  };
+
   /* --- toasts ------------------------------------------------------------------------- */
 
   VB.toast = function (message, level) {
@@ -189,6 +197,49 @@
   // A plain WebSocket to the URL of the page's #vb-socket element (data-url): its frames
   // are data for the page scripts, never HTML to swap, so htmx's ws extension would only
   // be a wrapper whose every swap is cancelled. It reconnects after any close, with backoff.
+  /* --- a number of yours logged out from the phone: a banner, and a notification ------- */
+
+  var known = new Map(); // number id -> the status last heard
+  var RECENT_MS = 2 * 60 * 1000; // heard for the first time: only a fresh logout is news
+
+  document.addEventListener("vb:session_status", function (e) {
+    var s = e.detail.session;
+    var before = known.get(s.id);
+    known.set(s.id, s.status);
+    if (!s.mine || s.status !== "logged_out" || before === "logged_out") return;
+    if (before === undefined && !(s.status_since && Date.now() - Date.parse(s.status_since) < RECENT_MS)) return;
+    var text = VB.t("logged_out_banner", { name: s.name || "" });
+    var banners = document.getElementById("banners");
+    if (banners && !banners.querySelector("[data-session='" + s.id + "']")) {
+      var banner = document.createElement("div");
+      banner.className = "banner error";
+      banner.setAttribute("role", "alert");
+      banner.dataset.session = String(s.id);
+      var link = document.createElement("a");
+      link.href = banners.dataset.numbersUrl;
+      link.textContent = text;
+      var close = document.createElement("button");
+      close.type = "button";
+      close.className = "banner-close";
+      close.setAttribute("aria-label", VB.t("close"));
+      close.textContent = "×";
+      close.addEventListener("click", function () {
+        banner.remove();
+      });
+      banner.append(link, close);
+      banners.appendChild(banner);
+    }
+    VB.stats = VB.stats || {};
+    VB.stats.loggedOutAlerts = (VB.stats.loggedOutAlerts || 0) + 1;
+    if (window.Notification && Notification.permission === "granted") {
+      try {
+        new Notification(text, { tag: "vb-logged-out-" + s.id });
+      } catch (err) {
+        /* some browsers only notify from a service worker */
+      }
+    }
+  });
+
   var socket = (VB.socket = { ws: null, open: false, everOpened: false, retries: 0 });
 
   socket.send = function (frame) {

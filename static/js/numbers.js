@@ -59,15 +59,38 @@
     el.appendChild(t);
   }
 
+  // The cards and the header's count ("You own 2 numbers of the 5 allowed"), as the
+  // server renders them now.
+  var refreshing = null;
   function refreshList() {
-    htmx.ajax("GET", location.pathname, { target: "#numbers", select: "#numbers", swap: "outerHTML" });
+    if (refreshing) return refreshing;
+    refreshing = fetch(location.pathname, { credentials: "same-origin", redirect: "manual" })
+      .then(function (response) {
+        if (!response.ok) return;
+        return response.text().then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          ["numbers", "numbers-count"].forEach(function (id) {
+            var now = document.getElementById(id);
+            var next = fresh.getElementById(id);
+            if (now && next) {
+              now.replaceWith(next);
+              htmx.process(next);
+            }
+          });
+        });
+      })
+      .catch(function () {})
+      .finally(function () {
+        refreshing = null;
+      });
+    return refreshing;
   }
 
   function applyToCard(s) {
     var card = document.getElementById("number-" + s.id);
     if (s.status === "deleted") {
       if (card) card.remove();
-      return;
+      return refreshList(); // the count in the header
     }
     if (!card) return refreshList(); // a number created elsewhere, or shared with us now
     card.dataset.status = s.status;

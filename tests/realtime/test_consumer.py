@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.models import Conversation, Message
+from realtime.consumers import InboxConsumer
 from tests.factories import inbound
 from vbcrm.asgi import application
 from whatsapp import services as wa_services
@@ -443,3 +444,20 @@ async def test_a_new_number_s_events_reach_its_owner_s_open_socket(charlie):
     await receive(session=session, msg=inbound(text="first on the new number"))
     assert (await frame_of(c, "new_message"))["message"]["body"] == "first on the new number"
     await c.disconnect()
+
+
+async def test_a_frame_forwarded_while_the_socket_connects_arrives_after_the_accept(alice):
+    """The socket joins its groups before it accepts (so nothing committed after the page's
+    sync is missed): a frame the hub forwards in between waits for the accept."""
+    original = InboxConsumer._refresh_groups
+
+    async def refresh_then_frame(self):
+        joined = await original(self)
+        await self.forward([{"en": '{"type": "early"}'}])
+        return joined
+
+    with mock.patch.object(InboxConsumer, "_refresh_groups", refresh_then_frame):
+        a = await connect(alice)
+    assert a.connected
+    assert [f["type"] for f in await frames_from(a)] == ["early"]
+    await a.disconnect()

@@ -40,6 +40,15 @@
     var s = e.detail.session;
     var option = document.querySelector("option[data-session-option='" + s.id + "']");
     if (option && s.name) option.textContent = s.name + " · " + (VB.strings.statuses[s.status] || s.status_label);
+    // The bar over the composer: the open thread's number is down, replies will wait.
+    var bar = document.getElementById("number-down");
+    if (bar && Number(bar.dataset.session) === s.id && s.status) {
+      bar.hidden = s.status === "connected";
+      var status = VB.strings.statuses[s.status] || s.status_label || s.status;
+      bar.querySelector(".state").textContent = s.status_since
+        ? VB.t("status_since", { status: status, time: VB.shortTime(s.status_since) })
+        : status;
+    }
   });
 
   /* --- catching up after a reconnect --------------------------------------------------------- */
