@@ -145,7 +145,12 @@
     }
     pair.hidden = !s.pair_code;
     pair.querySelector(".code").textContent = s.pair_code || "";
-    wait.hidden = !!(s.qr_svg || s.pair_code);
+    // No code yet and a reason: the client could not reach WhatsApp (offline, blocked).
+    var unreachable = panel.querySelector(".unreachable");
+    var failing = !s.qr_svg && !s.pair_code && !!s.status_detail;
+    unreachable.hidden = !failing;
+    unreachable.querySelector(".reason").textContent = failing ? s.status_detail : "";
+    wait.hidden = !!(s.qr_svg || s.pair_code || failing);
   }
 
   document.addEventListener("vb:session_status", function (e) {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from tests.ui.conftest import _wait
+
 
 def test_the_qr_modal_shows_a_qr_and_turns_to_connected_when_scanned(live, login):
     page = login("alice", "/numbers/")
@@ -58,3 +60,33 @@ def test_deleting_a_number_asks_first(live, login):
     expect(card).to_have_count(0)
     expect(page.locator("#toasts .toast.success").last).to_be_visible()
     assert page.dialogs == []
+
+
+def test_the_link_window_says_when_whatsapp_cannot_be_reached(live, login):
+    """Offline: the window says so within seconds, with the reason and a retry, instead of
+    waiting for a QR code forever."""
+    page = login("alice", "/numbers/")
+    live.sim.terminate()  # WhatsApp (the simulator) is out of reach
+    live.sim.wait(timeout=10)
+    try:
+        page.click("#connect-open")
+        page.fill("#connect-dialog input[name=name]", "Sem rede")
+        page.click("#connect-dialog button[type=submit]")
+        panel = page.locator("#link-panel")
+        session_id = panel.get_attribute("data-session")
+        unreachable = panel.locator(".unreachable")
+        expect(unreachable).to_be_visible(timeout=10_000)
+        expect(unreachable).to_contain_text("Não foi possível alcançar os servidores do WhatsApp")
+        expect(unreachable.locator(".reason")).to_contain_text(str(live.sim_port))
+        expect(panel.locator(".qr-wait")).to_be_hidden()
+    finally:
+        live.start_simulator()
+    # back online: "try again now" shows a QR code at once, not after the client's back-off
+    unreachable.locator("button[type=submit]").click()
+    expect(page.locator("#link-panel img.qr")).to_be_visible(timeout=10_000)
+    expect(page.locator("#link-panel .unreachable")).to_be_hidden()
+    page.click("#connect-dialog [data-close]")
+    page.locator(f"#number-{session_id} button.danger").click()
+    page.locator("dialog.confirm button.primary").click()
+    expect(page.locator(f"#number-{session_id}")).to_have_count(0)
+    _wait(live.linked, 30, "the shared number to connect again")
