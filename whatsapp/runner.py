@@ -23,6 +23,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from conversations import services as conv_services
+from conversations import vcard
 from conversations.models import Message
 from vbcrm import metrics
 from whatsapp import services
@@ -94,6 +95,24 @@ def command_for(m: Message, own_phone: str) -> base.Command:
             quoted_id=m.quoted_wa_id,
             quoted_sender=quoted_sender,
             quoted_text=quoted_text,
+        )
+    if m.kind == Message.Kind.LOCATION:
+        return base.SendLocation(
+            to=to,
+            message_id=m.wa_id,
+            latitude=m.latitude if m.latitude is not None else 0.0,
+            longitude=m.longitude if m.longitude is not None else 0.0,
+            name=m.location_name,
+            address=m.body,
+            quoted_id=m.quoted_wa_id,
+        )
+    if m.kind == Message.Kind.CONTACT:
+        return base.SendContact(
+            to=to,
+            message_id=m.wa_id,
+            display_name=vcard.parse(m.body).name,
+            vcard=m.body,
+            quoted_id=m.quoted_wa_id,
         )
     return base.SendMedia(
         to=to,
@@ -392,6 +411,12 @@ class NumberRunner:
         await self.db(conv_services.message_media_failed, message_id=message.pk, error=error)
 
     # --- outbox, receipts, requests --------------------------------------------------
+
+    async def check_phones(self, phones: list[str]) -> tuple[base.PhoneCheck, ...]:
+        """Which of ``phones`` are on WhatsApp (a lookup a web process asked for)."""
+        if self.child is None or not self.connected:
+            raise base.GatewayError("not connected", transient=True)
+        return await self.child.request(base.CheckPhones(phones=tuple(phones)), timeout=20)
 
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
