@@ -1,6 +1,7 @@
 /* The inbox page: the composer under the open thread. Text and one file, a preview of
- * the file before it is sent, quick replies picked by typing "/", and sending with a
- * client key so that sending again after a network error cannot make a duplicate. */
+ * the file before it is sent, a location or a contact card instead (📍 / 👤), quick
+ * replies picked by typing "/", and sending with a client key so that sending again
+ * after a network error cannot make a duplicate. */
 (function () {
   "use strict";
 
@@ -34,7 +35,37 @@
     var matches = [];
     var chosen = 0;
     var sending = false;
+    var kind = form.querySelector("input[name=kind]");
     newClientKey(form);
+
+    // A location or a contact card: its fields show (and only then are sent).
+    function setKind(value) {
+      kind.value = value;
+      form.querySelectorAll("fieldset[data-kind]").forEach(function (fs) {
+        var on = fs.dataset.kind === value;
+        fs.hidden = !on;
+        fs.disabled = !on;
+        if (!on) {
+          fs.querySelectorAll("input").forEach(function (i) {
+            i.value = "";
+          });
+        }
+      });
+      form.querySelectorAll(".kind-button").forEach(function (b) {
+        b.setAttribute("aria-pressed", b.dataset.kindButton === value ? "true" : "false");
+      });
+      if (value) {
+        file.value = "";
+        showPreview();
+        form.querySelector("fieldset[data-kind=" + value + "] input").focus();
+      }
+    }
+    form.addEventListener("click", function (e) {
+      var button = e.target.closest && e.target.closest("[data-kind-button]");
+      if (!button) return;
+      var wanted = button.dataset.kindButton;
+      setKind(kind.value === wanted ? "" : wanted);
+    });
 
     function grow() {
       text.style.height = "auto";
@@ -90,6 +121,7 @@
 
     file.addEventListener("change", function () {
       var f = file.files[0];
+      if (f && kind.value) setKind("");
       if (f && f.size > maxBytes) {
         file.value = "";
         showPreview(VB.t("too_large"));
@@ -180,7 +212,12 @@
     });
 
     function send() {
-      if (sending || (!text.value.trim() && !file.files.length)) return;
+      if (sending || (!text.value.trim() && !file.files.length && !kind.value)) return;
+      var fields = form.querySelector("fieldset[data-kind=" + (kind.value || "none") + "]");
+      if (fields && !fields.checkValidity()) {
+        form.reportValidity();
+        return;
+      }
       sending = true;
       form.classList.add("sending");
       fetch(form.action, {
@@ -209,6 +246,7 @@
           inbox.scrollBottom(inbox.messagesBox());
           text.value = "";
           file.value = "";
+          setKind("");
           showPreview();
           grow();
           newClientKey(form);

@@ -100,6 +100,8 @@
       });
   }
 
+  inbox.syncNow = syncNow;
+
   document.addEventListener("vb:socket-open", function () {
     inbox.joined = null;
     inbox.joinCurrent();
