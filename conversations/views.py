@@ -270,6 +270,8 @@ def send_message(request: HttpRequest, conversation_id: int) -> JsonResponse:
             # Browsers submit a textarea's new lines as CRLF; WhatsApp's are LF.
             text=request.POST.get("text", "").replace("\r\n", "\n"),
             upload=request.FILES.get("file"),
+            # A recording from the page's microphone button goes as a voice note.
+            kind="voice" if request.POST.get("kind") == "voice" else None,
             reply_to_id=_int(request.POST.get("reply_to")),
             client_key=request.POST.get("client_key", "")[:64],
             **_message_extra(request),

@@ -26,7 +26,7 @@ from conversations import services as conv_services
 from conversations import vcard
 from conversations.models import Message
 from vbcrm import metrics
-from whatsapp import services
+from whatsapp import services, voice
 from whatsapp.config import WorkerConfig, store_for
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
@@ -481,9 +481,10 @@ class NumberRunner:
                 if not claimed:
                     continue
                 try:
-                    result = await self.child.request(
-                        command_for(m, self.row.phone_number), timeout=120
-                    )
+                    command = command_for(m, self.row.phone_number)
+                    if isinstance(command, base.SendMedia):
+                        command = await voice.prepared(command)
+                    result = await self.child.request(command, timeout=120)
                 except base.GatewayError as exc:
                     await self.db(
                         conv_services.outbox_failed,

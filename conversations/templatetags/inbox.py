@@ -252,6 +252,8 @@ def _js_strings() -> dict[str, object]:
         "confirm": _("Confirm"),
         "cancel": _("Cancel"),
         "remove_file": _("Remove the file"),
+        "recording": _("Recording… press ⏹ to stop."),
+        "no_microphone": _("The microphone is not available in this browser."),
         "number_deleted": _("This number was deleted."),
         "statuses": {
             "new": _("New"),

@@ -3,6 +3,9 @@ server and the simulator: the "New conversation" dialog, and a location from the
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
 from playwright.sync_api import expect
 
 from tests.ui.conftest import _wait
@@ -69,4 +72,28 @@ def test_a_location_sent_from_the_page_reaches_whatsapp(live, login):
     )
     assert (sent[0]["latitude"], sent[0]["longitude"]) == (-23.5505, -46.6333)
     assert sent[0]["location_name"] == "Loja Sé"
+    assert page.errors == []
+
+
+def test_a_voice_note_recorded_in_the_page_reaches_whatsapp_as_ogg_opus(live, login):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("converting voice notes needs ffmpeg (CI installs it)")
+    live.say("5511971000003", push_name="Rui Voz", text="Pode mandar um áudio?")
+    page = login("alice")
+    page.context.grant_permissions(["microphone"])
+    page.locator(".conversation-row", has_text="Rui Voz").locator(".row-link").click()
+    expect(page.locator("#thread-wrap .contact-name")).to_have_text("Rui Voz")
+    record = page.locator("#record-voice")
+    expect(record).to_be_visible()
+    record.click()
+    expect(record).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(1500)
+    record.click()
+    expect(page.locator("#attach-preview audio")).to_be_visible()
+    page.click("#composer button.send")
+    expect(page.locator("#messages .msg.out.kind-voice")).to_have_attribute("data-status", "sent")
+    sent = [s for s in _sent_to(live, "5511971000003") if s["kind"] == "voice"]
+    assert sent[0]["mimetype"] == "audio/ogg; codecs=opus"
+    media = live.control.get_bytes(f"/api/sent/{sent[0]['message_id']}/media")
+    assert media[:4] == b"OggS" and len(media) > 200
     assert page.errors == []

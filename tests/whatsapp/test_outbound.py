@@ -4,6 +4,9 @@ over the channel layer, and locations, contact cards and stickers reaching the s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import shutil
+import subprocess
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,6 +16,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conversations import services as conv_services
 from conversations.models import Contact, Conversation, Message
 from tests.whatsapp.conftest import link, running_worker, wait_for
+from whatsapp import voice
+from whatsapp.gateway import base
 from whatsapp.models import WhatsAppSession
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -139,3 +144,61 @@ async def test_location_contact_card_and_sticker_go_out_with_their_fields(simula
             lambda: set(Message.objects.values_list("status", flat=True)) == {"sent"},
             what="all sent",
         )
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (CI installs it)")
+async def test_a_voice_note_recorded_as_webm_goes_out_as_ogg_opus(
+    simulator, linked, alice, tmp_path
+):
+    webm = tmp_path / "note.webm"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1"]
+        + ["-c:a", "libopus", str(webm)],
+        check=True,
+    )
+    async with running_worker():
+        await link(simulator, linked, OWN)
+        upload = SimpleUploadedFile("voice-note.webm", webm.read_bytes(), content_type="audio/webm")
+        _conversation, message = await sync_to_async(_start)(
+            alice, linked, "5511988880001", upload=upload, kind="voice"
+        )
+        assert message.kind == "voice" and message.mime_type == "audio/webm"
+        sent = await _sent(simulator, 1)
+        assert sent[0]["kind"] == "voice"
+        assert sent[0]["mimetype"] == "audio/ogg; codecs=opus"
+        media = simulator.control.get_bytes(f"/api/sent/{sent[0]['message_id']}/media")
+        assert media[:4] == b"OggS"
+        await wait_for(lambda: Message.objects.get(pk=message.pk).status == "sent")
+    # the page keeps playing what the agent recorded
+    stored = await sync_to_async(Message.objects.get)(pk=message.pk)
+    assert stored.mime_type == "audio/webm" and stored.media.name.endswith(".webm")
+
+
+async def test_a_voice_note_that_cannot_be_converted_fails_with_the_reason(
+    simulator, linked, alice
+):
+    async with running_worker():
+        await link(simulator, linked, OWN)
+        upload = SimpleUploadedFile("voice-note.webm", b"not audio", content_type="audio/webm")
+        _conversation, message = await sync_to_async(_start)(
+            alice, linked, "5511988880001", upload=upload, kind="voice"
+        )
+        failed = await wait_for(
+            lambda: Message.objects.filter(pk=message.pk, status="failed").first(),
+            what="the send to fail",
+        )
+        assert "voice note" in failed.error
+    assert simulator.control.sent(OWN) == []
+
+
+async def test_an_ogg_voice_note_goes_as_it_is_and_other_kinds_untouched(tmp_path):
+    ogg = base.SendMedia(
+        to="x",
+        kind=base.MessageKind.VOICE,
+        path=str(tmp_path / "a.ogg"),
+        message_id="1",
+        mimetype="audio/ogg",
+    )
+    assert await voice.prepared(ogg) == dataclasses.replace(ogg, mimetype=voice.VOICE_MIME)
+    audio = dataclasses.replace(ogg, kind=base.MessageKind.AUDIO, mimetype="audio/webm")
+    assert await voice.prepared(audio) is audio

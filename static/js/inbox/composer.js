@@ -60,6 +60,67 @@
         form.querySelector("fieldset[data-kind=" + value + "] input").focus();
       }
     }
+    // A voice note: recorded in the browser, attached as the file with kind "voice" (the
+    // worker converts it to the Ogg/Opus WhatsApp plays).
+    var recordButton = form.querySelector("#record-voice");
+    var recorder = null;
+    if (recordButton && window.MediaRecorder && navigator.mediaDevices) recordButton.hidden = false;
+
+    function recordingType() {
+      var types = ["audio/ogg;codecs=opus", "audio/webm;codecs=opus", "audio/webm", "audio/mp4"];
+      for (var i = 0; i < types.length; i++) {
+        if (MediaRecorder.isTypeSupported(types[i])) return types[i];
+      }
+      return "";
+    }
+
+    function attachRecording(blob) {
+      var type = (blob.type || "audio/webm").split(";")[0];
+      var ext = { "audio/ogg": ".ogg", "audio/mp4": ".m4a" }[type] || ".webm";
+      var note = new File([blob], "voice-note" + ext, { type: type });
+      var files = new DataTransfer();
+      files.items.add(note);
+      setKind("");
+      file.files = files.files;
+      kind.value = "voice";
+      showPreview();
+    }
+
+    function toggleRecording() {
+      if (recorder) {
+        recorder.stop();
+        return;
+      }
+      navigator.mediaDevices
+        .getUserMedia({ audio: true })
+        .then(function (stream) {
+          var type = recordingType();
+          var chunks = [];
+          recorder = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
+          recorder.addEventListener("dataavailable", function (e) {
+            if (e.data && e.data.size) chunks.push(e.data);
+          });
+          recorder.addEventListener("stop", function () {
+            stream.getTracks().forEach(function (t) {
+              t.stop();
+            });
+            var kindOf = recorder.mimeType || type || "audio/webm";
+            recorder = null;
+            recordButton.textContent = "🎤";
+            recordButton.setAttribute("aria-pressed", "false");
+            if (chunks.length) attachRecording(new Blob(chunks, { type: kindOf }));
+          });
+          recorder.start();
+          recordButton.textContent = "⏹";
+          recordButton.setAttribute("aria-pressed", "true");
+          VB.toast(VB.t("recording"), "success");
+        })
+        .catch(function () {
+          VB.toast(VB.t("no_microphone"), "error");
+        });
+    }
+    if (recordButton) recordButton.addEventListener("click", toggleRecording);
+
     form.addEventListener("click", function (e) {
       var button = e.target.closest && e.target.closest("[data-kind-button]");
       if (!button) return;
@@ -113,6 +174,7 @@
       remove.textContent = VB.t("remove_file");
       remove.addEventListener("click", function () {
         file.value = "";
+        if (kind.value === "voice") kind.value = "";
         showPreview();
       });
       preview.append(name, remove);
@@ -122,6 +184,7 @@
     file.addEventListener("change", function () {
       var f = file.files[0];
       if (f && kind.value) setKind("");
+      if (kind.value === "voice") kind.value = "";
       if (f && f.size > maxBytes) {
         file.value = "";
         showPreview(VB.t("too_large"));
