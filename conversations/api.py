@@ -35,7 +35,8 @@ from vbcrm.api_base import (
     request_user,
 )
 from vbcrm.errors import error_items, first_error
-from whatsapp.selectors import session_member_get
+from whatsapp.models import WhatsAppSession
+from whatsapp.selectors import session_get, session_member_get
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +143,22 @@ class AssignIn(Schema):
     )
 
 
+class LocationIn(BaseModel):
+    latitude: float = Field(ge=-90, le=90, description="Degrees, -90 to 90.")
+    longitude: float = Field(ge=-180, le=180, description="Degrees, -180 to 180.")
+    name: SafeStr = Field("", max_length=255, description="The place's name.")
+    address: SafeStr = Field("", max_length=1000, description="Its address.")
+
+
+class ContactCardIn(BaseModel):
+    name: SafeStr = Field("", max_length=128, description="The contact's name (with phone).")
+    phone: SafeStr = Field("", max_length=40, description="Their phone, with country code.")
+    vcard: SafeStr = Field("", max_length=10_000, description="Or a whole vCard 3.0 text.")
+
+
 class SendIn(BaseModel):
-    """A reply. JSON for text; multipart/form-data with ``file`` for a file and caption."""
+    """A message. JSON for text, a location or a contact card; multipart/form-data with
+    ``file`` for a file and caption."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -151,21 +166,61 @@ class SendIn(BaseModel):
     kind: SafeStr | None = Field(
         None,
         description="With a file: image, video, audio, voice, document or sticker "
-        "(default: from the file's type). An unknown kind answers 422.",
+        "(default: from the file's type; a .webp goes as a sticker). An unknown kind "
+        "answers 422.",
     )
     reply_to_id: int | None = Field(
         None, ge=1, le=MAX_ID, description="A message of this conversation to quote."
     )
+    location: LocationIn | None = Field(None, description="Send a location (JSON only).")
+    contact: ContactCardIn | None = Field(
+        None, description="Send a contact card: name and phone, or a vCard (JSON only)."
+    )
 
 
-_SEND_BODY_SCHEMA = SendIn.model_json_schema()
-_SEND_MULTIPART_SCHEMA = {
-    "type": "object",
-    "properties": {
-        **_SEND_BODY_SCHEMA["properties"],
-        "file": {"type": "string", "format": "binary", "description": "The file to send."},
-    },
-}
+class StartIn(SendIn):
+    """Write first to a phone: the number to write from, the phone, and the message."""
+
+    session_id: int = Field(ge=1, le=MAX_ID, description="The number to write from.")
+    phone: SafeStr = Field(
+        max_length=40,
+        description="The customer's phone with country code (+55 11 98888-0001); without "
+        "one, VBCRM_DEFAULT_COUNTRY_CODE is assumed when set.",
+    )
+
+
+class StartOut(Schema):
+    conversation: ConversationOut
+    message: MessageOut
+
+
+def _multipart(schema: dict) -> dict:
+    properties = {k: v for k, v in schema["properties"].items() if k not in ("location", "contact")}
+    file = {"type": "string", "format": "binary", "description": "The file to send."}
+    return {"type": "object", "properties": {**properties, "file": file}}
+
+
+def _inline(schema: dict) -> dict:
+    """A model's JSON schema with its nested models written in place (no ``$defs``)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+_SEND_BODY_SCHEMA = _inline(SendIn.model_json_schema())
+_SEND_MULTIPART_SCHEMA = _multipart(_SEND_BODY_SCHEMA)
+_START_BODY_SCHEMA = _inline(StartIn.model_json_schema())
+_START_MULTIPART_SCHEMA = _multipart(_START_BODY_SCHEMA)
 
 
 # --- Helpers -----------------------------------------------------------------------------
@@ -219,8 +274,8 @@ def _send_error(exc: ValidationError) -> ApiError | ValidationError:
     return exc
 
 
-def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
-    """The reply from a JSON or a multipart body."""
+def _send_input(request: HttpRequest, schema: type[SendIn] = SendIn) -> tuple[Any, Any]:
+    """The message from a JSON or a multipart body."""
     content_type = request.content_type or ""
     if content_type == "multipart/form-data":
         data: Any = {k: v for k, v in request.POST.items() if v != "" or k == "text"}
@@ -240,7 +295,7 @@ def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
             _("Send application/json, or multipart/form-data with a file."),
         )
     try:
-        return SendIn.model_validate(data), upload
+        return schema.model_validate(data), upload
     except PydanticValidationError as exc:
         detail = [
             {
@@ -253,7 +308,99 @@ def _send_input(request: HttpRequest) -> tuple[SendIn, Any]:
         raise ApiError(400, "invalid", detail) from None
 
 
+def _message_fields(payload: SendIn, upload: Any) -> dict[str, Any]:
+    """What ``message_send`` takes besides the conversation, checked at the door."""
+    if upload is not None and "\x00" in f"{upload.name}{upload.content_type}":
+        raise field_errors("file", _("The file's name or type is not valid text."))
+    kind = (payload.kind or "").strip()
+    if kind and kind not in Message.Kind.values:
+        raise field_errors("kind", _("Unknown kind of message."), "unknown_kind", status=422)
+    for name, value in (("location", payload.location), ("contact", payload.contact)):
+        if kind == name and value is None:
+            raise field_errors(name, _("This field is required for this kind."), "required")
+    if upload is None and kind not in ("", Message.Kind.TEXT, "location", "contact"):
+        raise field_errors("file", _("Attach a file to send this kind."), "required")
+    location = contact = None
+    if payload.location is not None:
+        location = services.Location(**payload.location.model_dump())
+    if payload.contact is not None:
+        contact = services.ContactCard(**payload.contact.model_dump())
+    return {
+        "text": payload.text,
+        "upload": upload,
+        "kind": kind if upload is not None and kind else None,
+        "location": location,
+        "contact": contact,
+    }
+
+
+def _start_error(exc: ValidationError) -> ApiError | ValidationError:
+    """A refused start: 409 when the number is not connected, 422 for a phone that is
+    not on WhatsApp, 503 when WhatsApp did not answer the lookup, else as a send."""
+    code, message = first_error(exc)
+    if code == "not_connected":
+        return ApiError(409, code, message)
+    if code == "not_on_whatsapp":
+        return field_errors("phone", message, code, status=422)
+    if code == "lookup_failed":
+        return ApiError(503, code, message)
+    if code == "not_found":
+        return field_errors("session_id", _("No such number."), code, status=404)
+    return _send_error(exc)
+
+
 # --- Endpoints ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/conversations",
+    response={201: StartOut, **errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503)},
+    summary="Start a conversation",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _START_BODY_SCHEMA},
+                "multipart/form-data": {"schema": _START_MULTIPART_SCHEMA},
+            },
+        }
+    },
+)
+def conversation_start(
+    request: HttpRequest,
+    idempotency_key: SafeStr | None = Header(
+        None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=64,
+        description="As for sending: a retry with the same key sends nothing twice.",
+    ),
+) -> Status:
+    """Write first to a customer: the phone is checked on WhatsApp through the number
+    (404 ``not_found`` for a number the caller does not work, 409 ``not_connected``, 422
+    ``not_on_whatsapp``, before anything is stored), then the conversation (the existing
+    one with that contact on that number, or a new one) gets the message."""
+    user = request_user(request)
+    payload, upload = _send_input(request, StartIn)
+    fields = _message_fields(payload, upload)
+    try:
+        session = session_get(user=user, session_id=payload.session_id)
+    except WhatsAppSession.DoesNotExist:
+        raise field_errors("session_id", _("No such number."), "not_found", status=404) from None
+    try:
+        conversation, message = services.conversation_start(
+            user=user,
+            session=session,
+            phone=payload.phone,
+            client_key=idempotency_key or "",
+            **fields,
+        )
+    except ValidationError as exc:
+        raise _start_error(exc) from None
+    conversation = selectors.conversation_get(user=user, conversation_id=conversation.pk)
+    return Status(
+        201, {"conversation": conversation_data(conversation), "message": _message_out(message)}
+    )
 
 
 @router.get(
@@ -377,22 +524,13 @@ def conversation_send(
     user = request_user(request)
     conversation = _conversation(request, conversation_id)
     payload, upload = _send_input(request)
-    if upload is not None and "\x00" in f"{upload.name}{upload.content_type}":
-        raise field_errors("file", _("The file's name or type is not valid text."))
-    kind = (payload.kind or "").strip()
-    if kind and kind not in Message.Kind.values:
-        raise field_errors("kind", _("Unknown kind of message."), "unknown_kind", status=422)
-    if upload is None and kind not in ("", Message.Kind.TEXT):
-        raise field_errors("file", _("Attach a file to send this kind."), "required")
     try:
         message = services.message_send(
             user=user,
             conversation=conversation,
-            text=payload.text,
-            upload=upload,
-            kind=kind if upload is not None and kind else None,
             reply_to_id=payload.reply_to_id,
             client_key=idempotency_key or "",
+            **_message_fields(payload, upload),
         )
     except ValidationError as exc:
         raise _send_error(exc) from None

@@ -7,6 +7,7 @@ app_name = "conversations"
 urlpatterns = [
     path("rows/", views.conversation_rows, name="rows"),
     path("sync/", views.sync, name="sync"),
+    path("start/", views.start_conversation, name="start"),
     path("<int:conversation_id>/", views.conversation_detail, name="detail"),
     path("<int:conversation_id>/header/", views.thread_header, name="header"),
     path("<int:conversation_id>/messages/", views.older_messages, name="messages"),

@@ -30,3 +30,21 @@ def parse(text: str) -> Card:
         elif key == "TEL" and value:
             phones.append(value)
     return Card(name=name, phones=phones[:5])
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;").replace("\n", " ")
+
+
+def build(name: str, phone: str) -> str:
+    """A vCard 3.0 for a name and a phone (digits with country code). ``waid`` is how
+    WhatsApp knows the phone has an account: its "Message" button opens the chat."""
+    return "\n".join(
+        (
+            "BEGIN:VCARD",
+            "VERSION:3.0",
+            f"FN:{_escape(name)}",
+            f"TEL;type=CELL;waid={phone}:+{phone}",
+            "END:VCARD",
+        )
+    )

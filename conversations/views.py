@@ -25,6 +25,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
@@ -37,7 +38,7 @@ from conversations.files import media_response
 from conversations.models import Conversation, Message, QuickReply
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
-from vbcrm.errors import first_error
+from vbcrm.errors import error_items, first_error
 from vbcrm.types import AuthedRequest
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_list, session_member_get, session_members
@@ -264,8 +265,11 @@ def send_message(request: AuthedRequest, conversation_id: int) -> JsonResponse:
             # Browsers submit a textarea's new lines as CRLF; WhatsApp's are LF.
             text=request.POST.get("text", "").replace("\r\n", "\n"),
             upload=request.FILES.get("file"),
+            # A recording from the page's microphone button goes as a voice note.
+            kind="voice" if request.POST.get("kind") == "voice" else None,
             reply_to_id=_int(request.POST.get("reply_to")),
             client_key=request.POST.get("client_key", "")[:64],
+            **_message_extra(request),
         )
     except ValidationError as exc:
         return _send_error(exc)
@@ -275,6 +279,83 @@ def send_message(request: AuthedRequest, conversation_id: int) -> JsonResponse:
         request=request,
     )
     return JsonResponse({"message": {**message_data(message), "html": html}}, status=201)
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        number = float((value or "").strip().replace(",", "."))
+    except ValueError:
+        return None
+    return number
+
+
+def _message_extra(request: AuthedRequest) -> dict[str, Any]:
+    """The composer's other kinds: ``kind=location`` (latitude, longitude, name, address)
+    or ``kind=contact`` (contact_name, contact_phone)."""
+    kind = request.POST.get("kind", "")
+    if kind == "location":
+        lat, lng = _float(request.POST.get("latitude")), _float(request.POST.get("longitude"))
+        if lat is None or lng is None:
+            raise ValidationError(
+                _("Enter the latitude and the longitude as numbers."), code="invalid_coordinate"
+            )
+        location = services.Location(
+            latitude=lat,
+            longitude=lng,
+            name=request.POST.get("location_name", ""),
+            address=request.POST.get("address", ""),
+        )
+        return {"location": location}
+    if kind == "contact":
+        contact = services.ContactCard(
+            name=request.POST.get("contact_name", ""),
+            phone=request.POST.get("contact_phone", ""),
+        )
+        return {"contact": contact}
+    return {}
+
+
+@login_required
+@require_POST
+def start_conversation(request: AuthedRequest) -> JsonResponse:
+    """The "New conversation" dialog: a number the user works, a phone, the first message.
+    Answers where the conversation is, or the refusal to show in the dialog."""
+    session_id = _int(request.POST.get("session_id"))
+    try:
+        session = session_list(user=request.user).get(pk=session_id or 0)
+    except WhatsAppSession.DoesNotExist:
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "not_found",
+                    "message": _("Choose a number."),
+                    "field": "session_id",
+                }
+            },
+            status=400,
+        )
+    try:
+        conversation, _message = services.conversation_start(
+            user=request.user,
+            session=session,
+            phone=request.POST.get("phone", ""),
+            text=request.POST.get("text", "").replace("\r\n", "\n"),
+            client_key=request.POST.get("client_key", "")[:64],
+            **_message_extra(request),
+        )
+    except ValidationError as exc:
+        field, code, text = error_items(exc)[0]
+        status = 429 if code == "rate_limited" else 400
+        return JsonResponse(
+            {"error": {"code": code, "message": text, "field": field or ""}}, status=status
+        )
+    return JsonResponse(
+        {
+            "conversation_id": conversation.pk,
+            "url": reverse("conversations:detail", args=[conversation.pk]),
+        },
+        status=201,
+    )
 
 
 @login_required

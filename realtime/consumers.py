@@ -6,7 +6,10 @@ client -> server
   ``join``                                   re-read the numbers the user may see
   ``join_conversation``  ``conversation_id``  receive the thread's ticks and media updates
   ``leave_conversation`` ``conversation_id``
-  ``send_message``       ``conversation_id``, ``text``, ``client_key``?, ``reply_to_id``?
+  ``send_message``       ``conversation_id``, ``text``, ``client_key``?, ``reply_to_id``?,
+                         or instead of the text ``location`` (``latitude``, ``longitude``,
+                         ``name``?, ``address``?) or ``contact`` (``name`` and ``phone``,
+                         or ``vcard``)
   ``mark_as_read``       ``conversation_id``
   Any frame may carry ``ref`` (a short string) that the answer echoes.
 
@@ -103,6 +106,36 @@ def _conversation_session(user: User, conversation_id: int) -> int | None:
         return None
 
 
+def _coordinate(location: dict[str, Any], key: str) -> float:
+    value = location.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FrameError("invalid", _("“%(field)s” must be a number.") % {"field": key})
+    return float(value)
+
+
+def _extra(frame: dict[str, Any]) -> dict[str, Any]:
+    """A ``send_message`` frame's ``location`` or ``contact``, as message_send takes them."""
+    extra: dict[str, Any] = {}
+    for key in ("location", "contact"):
+        value = frame.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise FrameError("invalid", _("“%(field)s” must be an object.") % {"field": key})
+    if (location := frame.get("location")) is not None:
+        extra["location"] = services.Location(
+            latitude=_coordinate(location, "latitude"),
+            longitude=_coordinate(location, "longitude"),
+            name=_string(location, "name", max_length=255),
+            address=_string(location, "address", max_length=1000),
+        )
+    if (contact := frame.get("contact")) is not None:
+        extra["contact"] = services.ContactCard(
+            name=_string(contact, "name", max_length=128),
+            phone=_string(contact, "phone", max_length=40),
+            vcard=_string(contact, "vcard", max_length=10_000),
+        )
+    return extra
+
+
 @database_sync_to_async
 def _send_message(
     user: User,
@@ -111,6 +144,7 @@ def _send_message(
     text: str,
     client_key: str,
     reply_to_id: int | None,
+    extra: dict[str, Any],
 ) -> int | None:
     with translation.override(language):
         try:
@@ -124,6 +158,7 @@ def _send_message(
                 text=text,
                 reply_to_id=reply_to_id,
                 client_key=client_key,
+                **extra,
             )
         except ValidationError as exc:
             raise FrameError(*first_error(exc)) from None
@@ -283,8 +318,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
             text = _string(frame, "text", max_length=MAX_FRAME_CHARS)
             client_key = _string(frame, "client_key", max_length=64)
             reply_to_id = _positive_int(frame, "reply_to_id", required=False)
+            extra = _extra(frame)
         message_id = await _send_message(
-            self.user, self.language, conversation_id, text, client_key, reply_to_id
+            self.user, self.language, conversation_id, text, client_key, reply_to_id, extra
         )
         if message_id is None:
             raise self._not_found()

@@ -45,6 +45,7 @@ from realtime.messages import (
     GroupsRefresh,
     Push,
     PushBatch,
+    WorkerLookup,
     WorkerWakeup,
     broadcast_layer,
 )
@@ -314,11 +315,60 @@ class WorkerInbox:
         else:
             await self.layer.group_discard(group, self.channel)
 
-    async def receive(self) -> int | None:
-        """Wait for the next wake-up; the number it is about (None: any worker may claim)."""
+    async def receive(self) -> dict[str, Any]:
+        """Wait for the next message: a ``WorkerWakeup`` (its ``session_id`` None when any
+        worker may claim) or a ``WorkerLookup``."""
         assert self.layer is not None and self.channel is not None
-        message = await self.layer.receive(self.channel)
-        return message.get("session_id")
+        return await self.layer.receive(self.channel)
+
+    async def answer(self, reply_to: str, answer: Mapping[str, Any]) -> None:
+        """Answer a request (``WorkerLookup``) on the channel its sender waits on."""
+        assert self.layer is not None
+        await self.layer.send(reply_to, dict(answer))
+
+
+class WorkerUnavailable(Exception):
+    """No worker answered for the number in time (none holds it, or the layer is down)."""
+
+
+def worker_lookup(session_id: int, phones: list[str], timeout: float) -> dict[str, Any]:
+    """Ask the worker holding number ``session_id`` to look ``phones`` up on WhatsApp, and
+    wait for its answer (a ``LookupAnswer``). From sync code: a page, the API, a socket's
+    database thread. Raises ``WorkerUnavailable`` when no answer comes in ``timeout``.
+
+    The request goes to the number's worker group (only the worker that holds the number
+    follows it); the answer comes back on a fresh plain channel that this call alone
+    reads, as ``layer_round_trip`` does, so it never waits behind the socket hub's
+    receive. With the in-memory layer (web and worker in one process) the whole exchange
+    runs on the event loop that owns the layer's queues."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise WorkerUnavailable("no channel layer configured")
+
+    async def ask() -> dict[str, Any]:
+        reply_to = f"wa-lookup.{secrets.token_hex(8)}"
+        request: WorkerLookup = {
+            "type": "worker.lookup",
+            "session_id": session_id,
+            "phones": list(phones),
+            "reply_to": reply_to,
+        }
+        await layer.group_send(worker_group(session_id), dict(request))
+        try:
+            return await asyncio.wait_for(layer.receive(reply_to), timeout)
+        except TimeoutError:
+            raise WorkerUnavailable(f"no worker answered for number {session_id}") from None
+
+    loop = loop_for(layer) if _in_memory(layer) else None
+    try:
+        if loop is not None:
+            return asyncio.run_coroutine_threadsafe(ask(), loop).result(timeout + 5)
+        return async_to_sync(ask)()
+    except WorkerUnavailable:
+        raise
+    except Exception as exc:  # the layer itself failed (Redis down)
+        logger.warning("worker lookup failed session=%s (%s)", session_id, type(exc).__name__)
+        raise WorkerUnavailable(str(exc)) from exc
 
 
 async def layer_round_trip(timeout: float) -> None:

@@ -79,5 +79,25 @@ class WorkerWakeup(TypedDict):
     session_id: int
 
 
+class WorkerLookup(TypedDict):
+    """A web process asks the worker holding ``session_id`` which ``phones`` are on
+    WhatsApp; the worker answers on ``reply_to`` with a ``LookupAnswer``."""
+
+    type: Literal["worker.lookup"]
+    session_id: int
+    phones: list[str]
+    reply_to: str
+
+
+class LookupAnswer(TypedDict):
+    """``results``: ``{"phone", "on_whatsapp", "jid"}`` per phone asked, or ``error``
+    (``not_connected``: the worker does not run the number connected; ``failed``:
+    WhatsApp did not answer)."""
+
+    type: Literal["worker.lookup.answer"]
+    results: NotRequired[list[dict[str, Any]]]
+    error: NotRequired[str]
+
+
 # What a hub receives.
 HubMessage = Push | PushBatch | Gap | GroupsRefresh | HubPing

@@ -267,6 +267,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 VBCRM_MAX_UPLOAD_BYTES = env.int("VBCRM_MAX_UPLOAD_BYTES", default=16 * 1024 * 1024)
 # Messages one user may send per minute (page, socket and API together); 0 turns the limit off.
 VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
+# Country calling code (digits, e.g. 55) for phones typed without one when starting a
+# conversation; empty: every phone must carry its own (+55 11 ...).
+VBCRM_DEFAULT_COUNTRY_CODE = env.str("VBCRM_DEFAULT_COUNTRY_CODE", default="").lstrip("+")
+# How long starting a conversation waits for the number's worker to look the phone up.
+VBCRM_PHONE_LOOKUP_SECONDS = env.float("VBCRM_PHONE_LOOKUP_SECONDS", default=15.0)
 # A reply still waiting for its number (disconnected, logged out, no worker) after this many
 # hours is marked failed, with the reason and a Retry button.
 VBCRM_OUTBOX_EXPIRY_HOURS = env.int("VBCRM_OUTBOX_EXPIRY_HOURS", default=24)

@@ -23,9 +23,10 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from conversations import services as conv_services
+from conversations import vcard
 from conversations.models import Message
 from vbcrm import metrics
-from whatsapp import services
+from whatsapp import services, voice
 from whatsapp.config import WorkerConfig, store_for
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
@@ -74,7 +75,7 @@ def _media_name(message: Message) -> str:
     return f"{now:%Y/%m}/in-{message.pk}{ext}"
 
 
-def command_for(m: Message, own_phone: str) -> base.SendText | base.SendMedia:
+def command_for(m: Message, own_phone: str) -> base.SendCommand:
     """The send command for an outgoing message. ``m`` comes with its conversation's
     contact and the message it quotes; ``own_phone`` is the number's phone (a quote of
     our own message names it as the sender)."""
@@ -94,6 +95,24 @@ def command_for(m: Message, own_phone: str) -> base.SendText | base.SendMedia:
             quoted_id=m.quoted_wa_id,
             quoted_sender=quoted_sender,
             quoted_text=quoted_text,
+        )
+    if m.kind == Message.Kind.LOCATION:
+        return base.SendLocation(
+            to=to,
+            message_id=m.wa_id,
+            latitude=m.latitude if m.latitude is not None else 0.0,
+            longitude=m.longitude if m.longitude is not None else 0.0,
+            name=m.location_name,
+            address=m.body,
+            quoted_id=m.quoted_wa_id,
+        )
+    if m.kind == Message.Kind.CONTACT:
+        return base.SendContact(
+            to=to,
+            message_id=m.wa_id,
+            display_name=vcard.parse(m.body).name,
+            vcard=m.body,
+            quoted_id=m.quoted_wa_id,
         )
     return base.SendMedia(
         to=to,
@@ -406,6 +425,12 @@ class NumberRunner:
 
     # --- outbox, receipts, requests --------------------------------------------------
 
+    async def check_phones(self, phones: list[str]) -> tuple[base.PhoneCheck, ...]:
+        """Which of ``phones`` are on WhatsApp (a lookup a web process asked for)."""
+        if self.child is None or not self.connected:
+            raise base.GatewayError("not connected", transient=True)
+        return await self.child.request(base.CheckPhones(phones=tuple(phones)), timeout=20)
+
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
             await self._flush_requested.wait()
@@ -492,9 +517,10 @@ class NumberRunner:
                 if not claimed:
                     continue
                 try:
-                    result = await self.child.request(
-                        command_for(m, self.row.phone_number), timeout=120
-                    )
+                    command = command_for(m, self.row.phone_number)
+                    if isinstance(command, base.SendMedia):
+                        command = await voice.prepared(command)
+                    result = await self.child.request(command, timeout=120)
                 except base.GatewayError as exc:
                     await self.db(
                         conv_services.outbox_failed,

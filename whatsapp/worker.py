@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from vbcrm import metrics
 from whatsapp import selectors, services
 from whatsapp.config import WorkerConfig
 from whatsapp.dbthreads import Database
+from whatsapp.gateway import base
 from whatsapp.gateway.process import GATEWAYS
 from whatsapp.models import WhatsAppSession
 from whatsapp.runner import NumberRunner
@@ -49,6 +51,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._inbox = WorkerInbox()
         self._dropping: set[int] = set()
+        self._lookups: set[asyncio.Task] = set()
         self._last_renew = 0.0
         self._last_expiry = 0.0
         self.ready = asyncio.Event()
@@ -215,7 +218,11 @@ class Worker:
                 if not await self._inbox.open(list(self.runners)):
                     return
                 while not self._stopping.is_set():
-                    session_id = await self._inbox.receive()
+                    message = await self._inbox.receive()
+                    if message.get("type") == "worker.lookup":
+                        self._start_lookup(message)
+                        continue
+                    session_id = message.get("session_id")
                     runner = self.runners.get(session_id) if session_id is not None else None
                     if runner is not None:
                         row = await self.db(
@@ -230,6 +237,30 @@ class Worker:
             except Exception:
                 logger.warning("worker wake-up listener error; retrying", exc_info=True)
                 await asyncio.sleep(2)
+
+    def _start_lookup(self, request: dict) -> None:
+        task = asyncio.create_task(self._lookup(request))
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _lookup(self, request: dict) -> None:
+        """Answer a web process's "which of these phones are on WhatsApp" for a number
+        this worker holds (realtime.layer.worker_lookup)."""
+        runner = self.runners.get(int(request.get("session_id") or 0))
+        answer: dict = {"type": "worker.lookup.answer"}
+        if runner is None or not runner.connected:
+            answer["error"] = "not_connected"
+        else:
+            try:
+                checks = await runner.check_phones([str(p) for p in request.get("phones", [])])
+                answer["results"] = [dataclasses.asdict(c) for c in checks]
+            except base.GatewayError as exc:
+                logger.warning("phone lookup failed session=%s: %s", runner.session_id, exc)
+                answer["error"] = "not_connected" if exc.transient else "failed"
+        try:
+            await self._inbox.answer(str(request.get("reply_to", "")), answer)
+        except Exception:
+            logger.warning("could not answer a phone lookup", exc_info=True)
 
 
 @contextlib.asynccontextmanager

@@ -2,8 +2,8 @@
 
 Callers (pages, API, sockets, worker) get the objects they pass in through the
 selectors, which apply the access rule; these functions trust their arguments.
-``inbound`` stores what WhatsApp sends, ``outbox`` what agents send, ``agent`` the
-rest of what an agent does in the inbox.
+``inbound`` stores what WhatsApp sends, ``outbox`` what agents send, ``start`` an
+agent writing first, ``agent`` the rest of what an agent does in the inbox.
 """
 
 from conversations.models import message_preview
@@ -11,8 +11,8 @@ from conversations.services.agent import (
     contact_update,
     conversation_assign,
     conversation_mark_read,
+    conversation_open,
     conversation_set_status,
-    conversation_start,
     quick_reply_create,
     quick_reply_delete,
     quick_reply_update,
@@ -28,6 +28,8 @@ from conversations.services.inbound import (
 from conversations.services.outbox import (
     MAX_SEND_ATTEMPTS,
     MAX_TEXT_LENGTH,
+    ContactCard,
+    Location,
     message_queue_outbound,
     message_retry,
     message_send,
@@ -40,13 +42,17 @@ from conversations.services.outbox import (
     receipts_pending,
     receipts_sent,
 )
+from conversations.services.start import conversation_start, phone_on_whatsapp
 
 __all__ = [
     "MAX_SEND_ATTEMPTS",
     "MAX_TEXT_LENGTH",
+    "ContactCard",
+    "Location",
     "contact_update",
     "conversation_assign",
     "conversation_mark_read",
+    "conversation_open",
     "conversation_set_status",
     "conversation_start",
     "history_import",
@@ -65,6 +71,7 @@ __all__ = [
     "outbox_pending",
     "outbox_recover",
     "outbox_sent",
+    "phone_on_whatsapp",
     "quick_reply_create",
     "quick_reply_delete",
     "quick_reply_update",

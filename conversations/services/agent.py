@@ -1,5 +1,5 @@
 """What an agent does in the inbox besides replying: reading, assigning, closing,
-naming contacts, starting conversations and keeping quick replies."""
+naming contacts, opening conversations and keeping quick replies."""
 
 from __future__ import annotations
 
@@ -86,12 +86,15 @@ def contact_update(
     return contact
 
 
-def conversation_start(*, session: WhatsAppSession, phone: str) -> Conversation:
-    """Open (or find) the conversation with a phone number, to write first."""
+def conversation_open(*, session: WhatsAppSession, phone: str, jid: str = "") -> Conversation:
+    """Open (or find) the conversation with a phone number, unchecked: operators'
+    commands, and ``conversation_start`` once WhatsApp said the phone has an account
+    (``jid``: the address it gave, which may differ from the digits)."""
     digits = normalise_phone(phone)
-    jid = f"{digits}@s.whatsapp.net"
+    jid = jid or f"{digits}@s.whatsapp.net"
+    phone = jid.split("@", 1)[0] if jid.endswith("@s.whatsapp.net") else digits
     with transaction.atomic():
-        contact = _contact_for(session, _Addresses(jid=jid, lid="", phone=digits), "")
+        contact = _contact_for(session, _Addresses(jid=jid, lid="", phone=phone), "")
         conversation = _conversation_for(session, contact)
     return conversation
 

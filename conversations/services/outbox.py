@@ -4,8 +4,10 @@ read receipts owed to WhatsApp."""
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations import selectors
+from conversations import selectors, vcard
 from conversations.models import FILE_KINDS, Conversation, Message
 from conversations.ratelimit import send_retry_after
 from conversations.services.inbound import _conversations_advance
@@ -25,10 +27,31 @@ from vbcrm import metrics
 from vbcrm.errors import field_error, unstorable
 from vbcrm.types import User
 from whatsapp.gateway.base import new_message_id
+from whatsapp.phones import normalise_phone
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_LENGTH = 4096
+MAX_VCARD_LENGTH = 10_000
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place to send: coordinates in degrees, and an optional name and address."""
+
+    latitude: float
+    longitude: float
+    name: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    """A contact card to send: a vCard as it is, or one made from a name and a phone."""
+
+    name: str = ""
+    phone: str = ""
+    vcard: str = ""
 
 
 def message_send(
@@ -40,8 +63,13 @@ def message_send(
     kind: str | None = None,
     reply_to_id: int | None = None,
     client_key: str = "",
+    location: Location | None = None,
+    contact: ContactCard | None = None,
 ) -> Message:
-    """An agent's reply from any door (page, API, socket): the checks, then the write.
+    """An agent's message from any door (page, API, socket): the checks, then the write.
+
+    One kind per message: text, a file (``upload``, its ``kind`` from its type unless
+    given: a .webp goes as a sticker), a ``location`` or a ``contact`` card.
 
     In this order, each refusal a ValidationError that stores nothing: the send rate
     (code ``rate_limited``, ``params["retry_after"]`` in seconds), the quoted message
@@ -66,7 +94,12 @@ def message_send(
             ) from None
         if reply_to.conversation_id != conversation.pk:
             raise field_error("reply_to_id", _("No such message in this conversation."))
-    for field, value in (("text", text), ("client_key", client_key)):
+    strings = [("text", text), ("client_key", client_key)]
+    if location is not None:
+        strings += [("name", location.name), ("address", location.address)]
+    if contact is not None:
+        strings += [("name", contact.name), ("phone", contact.phone), ("vcard", contact.vcard)]
+    for field, value in strings:
         reason = unstorable(value or "")
         if reason is not None:
             raise field_error(field, _(reason))
@@ -78,6 +111,8 @@ def message_send(
         kind=kind,
         reply_to=reply_to,
         client_key=client_key,
+        location=location,
+        contact=contact,
     )
 
 
@@ -90,6 +125,8 @@ def message_queue_outbound(
     kind: str | None = None,
     reply_to: Message | None = None,
     client_key: str = "",
+    location: Location | None = None,
+    contact: ContactCard | None = None,
 ) -> Message:
     """Store an agent's reply as ``pending``; the worker holding the number sends it.
 
@@ -97,7 +134,9 @@ def message_queue_outbound(
     instead of sending twice.
     """
     text = (text or "").strip()
-    if upload is None and not text:
+    if sum(x is not None for x in (upload, location, contact)) > 1:
+        raise field_error("kind", _("Send one thing at a time."), "kind")
+    if upload is None and location is None and contact is None and not text:
         raise field_error("text", _("Type a message or attach a file."), "empty")
     if len(text) > MAX_TEXT_LENGTH:
         raise field_error(
@@ -116,6 +155,10 @@ def message_queue_outbound(
     fields: dict = {"kind": Message.Kind.TEXT, "body": text}
     if upload is not None:
         fields.update(_upload_fields(upload, kind))
+    elif location is not None:
+        fields = _location_fields(location, text)
+    elif contact is not None:
+        fields = _contact_fields(contact)
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -168,6 +211,47 @@ def _upload_fields(upload: UploadedFile, kind: str | None) -> dict:
         "file_name": (upload.name or "file")[:255],
         "file_size": upload.size,
     }
+
+
+def _location_fields(location: Location, text: str) -> dict:
+    for field, value, limit in (
+        ("latitude", location.latitude, 90),
+        ("longitude", location.longitude, 180),
+    ):
+        if not isinstance(value, int | float) or not math.isfinite(value) or abs(value) > limit:
+            raise field_error(
+                field,
+                _("Enter a number between -%(n)d and %(n)d.") % {"n": limit},
+                "invalid_coordinate",
+            )
+    name = " ".join(location.name.split())
+    if len(name) > 255:
+        raise field_error("name", _("The name is limited to 255 characters."), "too_long")
+    return {
+        "kind": Message.Kind.LOCATION,
+        "latitude": float(location.latitude),
+        "longitude": float(location.longitude),
+        "location_name": name,
+        # Shown under the place; WhatsApp calls it the address.
+        "body": (location.address or text).strip()[:MAX_TEXT_LENGTH],
+    }
+
+
+def _contact_fields(contact: ContactCard) -> dict:
+    card = (contact.vcard or "").strip()
+    if card:
+        if "BEGIN:VCARD" not in card.upper() or not vcard.parse(card).name:
+            raise field_error("vcard", _("This is not a vCard with a name (FN)."), "invalid")
+        if len(card) > MAX_VCARD_LENGTH:
+            raise field_error("vcard", _("The vCard is too long."), "too_long")
+        return {"kind": Message.Kind.CONTACT, "body": card.replace("\r\n", "\n")}
+    name = " ".join((contact.name or "").split())
+    if not name:
+        raise field_error("name", _("Enter the contact's name."), "required")
+    if len(name) > 128:
+        raise field_error("name", _("The name is limited to 128 characters."), "too_long")
+    digits = normalise_phone(contact.phone)
+    return {"kind": Message.Kind.CONTACT, "body": vcard.build(name, digits)}
 
 
 def message_retry(*, message: Message) -> Message:

@@ -252,6 +252,8 @@ def _js_strings() -> dict[str, object]:
         "confirm": _("Confirm"),
         "cancel": _("Cancel"),
         "remove_file": _("Remove the file"),
+        "recording": _("Recording… press ⏹ to stop."),
+        "no_microphone": _("The microphone is not available in this browser."),
         "number_deleted": _("This number was deleted."),
         "status_since": _("%(status)s since %(time)s"),
         "logged_out_banner": _(
@@ -271,7 +273,7 @@ def _js_strings() -> dict[str, object]:
 
 @register.simple_tag
 def number_state(session: WhatsAppSession) -> str:
-    """"Disconnected since 14:02": the number's state, for the bar over the composer."""
+    """ "Disconnected since 14:02": the number's state, for the bar over the composer."""
     status = session.get_status_display()
     since = session.status_since
     if since is None:

@@ -319,6 +319,39 @@ async def test_send_message_answers_validation_errors(conversation, alice):
     await a.disconnect()
 
 
+async def test_send_message_sends_a_location_or_a_contact_card(conversation, alice):
+    a = await connect(alice)
+    await a.send_json_to(
+        {
+            "type": "send_message",
+            "conversation_id": conversation.pk,
+            "location": {"latitude": -23.55, "longitude": -46.63, "name": "Sé"},
+        }
+    )
+    queued = await frame_of(a, "message_queued")
+    m = await sync_to_async(Message.objects.get)(pk=queued["id"])
+    assert (m.kind, m.latitude, m.longitude, m.location_name) == ("location", -23.55, -46.63, "Sé")
+    await a.send_json_to(
+        {
+            "type": "send_message",
+            "conversation_id": conversation.pk,
+            "contact": {"name": "Ana", "phone": "+55 11 97777-0001"},
+        }
+    )
+    queued = await frame_of(a, "message_queued")
+    m = await sync_to_async(Message.objects.get)(pk=queued["id"])
+    assert m.kind == "contact" and "waid=5511977770001" in m.body
+    for bad, code in (
+        ({"location": {"latitude": "x", "longitude": 1}}, "invalid"),
+        ({"location": {"latitude": 100, "longitude": 1}}, "invalid_coordinate"),
+        ({"contact": "Ana"}, "invalid"),
+        ({"contact": {"phone": "5511977770001"}}, "required"),
+    ):
+        await a.send_json_to({"type": "send_message", "conversation_id": conversation.pk, **bad})
+        assert (await frame_of(a, "error"))["code"] == code, bad
+    await a.disconnect()
+
+
 async def test_send_message_keeps_to_the_send_rate(conversation, alice, settings):
     settings.VBCRM_SEND_RATE_PER_MINUTE = 2
     a = await connect(alice)

@@ -35,6 +35,9 @@ from whatsapp.simulator.client import ControlClient, ControlError
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
+    # A fake microphone (a beep) that needs no permission prompt: voice notes.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",

@@ -22,14 +22,15 @@ from typing import Any
 import pytest
 from neonize._binder import func_callback_bytes, func_string
 from neonize.events import ConnectedEv, LoggedOutEv, PairStatusEv, ReceiptEv
-from neonize.exc import DownloadError, SendMessageError
-from neonize.proto.Neonize_pb2 import JID
+from neonize.exc import DownloadError, IsOnWhatsAppError, SendMessageError
+from neonize.proto.Neonize_pb2 import JID, IsOnWhatsAppResponse
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
     DocumentMessage,
     ImageMessage,
     Message,
     ReactionMessage,
+    StickerMessage,
 )
 from neonize.utils.enum import ReceiptType
 
@@ -232,6 +233,32 @@ class FakeClient:
         self._record("build_document_message", data, **kwargs)
         return Message(documentMessage=DocumentMessage(fileName=kwargs["filename"]))
 
+    def build_sticker_message(self, data: bytes) -> Message:
+        self._record("build_sticker_message", data)
+        return Message(stickerMessage=StickerMessage(mimetype="image/webp"))
+
+    def is_on_whatsapp(self, *numbers: str) -> list:
+        self._record("is_on_whatsapp", *numbers)
+        if self.send_error:
+            raise self.send_error
+        # WhatsApp answers the phone it knows, maybe without Brazil's ninth digit.
+        known = {"+5511988880001": "551188880001"}
+        return [
+            IsOnWhatsAppResponse(
+                Query=n,
+                IsIn=n in known,
+                JID=JID(
+                    User=known.get(n, ""),
+                    Server="s.whatsapp.net" if n in known else "",
+                    Device=0,
+                    RawAgent=0,
+                    Integrator=0,
+                    IsEmpty=n not in known,
+                ),
+            )
+            for n in numbers
+        ]
+
     def download_any(self, message: Message) -> bytes:
         self._record("download_any", message)
         if self.download_error:
@@ -295,6 +322,64 @@ def test_send_text_quoting_a_message(live) -> None:
     assert part.contextInfo.quotedMessage.conversation == "can you deliver?"
     # and it reads back as a reply to that message
     assert map_content(message).quoted_id == "3EB0THEIRS"
+
+
+def test_send_location_contact_and_sticker(live, tmp_path: Path) -> None:
+    session, fake, _ = live
+    to = f"{PHONE}@s.whatsapp.net"
+    session.handle(
+        base.SendLocation(
+            to=to,
+            message_id="1",
+            latitude=-23.55,
+            longitude=-46.63,
+            name="Sé",
+            address="Praça da Sé",
+            quoted_id="3EB0THEIRS",
+        )
+    )
+    session.handle(
+        base.SendContact(
+            to=to, message_id="2", display_name="Ana", vcard="BEGIN:VCARD\nFN:Ana\nEND:VCARD"
+        )
+    )
+    path = tmp_path / "s.webp"
+    path.write_bytes(b"RIFF-webp")
+    session.handle(
+        base.SendMedia(
+            to=to,
+            kind=base.MessageKind.STICKER,
+            path=str(path),
+            message_id="3",
+            mimetype="image/webp",
+        )
+    )
+    sent = [c[1][1] for c in fake.calls if c[0] == "send_message"]
+    location = sent[0].locationMessage
+    assert (location.degreesLatitude, location.degreesLongitude) == (-23.55, -46.63)
+    assert (location.name, location.address) == ("Sé", "Praça da Sé")
+    assert location.contextInfo.stanzaID == "3EB0THEIRS"
+    # each reads back as the kind it was sent as
+    content = map_content(sent[0])
+    assert (content.kind, content.location_name) == (base.MessageKind.LOCATION, "Sé")
+    assert sent[1].contactMessage.displayName == "Ana"
+    assert map_content(sent[1]).kind == base.MessageKind.CONTACT
+    assert ("build_sticker_message", (b"RIFF-webp",), {}) in fake.calls
+    assert sent[2].HasField("stickerMessage")
+
+
+def test_check_phones_answers_each_phone_with_the_jid_whatsapp_gave(live) -> None:
+    session, fake, _ = live
+    checks = session.handle(base.CheckPhones(phones=("5511988880001", "5511977770000")))
+    assert fake.calls[0] == ("is_on_whatsapp", ("+5511988880001", "+5511977770000"), {})
+    assert checks == (
+        base.PhoneCheck("5511988880001", True, "551188880001@s.whatsapp.net"),
+        base.PhoneCheck("5511977770000", False, ""),
+    )
+    fake.send_error = IsOnWhatsAppError("websocket not connected")
+    with pytest.raises(base.GatewayError) as info:
+        session.check_phones(base.CheckPhones(phones=("5511988880001",)))
+    assert info.value.transient is True
 
 
 def test_send_media_passes_bytes_never_a_path(live, tmp_path: Path) -> None:

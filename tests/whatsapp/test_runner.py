@@ -54,6 +54,31 @@ def test_a_reply_quoting_a_message_names_who_wrote_it():
     assert cmd.quoted_sender == "5511900000001@s.whatsapp.net"
 
 
+def test_a_location_and_a_contact_card_have_commands_of_their_own():
+    m = _outgoing(
+        kind=Message.Kind.LOCATION,
+        latitude=-23.55,
+        longitude=-46.63,
+        location_name="Sé",
+        body="Praça da Sé",
+        quoted_wa_id="IN1",
+    )
+    assert command_for(m, "5511900000001") == base.SendLocation(
+        to=CUSTOMER,
+        message_id="OUT1",
+        latitude=-23.55,
+        longitude=-46.63,
+        name="Sé",
+        address="Praça da Sé",
+        quoted_id="IN1",
+    )
+    card = "BEGIN:VCARD\nVERSION:3.0\nFN:Ana\nTEL;waid=5511977770001:+5511977770001\nEND:VCARD"
+    m = _outgoing(kind=Message.Kind.CONTACT, body=card)
+    assert command_for(m, "5511900000001") == base.SendContact(
+        to=CUSTOMER, message_id="OUT1", display_name="Ana", vcard=card
+    )
+
+
 def test_a_file_is_sent_from_where_it_is_stored(settings):
     m = _outgoing(
         kind=Message.Kind.DOCUMENT,

@@ -169,6 +169,45 @@ class SendMedia:
 
 
 @dataclass(frozen=True)
+class SendLocation:
+    to: str
+    message_id: str
+    latitude: float
+    longitude: float
+    name: str = ""
+    address: str = ""
+    quoted_id: str = ""
+
+
+@dataclass(frozen=True)
+class SendContact:
+    """A contact card: ``vcard`` is the card's text, ``display_name`` its name."""
+
+    to: str
+    message_id: str
+    display_name: str
+    vcard: str
+    quoted_id: str = ""
+
+
+@dataclass(frozen=True)
+class CheckPhones:
+    """Which of ``phones`` (digits with country code) have a WhatsApp account."""
+
+    phones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PhoneCheck:
+    """One answer to :class:`CheckPhones`. ``jid`` is the address WhatsApp knows the
+    account by, which may differ from the digits asked for (Brazil's ninth digit)."""
+
+    phone: str
+    on_whatsapp: bool
+    jid: str = ""
+
+
+@dataclass(frozen=True)
 class DownloadMedia:
     media_ref: bytes
     dest: str  # file path the child writes to; media never crosses the pipe
@@ -191,7 +230,20 @@ class Logout:
     pass
 
 
-Command = SendText | SendMedia | DownloadMedia | MarkRead | RequestPairCode | Logout
+# What an outgoing message becomes: each answers a SendResult.
+SendCommand = SendText | SendMedia | SendLocation | SendContact
+
+Command = (
+    SendText
+    | SendMedia
+    | SendLocation
+    | SendContact
+    | CheckPhones
+    | DownloadMedia
+    | MarkRead
+    | RequestPairCode
+    | Logout
+)
 
 
 @dataclass(frozen=True)
@@ -281,6 +333,15 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def send_media(self, cmd: SendMedia) -> SendResult: ...
 
+    def send_location(self, cmd: SendLocation) -> SendResult:
+        raise GatewayError("this gateway cannot send locations")
+
+    def send_contact(self, cmd: SendContact) -> SendResult:
+        raise GatewayError("this gateway cannot send contact cards")
+
+    def check_phones(self, cmd: CheckPhones) -> tuple[PhoneCheck, ...]:
+        raise GatewayError("this gateway cannot look phone numbers up")
+
     @abc.abstractmethod
     def download_media(self, cmd: DownloadMedia) -> DownloadResult: ...
 
@@ -302,6 +363,12 @@ class Session(abc.ABC):
                 return self.send_text(command)
             case SendMedia():
                 return self.send_media(command)
+            case SendLocation():
+                return self.send_location(command)
+            case SendContact():
+                return self.send_contact(command)
+            case CheckPhones():
+                return self.check_phones(command)
             case DownloadMedia():
                 return self.download_media(command)
             case MarkRead():

@@ -35,6 +35,7 @@ from typing import overload
 
 from whatsapp.gateway.base import (
     Alive,
+    CheckPhones,
     Command,
     DownloadMedia,
     DownloadResult,
@@ -43,10 +44,10 @@ from whatsapp.gateway.base import (
     InboundMessage,
     Logout,
     MarkRead,
+    PhoneCheck,
     RequestPairCode,
-    SendMedia,
+    SendCommand,
     SendResult,
-    SendText,
     Session,
     SessionConfig,
 )
@@ -312,7 +313,11 @@ class GatewayChild:
 
     # What each command answers (``Session.handle`` dispatches them).
     @overload
-    async def request(self, command: SendText | SendMedia, timeout: float = ...) -> SendResult: ...
+    async def request(self, command: SendCommand, timeout: float = ...) -> SendResult: ...
+    @overload
+    async def request(
+        self, command: CheckPhones, timeout: float = ...
+    ) -> tuple[PhoneCheck, ...]: ...
     @overload
     async def request(self, command: DownloadMedia, timeout: float = ...) -> DownloadResult: ...
     @overload

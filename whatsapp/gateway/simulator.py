@@ -464,15 +464,53 @@ class SimulatorSession(base.Session):
         return answer
 
     def send_text(self, cmd: base.SendText) -> base.SendResult:
-        fields = {
-            "message_id": cmd.message_id,
-            "to": cmd.to,
-            "kind": "text",
-            "text": cmd.text,
-            "quoted_id": cmd.quoted_id,
-        }
+        return self._send(
+            {
+                "message_id": cmd.message_id,
+                "to": cmd.to,
+                "kind": "text",
+                "text": cmd.text,
+                "quoted_id": cmd.quoted_id,
+            }
+        )
+
+    def _send(self, fields: dict[str, Any]) -> base.SendResult:
         answer = self._call(lambda: self._request("send", fields), REQUEST_TIMEOUT + 5)
         return base.SendResult(message_id=answer["message_id"], timestamp=_utc(answer["timestamp"]))
+
+    def send_location(self, cmd: base.SendLocation) -> base.SendResult:
+        return self._send(
+            {
+                "message_id": cmd.message_id,
+                "to": cmd.to,
+                "kind": "location",
+                "latitude": cmd.latitude,
+                "longitude": cmd.longitude,
+                "location_name": cmd.name,
+                "address": cmd.address,
+                "quoted_id": cmd.quoted_id,
+            }
+        )
+
+    def send_contact(self, cmd: base.SendContact) -> base.SendResult:
+        return self._send(
+            {
+                "message_id": cmd.message_id,
+                "to": cmd.to,
+                "kind": "contact",
+                "text": cmd.vcard,
+                "display_name": cmd.display_name,
+                "quoted_id": cmd.quoted_id,
+            }
+        )
+
+    def check_phones(self, cmd: base.CheckPhones) -> tuple[base.PhoneCheck, ...]:
+        fields = {"phones": list(cmd.phones)}
+        answer = self._call(lambda: self._request("check", fields), REQUEST_TIMEOUT + 5)
+        return tuple(
+            base.PhoneCheck(phone=r["phone"], on_whatsapp=bool(r["on_whatsapp"]), jid=r["jid"])
+            for r in answer["results"]
+        )
 
     def send_media(self, cmd: base.SendMedia) -> base.SendResult:
         if cmd.kind not in base.MEDIA_KINDS:

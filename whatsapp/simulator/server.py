@@ -22,13 +22,15 @@ input, 404 for an unknown resource, 409 for a code that is not pending):
 | `POST /api/pair-codes/confirm` | `{"code"}` | links the device with the phone it asked for: `{"account", "phone", "jid"}`; 409 if not pending |
 | `GET /api/numbers` | | linked devices, oldest first (a phone has a row per device): `[{"account", "phone", "jid", "push_name", "connected", "queued"}]` |
 | `POST /api/messages` | one message object, or a list of them (see below) | `{"message_id", "queued"}` (a list gives `{"message_ids": [...]}`); every device of the phone gets it, a disconnected one on reconnect, in order (`queued`: one is disconnected) |
-| `GET /api/sent?phone=` | | what the number sent, in order: `[{"message_id", "to", "kind", "text", "filename", "mimetype", "size", "sha256", "quoted_id", "timestamp"}]` |
+| `GET /api/sent?phone=` | | what the number sent, in order: `[{"message_id", "to", "kind", "text", "filename", "mimetype", "size", "sha256", "quoted_id", "timestamp"}]`; a `location` adds `"latitude", "longitude", "location_name", "address"`, a `contact` adds `"display_name"` (its vCard is the `text`) |
 | `GET /api/sent/{message_id}/media` | | the raw bytes of a sent media (its mimetype as Content-Type) |
 | `POST /api/receipts` | `{"phone", "message_ids": [...], "status": "delivered"\\|"read"\\|"played", "from"?}` | the phone's devices get a Receipt: `{"ok": true}` |
 | `GET /api/reads?phone=` | | read receipts the number sent (mark_read): `[{"chat", "sender", "message_ids", "timestamp"}]` |
 | `POST /api/drop` | `{"phone"}` or `{"all": true}` | closes the phone's device sockets (or all); clients must reconnect by themselves: `{"dropped": n}` |
 | `POST /api/logout` | `{"phone", "account"?}` | logged out from the phone: its devices (only that account's, with `account`) get LOGGED_OUT, their links are forgotten: `{"ok": true}` |
 | `POST /api/replay` | `{"phone", "message_id"}` | delivers an already delivered inbound message again to the phone's devices, same id and content: `{"message_id"}` |
+| `POST /api/unregistered` | `{"phones": [...], "registered"?: false}` | those phones have no WhatsApp account (every other phone has one) when numbers look them up; `"registered": true` gives them one again: `{"unregistered": [...]}` |
+| `GET /api/lookups?phone=` | | the phones the number looked up, in order: `[{"phones", "timestamp"}]` |
 | `POST /api/history` | `{"phone", "messages": [message objects, each may carry "from_me"]}` | each of the phone's devices gets one HistoryBatch: `{"count": n}` |
 
 A message object (``POST /api/messages``, ``/api/history``):
@@ -63,7 +65,8 @@ Device protocol (``GET /ws/device``, one JSON object per text frame, in order):
   They stay in the number's outbox until the client acknowledges them with
   ``{"t": "ack", "seq"}`` and are sent again on the next connection otherwise,
   so a drop never loses one; the client skips a ``seq`` it has already seen.
-* client requests: ``{"t": "req", "id", "op": "send" | "read" | "pair_code" | "logout", ...}``,
+* client requests: ``{"t": "req", "id", "op": "send" | "read" | "check" | "pair_code" | "logout", ...}``
+  (``check``: ``{"phones": [digits]}`` answered by ``{"results": [{"phone", "on_whatsapp", "jid"}]}``),
   answered by ``{"t": "res", "id", ...}`` or ``{"t": "res", "id", "error"}``.
   Media is uploaded first with ``POST /media/upload`` (raw bytes, the
   mimetype as Content-Type, answer ``{"media_id", "sha256", "size"}``) and
@@ -207,9 +210,11 @@ class _Sent:
     sha256: str | None
     quoted_id: str
     ts: float
+    extra: dict[str, Any] = field(default_factory=dict)  # a location's or a card's fields
 
     def as_json(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "message_id": self.message_id,
             "to": self.to,
             "kind": self.kind,
@@ -230,6 +235,7 @@ class _PhoneLog:
     sent: list[_Sent] = field(default_factory=list)
     sent_by_id: dict[str, _Sent] = field(default_factory=dict)
     reads: list[dict[str, Any]] = field(default_factory=list)
+    lookups: list[dict[str, Any]] = field(default_factory=list)
     delivered: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
 
 
@@ -373,6 +379,7 @@ class SimulatorServer:
         self._qr_index: dict[str, _Pairing] = {}  # current QR code -> pairing
         self._pair_codes: dict[str, _Pairing] = {}  # pairing code -> pairing
         self._logged_out_phones: set[str] = set()
+        self._unregistered: set[str] = set()  # phones with no WhatsApp account
         self._logged_out_jids: set[str] = set()
         self._device_numbers: dict[str, int] = {}  # phone -> last device number given
         self._media: dict[str, _Media] = {}  # sha256 -> media (content-addressed)
@@ -399,6 +406,8 @@ class SimulatorServer:
         r.add_post("/api/logout", self._api_logout)
         r.add_post("/api/replay", self._api_replay)
         r.add_post("/api/history", self._api_history)
+        r.add_post("/api/unregistered", self._api_unregistered)
+        r.add_get("/api/lookups", self._api_lookups)
         r.add_get("/ws/device", self._ws_device)
         r.add_post("/media/upload", self._media_upload)
         r.add_get("/media/{media_id}", self._media_get)
@@ -601,6 +610,8 @@ class SimulatorServer:
             return self._op_send(link, frame)
         if op == "read":
             return self._op_read(link, frame)
+        if op == "check":
+            return self._op_check(link, frame)
         if op == "logout":
             logger.info("simulator: account %s logged out from the device", link.account)
             self._forget(link)
@@ -628,6 +639,18 @@ class SimulatorServer:
             size, sha256 = len(media.data), media_id
             mimetype = mimetype or media.mimetype
             self._sent_media[message_id] = media_id
+        extra: dict[str, Any] = {}
+        if kind == "location":
+            extra = {
+                "latitude": _number(frame, "latitude", -90, 90),
+                "longitude": _number(frame, "longitude", -180, 180),
+                "location_name": _str(frame, "location_name"),
+                "address": _str(frame, "address"),
+            }
+        elif kind == "contact":
+            extra = {"display_name": _str(frame, "display_name")}
+            if "BEGIN:VCARD" not in _str(frame, "text").upper():
+                raise ApiError(400, "a contact's 'text' must be a vCard")
         sent = _Sent(
             message_id=message_id,
             to=to,
@@ -639,10 +662,27 @@ class SimulatorServer:
             sha256=sha256,
             quoted_id=_str(frame, "quoted_id"),
             ts=_now(),
+            extra=extra,
         )
         log.sent.append(sent)
         log.sent_by_id[message_id] = sent
         return {"message_id": message_id, "timestamp": sent.ts}
+
+    def _op_check(self, link: _Link, frame: dict[str, Any]) -> dict[str, Any]:
+        phones = frame.get("phones")
+        if not isinstance(phones, list) or not phones or len(phones) > 50:
+            raise ApiError(400, "'phones' must be a list of 1 to 50 phone numbers")
+        digits = [_digits(p, "phones") for p in phones]
+        self._log(link.phone).lookups.append({"phones": digits, "timestamp": _iso(_now())})
+        results = [
+            {
+                "phone": p,
+                "on_whatsapp": p not in self._unregistered,
+                "jid": "" if p in self._unregistered else _phone_jid(p),
+            }
+            for p in digits
+        ]
+        return {"results": results}
 
     def _op_read(self, link: _Link, frame: dict[str, Any]) -> dict[str, Any]:
         ids = frame.get("message_ids")
@@ -1061,6 +1101,24 @@ class SimulatorServer:
         for link in links:
             self._deliver(link, {"t": "msg", "m": message})
         return web.json_response({"message_id": message_id})
+
+    async def _api_unregistered(self, request: web.Request) -> web.Response:
+        body = _obj(await _json_body(request))
+        phones = body.get("phones")
+        if not isinstance(phones, list) or not phones:
+            raise ApiError(400, "'phones' must be a non-empty list of phone numbers")
+        registered = body.get("registered", False)
+        if not isinstance(registered, bool):
+            raise ApiError(400, "'registered' must be true or false")
+        digits = {_digits(p, "phones") for p in phones}
+        if registered:
+            self._unregistered -= digits
+        else:
+            self._unregistered |= digits
+        return web.json_response({"unregistered": sorted(self._unregistered)})
+
+    async def _api_lookups(self, request: web.Request) -> web.Response:
+        return web.json_response(self._phone_log(request).lookups)
 
     async def _api_history(self, request: web.Request) -> web.Response:
         body = _obj(await _json_body(request))

@@ -1,6 +1,7 @@
 /* The inbox page: the composer under the open thread. Text and one file, a preview of
- * the file before it is sent, quick replies picked by typing "/", and sending with a
- * client key so that sending again after a network error cannot make a duplicate. */
+ * the file before it is sent, a location or a contact card instead (📍 / 👤), quick
+ * replies picked by typing "/", and sending with a client key so that sending again
+ * after a network error cannot make a duplicate. */
 (function () {
   "use strict";
 
@@ -34,7 +35,98 @@
     var matches = [];
     var chosen = 0;
     var sending = false;
+    var kind = form.querySelector("input[name=kind]");
     newClientKey(form);
+
+    // A location or a contact card: its fields show (and only then are sent).
+    function setKind(value) {
+      kind.value = value;
+      form.querySelectorAll("fieldset[data-kind]").forEach(function (fs) {
+        var on = fs.dataset.kind === value;
+        fs.hidden = !on;
+        fs.disabled = !on;
+        if (!on) {
+          fs.querySelectorAll("input").forEach(function (i) {
+            i.value = "";
+          });
+        }
+      });
+      form.querySelectorAll(".kind-button").forEach(function (b) {
+        b.setAttribute("aria-pressed", b.dataset.kindButton === value ? "true" : "false");
+      });
+      if (value) {
+        file.value = "";
+        showPreview();
+        form.querySelector("fieldset[data-kind=" + value + "] input").focus();
+      }
+    }
+    // A voice note: recorded in the browser, attached as the file with kind "voice" (the
+    // worker converts it to the Ogg/Opus WhatsApp plays).
+    var recordButton = form.querySelector("#record-voice");
+    var recorder = null;
+    if (recordButton && window.MediaRecorder && navigator.mediaDevices) recordButton.hidden = false;
+
+    function recordingType() {
+      var types = ["audio/ogg;codecs=opus", "audio/webm;codecs=opus", "audio/webm", "audio/mp4"];
+      for (var i = 0; i < types.length; i++) {
+        if (MediaRecorder.isTypeSupported(types[i])) return types[i];
+      }
+      return "";
+    }
+
+    function attachRecording(blob) {
+      var type = (blob.type || "audio/webm").split(";")[0];
+      var ext = { "audio/ogg": ".ogg", "audio/mp4": ".m4a" }[type] || ".webm";
+      var note = new File([blob], "voice-note" + ext, { type: type });
+      var files = new DataTransfer();
+      files.items.add(note);
+      setKind("");
+      file.files = files.files;
+      kind.value = "voice";
+      showPreview();
+    }
+
+    function toggleRecording() {
+      if (recorder) {
+        recorder.stop();
+        return;
+      }
+      navigator.mediaDevices
+        .getUserMedia({ audio: true })
+        .then(function (stream) {
+          var type = recordingType();
+          var chunks = [];
+          recorder = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
+          recorder.addEventListener("dataavailable", function (e) {
+            if (e.data && e.data.size) chunks.push(e.data);
+          });
+          recorder.addEventListener("stop", function () {
+            stream.getTracks().forEach(function (t) {
+              t.stop();
+            });
+            var kindOf = recorder.mimeType || type || "audio/webm";
+            recorder = null;
+            recordButton.textContent = "🎤";
+            recordButton.setAttribute("aria-pressed", "false");
+            if (chunks.length) attachRecording(new Blob(chunks, { type: kindOf }));
+          });
+          recorder.start();
+          recordButton.textContent = "⏹";
+          recordButton.setAttribute("aria-pressed", "true");
+          VB.toast(VB.t("recording"), "success");
+        })
+        .catch(function () {
+          VB.toast(VB.t("no_microphone"), "error");
+        });
+    }
+    if (recordButton) recordButton.addEventListener("click", toggleRecording);
+
+    form.addEventListener("click", function (e) {
+      var button = e.target.closest && e.target.closest("[data-kind-button]");
+      if (!button) return;
+      var wanted = button.dataset.kindButton;
+      setKind(kind.value === wanted ? "" : wanted);
+    });
 
     function grow() {
       text.style.height = "auto";
@@ -82,6 +174,7 @@
       remove.textContent = VB.t("remove_file");
       remove.addEventListener("click", function () {
         file.value = "";
+        if (kind.value === "voice") kind.value = "";
         showPreview();
       });
       preview.append(name, remove);
@@ -90,6 +183,8 @@
 
     file.addEventListener("change", function () {
       var f = file.files[0];
+      if (f && kind.value) setKind("");
+      if (kind.value === "voice") kind.value = "";
       if (f && f.size > maxBytes) {
         file.value = "";
         showPreview(VB.t("too_large"));
@@ -180,7 +275,12 @@
     });
 
     function send() {
-      if (sending || (!text.value.trim() && !file.files.length)) return;
+      if (sending || (!text.value.trim() && !file.files.length && !kind.value)) return;
+      var fields = form.querySelector("fieldset[data-kind=" + (kind.value || "none") + "]");
+      if (fields && !fields.checkValidity()) {
+        form.reportValidity();
+        return;
+      }
       sending = true;
       form.classList.add("sending");
       fetch(form.action, {
@@ -209,6 +309,7 @@
           inbox.scrollBottom(inbox.messagesBox());
           text.value = "";
           file.value = "";
+          setKind("");
           showPreview();
           grow();
           newClientKey(form);

@@ -109,6 +109,8 @@
       });
   }
 
+  inbox.syncNow = syncNow;
+
   document.addEventListener("vb:socket-open", function () {
     inbox.joined = null;
     inbox.joinCurrent();

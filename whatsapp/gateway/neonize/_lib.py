@@ -34,8 +34,10 @@ try:
     from neonize.exc import NeonizeError  # noqa: E402
     from neonize.proto.Neonize_pb2 import JID, ConnectFailureReason  # noqa: E402
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (  # noqa: E402
+        ContactMessage,
         ContextInfo,
         ExtendedTextMessage,
+        LocationMessage,
         Message,
     )
     from neonize.utils.enum import ReceiptType  # noqa: E402
@@ -56,11 +58,13 @@ __all__ = [
     "ConnectFailureEv",
     "ConnectFailureReason",
     "ConnectedEv",
+    "ContactMessage",
     "ContextInfo",
     "DisconnectedEv",
     "ExtendedTextMessage",
     "HistorySyncEv",
     "Jid2String",
+    "LocationMessage",
     "LoggedOutEv",
     "Message",
     "MessageEv",

@@ -12,7 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from whatsapp.gateway import base
-from whatsapp.gateway.neonize._lib import JID, HistorySyncEv, Message, MessageEv, ReceiptEv
+from whatsapp.gateway.neonize._lib import (
+    JID,
+    ClientOutdatedEv,
+    ConnectFailureEv,
+    ConnectFailureReason,
+    HistorySyncEv,
+    LoggedOutEv,
+    Message,
+    MessageEv,
+    ReceiptEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
 
 PHONE_SERVER = "s.whatsapp.net"
 
@@ -413,3 +425,33 @@ def _enum_name(enum: Any, value: int) -> str:
         return enum.Name(value)
     except ValueError:
         return str(value)
+
+
+# Events that end or refuse a connection, handled alike by the session.
+CONNECTION_EVENTS = (
+    LoggedOutEv,
+    StreamReplacedEv,
+    ConnectFailureEv,
+    TemporaryBanEv,
+    ClientOutdatedEv,
+)
+
+
+def connection_event(ev: Any) -> tuple[str, base.ConnState, str]:
+    """One of ``CONNECTION_EVENTS`` as the session's queue item: ``("finish", state,
+    detail)`` when the device is gone for good, ``("state", DISCONNECTED, detail)`` when
+    the connection was refused (whatsmeow or the session's loop tries again)."""
+    if isinstance(ev, LoggedOutEv):
+        reason = _enum_name(ConnectFailureReason, ev.Reason)
+        return ("finish", base.ConnState.LOGGED_OUT, f"logged out ({reason})")
+    if isinstance(ev, StreamReplacedEv):
+        return ("finish", base.ConnState.LOGGED_OUT, "stream replaced")
+    if isinstance(ev, ConnectFailureEv):
+        reason = _enum_name(ConnectFailureReason, ev.Reason)
+        detail = f"connect failure: {reason} {ev.Message}".strip()
+    elif isinstance(ev, TemporaryBanEv):
+        reason = _enum_name(TemporaryBanEv.TempBanReason, ev.Code)
+        detail = f"temporary ban: {reason}, expires in {ev.Expire}"
+    else:
+        detail = "client outdated"
+    return ("state", base.ConnState.DISCONNECTED, detail)

@@ -5,14 +5,8 @@ a connect loop with backoff on its own thread, Go callbacks that only enqueue, a
 dispatcher thread that maps (:mod:`.mapping`) and emits, and a process-wide
 reader/writer lock (:mod:`.ffi`) around every FFI call.
 
-Things neonize 0.5.2 cannot do, and what this module does instead:
-
-* Replies: neonize builds a quote only from the full original message event,
-  so a text reply's quote is built here from what the command carries (id,
-  sender and text of the quoted message); media replies go without the quote.
-* Message ids: ``send_message`` cannot take a caller-chosen id, so the id
-  WhatsApp knows the message by is the one in :class:`base.SendResult`, not
-  ``cmd.message_id``.
+The messages it sends are built by :mod:`.outgoing` (replies and message ids:
+see there).
 """
 
 from __future__ import annotations
@@ -25,23 +19,18 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from whatsapp.gateway import base
+from whatsapp.gateway.neonize import outgoing
 from whatsapp.gateway.neonize._lib import (
     JID,
-    ClientOutdatedEv,
     ConnectedEv,
-    ConnectFailureEv,
-    ConnectFailureReason,
-    ContextInfo,
     DisconnectedEv,
-    ExtendedTextMessage,
     HistorySyncEv,
     Jid2String,
-    LoggedOutEv,
     Message,
     MessageEv,
     NeonizeError,
@@ -49,13 +38,12 @@ from whatsapp.gateway.neonize._lib import (
     PairStatusEv,
     ReceiptEv,
     ReceiptType,
-    StreamReplacedEv,
-    TemporaryBanEv,
 )
 from whatsapp.gateway.neonize.ffi import FFI_LOCK, _gateway_error, _Once
 from whatsapp.gateway.neonize.mapping import (
+    CONNECTION_EVENTS,
     PHONE_SERVER,
-    _enum_name,
+    connection_event,
     map_history,
     map_message,
     map_receipt,
@@ -242,73 +230,46 @@ class NeonizeSession(base.Session):
         return code
 
     def send_text(self, cmd: base.SendText) -> base.SendResult:
-        to = self._command_jid("send", cmd.to)
-        # Built by hand rather than passing a str to send_message: that would
-        # scan the text for @mentions and query group info over the network.
-        message = Message(conversation=cmd.text)
-        if cmd.quoted_id:
-            quote = ContextInfo(
-                stanzaID=cmd.quoted_id, quotedMessage=Message(conversation=cmd.quoted_text)
-            )
-            if cmd.quoted_sender:
-                quote.participant = cmd.quoted_sender
-            message = Message(
-                extendedTextMessage=ExtendedTextMessage(text=cmd.text, contextInfo=quote)
-            )
-        with self._ffi("send") as client:
-            try:
-                resp = client.send_message(to, message)
-            except NeonizeError as exc:
-                raise _gateway_error("send", exc) from exc
-        logger.info("neonize sent text %s (account %s)", resp.ID, self.config.account)
-        return base.SendResult(message_id=resp.ID, timestamp=to_datetime(resp.Timestamp))
+        return self._send(cmd.to, "text", lambda _client: outgoing.build_text(cmd))
+
+    def send_location(self, cmd: base.SendLocation) -> base.SendResult:
+        return self._send(cmd.to, "location", lambda _client: outgoing.build_location(cmd))
+
+    def send_contact(self, cmd: base.SendContact) -> base.SendResult:
+        return self._send(cmd.to, "contact", lambda _client: outgoing.build_contact(cmd))
 
     def send_media(self, cmd: base.SendMedia) -> base.SendResult:
         if cmd.kind not in base.MEDIA_KINDS:
             raise base.GatewayError(f"send: {cmd.kind} is not a media kind")
-        to = self._command_jid("send", cmd.to)
         try:
-            # Always bytes: neonize's builders treat a str as a path *or a URL*.
             data = Path(cmd.path).read_bytes()
         except OSError as exc:
             raise base.GatewayError(f"send: cannot read media file: {exc}") from exc
+        return self._send(cmd.to, cmd.kind, lambda client: outgoing.build_media(client, cmd, data))
+
+    def _send(self, to: str, what: str, build: Callable[[NewClient], Message]) -> base.SendResult:
+        jid = outgoing.command_jid("send", to)
         with self._ffi("send") as client:
             try:
-                message = self._build_media(client, cmd, data)
-                resp = client.send_message(to, message)
+                message = build(client)
+                resp = client.send_message(jid, message)
             except NeonizeError as exc:
                 raise _gateway_error("send", exc) from exc
             except Exception as exc:  # PIL / ffmpeg / magic failures on bad input
-                raise base.GatewayError(f"send: cannot prepare media: {exc}") from exc
-        logger.info("neonize sent %s %s (account %s)", cmd.kind, resp.ID, self.config.account)
+                raise base.GatewayError(f"send: cannot prepare the message: {exc}") from exc
+        logger.info("neonize sent %s %s (account %s)", what, resp.ID, self.config.account)
         return base.SendResult(message_id=resp.ID, timestamp=to_datetime(resp.Timestamp))
 
-    @staticmethod
-    def _build_media(client: NewClient, cmd: base.SendMedia, data: bytes) -> Message:
-        caption = cmd.caption or None
-        kind = cmd.kind
-        if kind == base.MessageKind.IMAGE:
-            return client.build_image_message(data, caption=caption)
-        if kind == base.MessageKind.VIDEO:
-            return client.build_video_message(data, caption=caption)
-        if kind in (base.MessageKind.AUDIO, base.MessageKind.VOICE):
-            ptt = kind == base.MessageKind.VOICE
-            message = client.build_audio_message(data, ptt=ptt)
-            # WhatsApp only plays a voice note whose mimetype names the codec;
-            # libmagic just says "audio/ogg".
-            if ptt and message.audioMessage.mimetype == "audio/ogg":
-                message.audioMessage.mimetype = "audio/ogg; codecs=opus"
-            return message
-        if kind == base.MessageKind.DOCUMENT:
-            filename = cmd.filename or os.path.basename(cmd.path)
-            return client.build_document_message(
-                data,
-                caption=caption,
-                title=filename,
-                filename=filename,
-                mimetype=cmd.mimetype or None,
-            )
-        return client.build_sticker_message(data)
+    def check_phones(self, cmd: base.CheckPhones) -> tuple[base.PhoneCheck, ...]:
+        if not cmd.phones:
+            return ()
+        with self._ffi("check phones") as client:
+            try:
+                # whatsmeow wants the international form, "+<digits>".
+                responses = client.is_on_whatsapp(*(f"+{p}" for p in cmd.phones))
+            except NeonizeError as exc:
+                raise _gateway_error("check phones", exc, default=True) from exc
+        return outgoing.phone_checks(cmd.phones, responses)
 
     def download_media(self, cmd: base.DownloadMedia) -> base.DownloadResult:
         try:
@@ -332,8 +293,8 @@ class NeonizeSession(base.Session):
     def mark_read(self, cmd: base.MarkRead) -> None:
         if not cmd.message_ids:
             return
-        chat = self._command_jid("mark read", cmd.chat)
-        sender = self._command_jid("mark read", cmd.sender) if cmd.sender else chat
+        chat = outgoing.command_jid("mark read", cmd.chat)
+        sender = outgoing.command_jid("mark read", cmd.sender) if cmd.sender else chat
         with self._ffi("mark read") as client:
             try:
                 client.mark_read(
@@ -341,13 +302,6 @@ class NeonizeSession(base.Session):
                 )
             except NeonizeError as exc:
                 raise _gateway_error("mark read", exc) from exc
-
-    @staticmethod
-    def _command_jid(what: str, value: str) -> JID:
-        try:
-            return parse_jid(value)
-        except ValueError as exc:
-            raise base.GatewayError(f"{what}: bad JID: {exc}") from exc
 
     @contextlib.contextmanager
     def _ffi(self, what: str, *, need_login: bool = True) -> Iterator[NewClient]:
@@ -445,14 +399,10 @@ class NeonizeSession(base.Session):
         client.event(PairStatusEv)(self._on_pair_status)
         client.event(ConnectedEv)(self._on_connected)
         client.event(DisconnectedEv)(self._on_disconnected)
-        client.event(LoggedOutEv)(self._on_logged_out)
-        client.event(StreamReplacedEv)(self._on_stream_replaced)
-        client.event(ConnectFailureEv)(self._on_connect_failure)
-        client.event(TemporaryBanEv)(self._on_temporary_ban)
-        client.event(ClientOutdatedEv)(self._on_client_outdated)
-        client.event(MessageEv)(self._on_message)
-        client.event(ReceiptEv)(self._on_receipt)
-        client.event(HistorySyncEv)(self._on_history)
+        for event_type in CONNECTION_EVENTS:
+            client.event(event_type)(self._on_connection_event)
+        for event_type in (MessageEv, ReceiptEv, HistorySyncEv):
+            client.event(event_type)(self._on_data)
         return client
 
     def _connect_once(self) -> str | None:
@@ -538,44 +488,18 @@ class NeonizeSession(base.Session):
         self._connected = False
         self._queue.put(("state", base.ConnState.DISCONNECTED, "connection lost"))
 
-    def _on_logged_out(self, _client: NewClient, ev: LoggedOutEv) -> None:
+    def _on_connection_event(self, _client: NewClient, ev: Any) -> None:
+        """Logged out, replaced, refused, banned or outdated: see mapping.connection_event."""
         self._release_window()
-        self._connected = False
-        reason = _enum_name(ConnectFailureReason, ev.Reason)
-        self._queue.put(("finish", base.ConnState.LOGGED_OUT, f"logged out ({reason})"))
+        item = connection_event(ev)
+        if item[0] == "finish":
+            self._connected = False
+        self._queue.put(item)
 
-    def _on_stream_replaced(self, _client: NewClient, _ev: StreamReplacedEv) -> None:
+    def _on_data(self, _client: NewClient, ev: MessageEv | ReceiptEv | HistorySyncEv) -> None:
         self._release_window()
-        self._connected = False
-        self._queue.put(("finish", base.ConnState.LOGGED_OUT, "stream replaced"))
-
-    def _on_connect_failure(self, _client: NewClient, ev: ConnectFailureEv) -> None:
-        self._release_window()
-        reason = _enum_name(ConnectFailureReason, ev.Reason)
-        detail = f"connect failure: {reason} {ev.Message}".strip()
-        self._queue.put(("state", base.ConnState.DISCONNECTED, detail))
-
-    def _on_temporary_ban(self, _client: NewClient, ev: TemporaryBanEv) -> None:
-        self._release_window()
-        reason = _enum_name(TemporaryBanEv.TempBanReason, ev.Code)
-        detail = f"temporary ban: {reason}, expires in {ev.Expire}"
-        self._queue.put(("state", base.ConnState.DISCONNECTED, detail))
-
-    def _on_client_outdated(self, _client: NewClient, _ev: ClientOutdatedEv) -> None:
-        self._release_window()
-        self._queue.put(("state", base.ConnState.DISCONNECTED, "client outdated"))
-
-    def _on_message(self, _client: NewClient, ev: MessageEv) -> None:
-        self._release_window()
-        self._queue.put(("message", ev))
-
-    def _on_receipt(self, _client: NewClient, ev: ReceiptEv) -> None:
-        self._release_window()
-        self._queue.put(("receipt", ev))
-
-    def _on_history(self, _client: NewClient, ev: HistorySyncEv) -> None:
-        self._release_window()
-        self._queue.put(("history", ev))
+        kind = {MessageEv: "message", ReceiptEv: "receipt"}.get(type(ev), "history")
+        self._queue.put((kind, ev))
 
     # -- dispatcher: maps and emits, so a slow emit never stalls Go --------------
 

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         if not session.jid:
             raise CommandError(f"{name!r} is not linked: run whatsapp_connect first.")
         try:
-            conversation = conv_services.conversation_start(session=session, phone=to)
+            conversation = conv_services.conversation_open(session=session, phone=to)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         data = Path(image).read_bytes() if image else png(64, 64)
