@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import views
+from conversations import quick_reply_views, views
 
 app_name = "conversations"
 
@@ -17,11 +17,15 @@ urlpatterns = [
     path("<int:conversation_id>/status/", views.set_status, name="status"),
     path("<int:conversation_id>/contact/", views.contact_edit, name="contact"),
     path("messages/<int:message_id>/retry/", views.retry, name="retry"),
-    path("quick-replies/", views.quick_replies, name="quick_replies"),
-    path("quick-replies/<int:quick_reply_id>/", views.quick_reply_edit, name="quick_reply_edit"),
+    path("quick-replies/", quick_reply_views.quick_replies, name="quick_replies"),
+    path(
+        "quick-replies/<int:quick_reply_id>/",
+        quick_reply_views.quick_reply_edit,
+        name="quick_reply_edit",
+    ),
     path(
         "quick-replies/<int:quick_reply_id>/delete/",
-        views.quick_reply_delete,
+        quick_reply_views.quick_reply_delete,
         name="quick_reply_delete",
     ),
     path("media/<int:message_id>/", views.media, name="media"),

@@ -30,15 +30,15 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django.views.decorators.http import require_GET, require_POST
 
 from conversations import selectors, services
 from conversations.files import media_response
-from conversations.models import Conversation, Message, QuickReply
+from conversations.models import Conversation, Message
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
 from vbcrm.errors import error_items, first_error
+from vbcrm.htmx import toast
 from vbcrm.types import AuthedRequest
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_list, session_member_get, session_members
@@ -88,13 +88,8 @@ def _conversation_or_404(request: AuthedRequest, conversation_id: int) -> Conver
         raise Http404 from None
 
 
-def _toast(response: HttpResponse, message: str, level: str = "success") -> HttpResponse:
-    """Ask the page (htmx) to show a toast; the header survives error statuses too."""
-    return trigger_client_event(response, "vb:toast", {"level": level, "message": str(message)})
-
-
 def _htmx_error(message: str, status: int = 400) -> HttpResponse:
-    return _toast(HttpResponse(status=status), message, "error")
+    return toast(HttpResponse(status=status), message, "error")
 
 
 def _json_error(exc_or_message: ValidationError | str, status: int = 400) -> JsonResponse:
@@ -368,7 +363,7 @@ def mark_read(request: AuthedRequest, conversation_id: int) -> JsonResponse:
 
 def _after_action(request: AuthedRequest, conversation: Conversation, message: str) -> HttpResponse:
     if request.htmx:
-        return _toast(_header_response(request, conversation), message)
+        return toast(_header_response(request, conversation), message)
     messages.success(request, message)
     return redirect("conversations:detail", conversation.pk)
 
@@ -448,7 +443,7 @@ def contact_edit(request: AuthedRequest, conversation_id: int) -> HttpResponse:
         response = render(
             request, "conversations/_contact_panel.html", {"conversation": conversation}
         )
-        return _toast(response, done)
+        return toast(response, done)
     messages.success(request, done)
     return redirect("conversations:detail", conversation.pk)
 
@@ -526,69 +521,6 @@ def sync(request: AuthedRequest) -> JsonResponse:
                 for m in items
             ]
     return JsonResponse(data)
-
-
-# --- quick replies ------------------------------------------------------------------------------
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def quick_replies(request: AuthedRequest) -> HttpResponse:
-    """The user's canned answers: list, add (POST) and, from each row, edit or delete."""
-    form_errors: dict[str, str] = {}
-    values = {"shortcut": "", "text": ""}
-    if request.method == "POST":
-        values = {k: request.POST.get(k, "") for k in values}
-        try:
-            reply = services.quick_reply_create(owner=request.user, **values)
-        except ValidationError as exc:
-            form_errors = {k: " ".join(v) for k, v in exc.message_dict.items()}
-        else:
-            messages.success(request, _("Quick reply /%(s)s saved.") % {"s": reply.shortcut})
-            return redirect("conversations:quick_replies")
-    return render(
-        request,
-        "conversations/quick_replies.html",
-        {
-            "replies": selectors.quick_reply_list(user=request.user),
-            "form_errors": form_errors,
-            "values": values,
-        },
-        status=400 if form_errors else 200,
-    )
-
-
-def _quick_reply_or_404(request: AuthedRequest, quick_reply_id: int) -> QuickReply:
-    try:
-        return selectors.quick_reply_get(user=request.user, quick_reply_id=quick_reply_id)
-    except QuickReply.DoesNotExist:
-        raise Http404 from None
-
-
-@login_required
-@require_POST
-def quick_reply_edit(request: AuthedRequest, quick_reply_id: int) -> HttpResponse:
-    reply = _quick_reply_or_404(request, quick_reply_id)
-    try:
-        services.quick_reply_update(
-            quick_reply=reply,
-            shortcut=request.POST.get("shortcut", ""),
-            text=request.POST.get("text", ""),
-        )
-    except ValidationError as exc:
-        messages.error(request, first_error(exc)[1])
-    else:
-        messages.success(request, _("Quick reply /%(s)s saved.") % {"s": reply.shortcut})
-    return redirect("conversations:quick_replies")
-
-
-@login_required
-@require_POST
-def quick_reply_delete(request: AuthedRequest, quick_reply_id: int) -> HttpResponse:
-    reply = _quick_reply_or_404(request, quick_reply_id)
-    services.quick_reply_delete(quick_reply=reply)
-    messages.success(request, _("Quick reply /%(s)s deleted.") % {"s": reply.shortcut})
-    return redirect("conversations:quick_replies")
 
 
 # --- media ------------------------------------------------------------------------------------

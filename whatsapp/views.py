@@ -21,18 +21,14 @@ from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
 
+from vbcrm.htmx import toast
 from vbcrm.types import AuthedRequest
 from whatsapp import selectors, services
 from whatsapp.models import WhatsAppSession
 from whatsapp.qr import qr_svg
 
 logger = logging.getLogger(__name__)
-
-
-def _toast(response: HttpResponse, message: str, level: str = "success") -> HttpResponse:
-    return trigger_client_event(response, "vb:toast", {"level": level, "message": str(message)})
 
 
 def _visible_or_404(request: AuthedRequest, session_id: int) -> WhatsAppSession:
@@ -51,7 +47,7 @@ def _owned(request: AuthedRequest, session_id: int) -> WhatsAppSession | None:
 def _forbidden(request: AuthedRequest) -> HttpResponse:
     text = _("Only the number's owner can do this.")
     if request.htmx:
-        return _toast(HttpResponse(status=403), text, "error")
+        return toast(HttpResponse(status=403), text, "error")
     messages.error(request, text)
     return redirect("whatsapp:numbers")
 
@@ -108,11 +104,11 @@ def create(request: AuthedRequest) -> HttpResponse:
                 {"error": error, "name": name},
                 status=200,
             )
-            return _toast(response, error, "error")
+            return toast(response, error, "error")
         messages.error(request, error)
         return redirect("whatsapp:numbers")
     if request.htmx:
-        return _toast(_link_panel(request, session), _("Number created. Scan the QR code."))
+        return toast(_link_panel(request, session), _("Number created. Scan the QR code."))
     messages.success(request, _("Number created. Scan the QR code."))
     return redirect("whatsapp:numbers")
 
@@ -137,7 +133,7 @@ def link(request: AuthedRequest, session_id: int) -> HttpResponse:
     except ValidationError as exc:
         error = " ".join(exc.messages)
         if request.htmx:
-            return _toast(_link_panel(request, session, error), error, "error")
+            return toast(_link_panel(request, session, error), error, "error")
         messages.error(request, error)
         return redirect("whatsapp:numbers")
     if not request.htmx:
@@ -162,7 +158,7 @@ def logout(request: AuthedRequest, session_id: int) -> HttpResponse:
     session = services.session_request_logout(session=session)
     done = _("Logging “%(name)s” out of WhatsApp.") % {"name": session.name}
     if request.htmx:
-        return _toast(render(request, "whatsapp/_number_card.html", {"s": session}), done)
+        return toast(render(request, "whatsapp/_number_card.html", {"s": session}), done)
     messages.success(request, done)
     return redirect("whatsapp:numbers")
 
@@ -177,6 +173,6 @@ def delete(request: AuthedRequest, session_id: int) -> HttpResponse:
     services.session_delete(session=session)
     done = _("“%(name)s” was deleted with its conversations.") % {"name": name}
     if request.htmx:
-        return _toast(HttpResponse(""), done)
+        return toast(HttpResponse(""), done)
     messages.success(request, done)
     return redirect("whatsapp:numbers")
