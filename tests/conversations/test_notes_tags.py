@@ -178,3 +178,26 @@ def test_someone_who_does_not_work_the_number_gets_404_on_every_team_page(conver
     assert client.post(f"{base}/mentions/read/").status_code == 404
     assert not Message.objects.filter(direction=Message.Direction.NOTE).exists()
     assert not Tag.objects.exists()
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+def test_admins_manage_tags_and_see_names_escaped(admin_client, number, alice):
+    made = admin_client.post(
+        "/admin/conversations/tag/add/",
+        {"owner": alice.pk, "name": "<script>alert(1)</script>", "color": "pink"},
+    )
+    assert made.status_code == 302
+    tag = Tag.objects.get()
+    assert (tag.owner, tag.color) == (alice, "pink")
+    listing = admin_client.get("/admin/conversations/tag/").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in listing
+    assert "<script>alert(1)</script>" not in listing
+    assert admin_client.get(f"/admin/conversations/tag/{tag.pk}/change/").status_code == 200
+    # the same name (in any case) twice for one owner is refused
+    again = admin_client.post(
+        "/admin/conversations/tag/add/",
+        {"owner": alice.pk, "name": "<SCRIPT>alert(1)</SCRIPT>", "color": "red"},
+    )
+    assert again.status_code == 200 and Tag.objects.count() == 1
