@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from conversations import services
-from conversations.models import Contact, Conversation, Message, QuickReply
+from conversations.models import Contact, Conversation, Message, QuickReply, Tag
 
 
 @admin.register(Contact)
@@ -111,3 +111,15 @@ class QuickReplyAdmin(admin.ModelAdmin):
     search_fields = ["shortcut", "text"]
     list_filter = ["owner"]
     autocomplete_fields = ["owner"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    """Tags are the owners' labels: names and colours edited here; the inbox applies them."""
+
+    list_display = ["name", "color", "owner", "created_at"]
+    list_filter = ["color", "owner"]
+    search_fields = ["name"]
+    autocomplete_fields = ["owner"]
+    # Which conversations and contacts carry a tag is set from the inbox (live there).
+    exclude = ["conversations", "contacts"]

@@ -252,6 +252,7 @@ def conversation_list(
     number: int | None = Query(None, ge=1, le=MAX_ID, description="Only this number's."),
     assigned: Literal["mine", "unassigned"] | None = None,
     search: SafeStr = Query("", max_length=200, description="Contact name or phone, or text."),
+    tag: int | None = Query(None, ge=1, le=MAX_ID, description="Tagged so (or its contact)."),
     cursor: SafeStr | None = Query(None, max_length=200),
     limit: int = Query(50, ge=1, description=f"Page size, at most {MAX_PAGE}."),
 ) -> dict[str, Any]:
@@ -262,12 +263,14 @@ def conversation_list(
         status=status or "",
         session_id=number,
         search=search.strip(),
+        tag_id=tag,
     )
     rows = selectors.conversation_list(
         user=request_user(request),
         filters=filters,
         before=_decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
+        tags=False,
     )
     page = rows[:limit]
     more = len(rows) > limit

@@ -69,7 +69,10 @@ class MessageOut(Schema):
     id: int
     conversation_id: int
     wa_id: str
-    direction: MessageDirection = Field(description="CLIENTE: from the customer; ATENDENTE: ours.")
+    direction: MessageDirection = Field(
+        description="CLIENTE: from the customer; ATENDENTE: ours; NOTA: the team's private "
+        "note (never sent to WhatsApp)."
+    )
     kind: MessageKind
     body: str
     status: MessageStatus

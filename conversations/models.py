@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -133,6 +134,8 @@ class Message(models.Model):
         # The seed's names: from the customer / from us.
         INBOUND = "CLIENTE", _("Customer")
         OUTBOUND = "ATENDENTE", _("Agent")
+        # The team's private note: never sent, so no outbox or receipt query matches it.
+        NOTE = "NOTA", _("Private note")
 
     class Kind(models.TextChoices):
         TEXT = "text", _("Text")
@@ -153,6 +156,7 @@ class Message(models.Model):
         READ = "read", _("Read")
         FAILED = "failed", _("Failed")
         RECEIVED = "received", _("Received")
+        NOTE = "note", _("Private note")
 
     class MediaStatus(models.TextChoices):
         NONE = "", _("No media")
@@ -236,6 +240,10 @@ class Message(models.Model):
     def is_inbound(self) -> bool:
         return self.direction == self.Direction.INBOUND
 
+    @property
+    def is_note(self) -> bool:
+        return self.direction == self.Direction.NOTE
+
 
 class QuickReply(models.Model):
     owner = models.ForeignKey(
@@ -294,3 +302,81 @@ def message_preview(kind: str, body: str, file_name: str = "", location_name: st
     if icon:
         text = f"{icon} {text}".strip()
     return text[:200]
+
+
+# --- Teams: tags and private notes ------------------------------------------------------
+
+
+class Tag(models.Model):
+    """A label of one owner's (a number's owner): on conversations and on contacts of the
+    numbers they own. Agents of those numbers use their owner's tags."""
+
+    class Color(models.TextChoices):
+        # A fixed palette: a colour is a CSS class (``tag-<colour>``), never an inline style.
+        GRAY = "gray", _("Gray")
+        RED = "red", _("Red")
+        ORANGE = "orange", _("Orange")
+        YELLOW = "yellow", _("Yellow")
+        GREEN = "green", _("Green")
+        TEAL = "teal", _("Teal")
+        BLUE = "blue", _("Blue")
+        PURPLE = "purple", _("Purple")
+        PINK = "pink", _("Pink")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tags",
+        verbose_name=_("owner"),
+    )
+    name = models.CharField(_("name"), max_length=40)
+    color = models.CharField(_("colour"), max_length=10, choices=Color.choices, default=Color.GRAY)
+    conversations = models.ManyToManyField(
+        Conversation, related_name="tags", blank=True, verbose_name=_("conversations")
+    )
+    contacts = models.ManyToManyField(
+        Contact, related_name="tags", blank=True, verbose_name=_("contacts")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_tags"
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("owner", Lower("name"), name="uniq_tag_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NoteMention(models.Model):
+    """An agent @mentioned in a private note: unread until they open the conversation."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="note_mentions"
+    )
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_note_mentions"
+        verbose_name = _("mention")
+        verbose_name_plural = _("mentions")
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="uniq_note_mention"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["user", "conversation"],
+                condition=Q(read_at__isnull=True),
+                name="mention_unread",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in {self.message_id}"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models.functions import Lower
 
-from conversations.models import Contact, Conversation, Message, QuickReply
+from conversations.models import Contact, Conversation, Message, NoteMention, QuickReply, Tag
+from conversations.serializers import tag_data
 from vbcrm.types import AnyUser, User
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import visible_session_ids
@@ -19,6 +22,7 @@ class ConversationFilters:
     status: str = ""  # "" | open | pending | closed
     session_id: int | None = None
     search: str = ""
+    tag_id: int | None = None  # on the conversation or on its contact
 
 
 def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
@@ -34,12 +38,14 @@ def conversation_list(
     before: tuple | None = None,
     limit: int = 50,
     sessions: Mapping[int, WhatsAppSession] | None = None,
+    tags: bool = True,
 ) -> list[Conversation]:
     """Newest activity first. ``before`` is the cursor ``(last_message_at, id)`` of the
     last row of the previous page. ``sessions``: the numbers ``user`` sees, by id, when
     the caller has them already (the inbox page lists them for its filter): each row
     takes its number from there instead of joining it in (a number's row is wide, and
-    the page's rows share a few)."""
+    the page's rows share a few). ``tags``: load the rows' tags (two queries), which
+    the list's rows show."""
     f = filters or ConversationFilters()
     qs = conversation_queryset(user=user)
     if sessions is not None:
@@ -52,6 +58,13 @@ def conversation_list(
         qs = qs.filter(status=f.status)
     if f.session_id:
         qs = qs.filter(session_id=f.session_id)
+    if f.tag_id:
+        qs = qs.filter(
+            Exists(
+                Tag.conversations.through.objects.filter(conversation=OuterRef("pk"), tag=f.tag_id)
+            )
+            | Exists(Tag.contacts.through.objects.filter(contact=OuterRef("contact"), tag=f.tag_id))
+        )
     if f.search:
         term = f.search.strip()
         text_match = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=term)
@@ -65,6 +78,8 @@ def conversation_list(
         when, pk = before
         qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=pk))
     rows = list(qs.order_by("-last_message_at", "-pk")[:limit])
+    if tags:
+        with_tags(rows)
     if sessions is not None:
         for row in rows:
             # A number missing here (shared with the user after ``sessions`` was read)
@@ -90,11 +105,12 @@ def conversation_access(*, user: AnyUser, conversation_id: int) -> Conversation:
 
 def conversations_changed_since(*, user: AnyUser, since, limit: int = 200) -> list[Conversation]:
     """For a reconnecting page: conversations that changed after ``since``."""
-    return list(
+    rows = list(
         conversation_queryset(user=user)
         .filter(updated_at__gt=since)
         .order_by("-updated_at")[:limit]
     )
+    return with_tags(rows)
 
 
 def message_list(
@@ -179,3 +195,67 @@ def quick_reply_list(*, user: AnyUser) -> list[QuickReply]:
 def quick_reply_get(*, user: AnyUser, quick_reply_id: int) -> QuickReply:
     """One of the user's quick replies; ``QuickReply.DoesNotExist`` for anyone else's."""
     return QuickReply.objects.get(pk=quick_reply_id, owner_id=user.pk)
+
+
+# --- Teams: tags and mentions --------------------------------------------------------------
+
+_TAGS_BY_NAME = Tag.objects.order_by(Lower("name"), "pk")
+
+
+def with_tags(rows: list[Conversation]) -> list[Conversation]:
+    """Load the tags of these conversations and of their contacts (two queries for any
+    number of rows): a list row shows them (``conversations.templatetags.tags``)."""
+    if rows:
+        prefetch_related_objects(
+            rows,
+            Prefetch("tags", queryset=_TAGS_BY_NAME),
+            Prefetch("contact__tags", queryset=_TAGS_BY_NAME),
+        )
+    return rows
+
+
+def tag_list(*, user: AnyUser, session: WhatsAppSession | None = None) -> list[Tag]:
+    """The tags ``user`` may use: those of the owners of the numbers they see, or of
+    ``session``'s owner (a number they see) only."""
+    if session is not None:
+        owners: Any = [session.owner_id]
+    else:
+        owners = WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).values("owner_id")
+    return list(_TAGS_BY_NAME.filter(owner_id__in=owners))
+
+
+def tag_get(*, user: AnyUser, tag_id: int) -> Tag:
+    """One tag ``user`` may use; ``Tag.DoesNotExist`` for anyone else's."""
+    owners = WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).values("owner_id")
+    return Tag.objects.get(pk=tag_id, owner_id__in=owners)
+
+
+def conversation_tags(*, conversation_ids: list[int]) -> list[dict[str, Any]]:
+    """The tags of these conversations and of their contacts, as the live
+    ``tags_changed`` carries them (no access rule: the caller wrote them)."""
+    rows = with_tags(list(Conversation.objects.filter(pk__in=conversation_ids).order_by("pk")))
+    return [
+        {
+            "conversation_id": c.pk,
+            "session_id": c.session_id,
+            "contact_id": c.contact_id,
+            "tags": [tag_data(t) for t in c.tags.all()],
+            "contact_tags": [tag_data(t) for t in c.contact.tags.all()],
+        }
+        for c in rows
+    ]
+
+
+def mentioned_conversation_ids(*, user: AnyUser, limit: int = 500) -> list[int]:
+    """Conversations where ``user`` has unread @mentions (of numbers they still see)."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        NoteMention.objects.filter(
+            user=user,
+            read_at__isnull=True,
+            conversation__session_id__in=visible_session_ids(user),
+        )
+        .values_list("conversation_id", flat=True)
+        .distinct()[:limit]
+    )

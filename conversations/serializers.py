@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Tag
+from vbcrm.types import User
 
 
 def _iso(value) -> str | None:
@@ -57,4 +58,21 @@ def conversation_data(c: Conversation) -> dict:
             "jid": contact.jid,
             "is_group": contact.is_group,
         },
+    }
+
+
+def tag_data(t: Tag) -> dict:
+    return {"id": t.pk, "name": t.name, "color": t.color}
+
+
+def note_mention_data(note: Message, by: User) -> dict:
+    """What a mentioned agent's page shows of a note (a notification): no HTML, the
+    page puts the text in with textContent."""
+    conversation = note.conversation
+    return {
+        "conversation_id": conversation.pk,
+        "message_id": note.pk,
+        "by": by.get_full_name() or by.get_username(),
+        "contact_name": conversation.contact.display_name,
+        "text": note.body[:200],
     }

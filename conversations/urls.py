@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import quick_reply_views, views
+from conversations import quick_reply_views, team_views, views
 
 app_name = "conversations"
 
@@ -17,6 +17,9 @@ urlpatterns = [
     path("<int:conversation_id>/status/", views.set_status, name="status"),
     path("<int:conversation_id>/contact/", views.contact_edit, name="contact"),
     path("messages/<int:message_id>/retry/", views.retry, name="retry"),
+    path("<int:conversation_id>/note/", team_views.add_note, name="note"),
+    path("<int:conversation_id>/tags/", team_views.tags, name="tags"),
+    path("<int:conversation_id>/mentions/read/", team_views.mentions_read, name="mentions_read"),
     path("quick-replies/", quick_reply_views.quick_replies, name="quick_replies"),
     path(
         "quick-replies/<int:quick_reply_id>/",

@@ -72,6 +72,7 @@ def _filters(request: AuthedRequest) -> ConversationFilters:
         status=status if status in Conversation.Status.values else "",
         session_id=_int(request.GET.get("number")),
         search=" ".join(request.GET.get("q", "").split())[:100],
+        tag_id=_int(request.GET.get("tag")),
     )
 
 
@@ -155,6 +156,7 @@ def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> Ht
     context: dict[str, Any] = {
         "sessions": sessions,
         "unread": selectors.unread_counts(user=request.user),
+        "mentions": selectors.mentioned_conversation_ids(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
         **_list_context(request, sessions),
     }
@@ -487,6 +489,7 @@ def sync(request: AuthedRequest) -> JsonResponse:
             for c in rows
         ],
         "unread": selectors.unread_counts(user=request.user),
+        "mentions": selectors.mentioned_conversation_ids(user=request.user),
         "messages": [],
         "changed": [],
         "reload": len(rows) >= SYNC_LIMIT,

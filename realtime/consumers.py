@@ -11,6 +11,8 @@ client -> server
                          ``name``?, ``address``?) or ``contact`` (``name`` and ``phone``,
                          or ``vcard``)
   ``mark_as_read``       ``conversation_id``
+  ``add_note``, ``set_tags``: a private note, a conversation's or contact's tags
+                         (realtime.team_frames)
   Any frame may carry ``ref`` (a short string) that the answer echoes.
 
 server -> client (a socket message may hold several frames, one a line)
@@ -39,7 +41,7 @@ from django.utils.translation import gettext as _
 
 from conversations import selectors, services
 from conversations.models import Conversation
-from realtime import hub
+from realtime import hub, team_frames
 from realtime.fragments import OWNER_FRAMES, languages
 from realtime.layer import conversation_group, session_group, user_group
 from vbcrm.errors import first_error
@@ -339,6 +341,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         "leave_conversation": _on_leave_conversation,
         "send_message": _on_send_message,
         "mark_as_read": _on_mark_as_read,
+        # Private notes and tags (realtime.team_frames).
+        "add_note": team_frames.on_add_note,
+        "set_tags": team_frames.on_set_tags,
     }
 
     # --- events from realtime.hub -----------------------------------------------------------

@@ -24,6 +24,8 @@ from typing import Any
 from django.utils import translation
 
 from conversations.models import Conversation, Message
+from conversations.selectors import conversation_tags
+from conversations.serializers import note_mention_data
 from realtime import snapshots
 from realtime.fragments import OWNER_FRAMES, Built, encode_frame, languages
 from realtime.layer import (
@@ -231,3 +233,43 @@ def worker_wakeup(session_id: int) -> None:
         group_send([worker_group(session_id), WORKERS_GROUP], message, broadcast=False)
 
     on_commit(send)
+
+
+# --- Teams: notes and tags -----------------------------------------------------------
+
+
+def note_mentioned(note: Message, by: User, user_ids: list[int]) -> None:
+    """The users @mentioned in a private note: their sockets alone hear of it (the note
+    itself reaches the number's sockets as any ``new_message``)."""
+
+    def send() -> None:
+        data = note_mention_data(note, by)
+        _push([user_group(u) for u in user_ids], "note_mention", lambda: (data, ""))
+
+    on_commit(send)
+
+
+def mentions_read(user_id: int, conversation_id: int) -> None:
+    """The user read their mentions in the conversation: their other pages drop the mark."""
+
+    def send() -> None:
+        data = {"conversation_id": conversation_id}
+        _push([user_group(user_id)], "mentions_read", lambda: (data, ""))
+
+    on_commit(send)
+
+
+def tags_changed(session_id: int, conversation_ids: list[int]) -> None:
+    """Tags of these conversations (or of their contact) changed: one ``tags_changed``
+    each, with the tags as they are after commit, to everyone who sees the number."""
+
+    def send() -> None:
+        for data in conversation_tags(conversation_ids=conversation_ids):
+            _push([session_group(session_id)], "tags_changed", _built(data))
+
+    on_commit(send)
+
+
+def _built(data: dict[str, Any]) -> Callable[[], Built]:
+    """A build of a small event whose data needs no translation."""
+    return lambda: (data, "")

@@ -43,18 +43,27 @@ from conversations.services.outbox import (
     receipts_sent,
 )
 from conversations.services.start import conversation_start, phone_on_whatsapp
+from conversations.services.team import (
+    contact_tags_set,
+    conversation_tags_set,
+    mentions_mark_read,
+    note_add,
+    tag_create,
+)
 
 __all__ = [
     "MAX_SEND_ATTEMPTS",
     "MAX_TEXT_LENGTH",
     "ContactCard",
     "Location",
+    "contact_tags_set",
     "contact_update",
     "conversation_assign",
     "conversation_mark_read",
     "conversation_open",
     "conversation_set_status",
     "conversation_start",
+    "conversation_tags_set",
     "history_import",
     "message_media_failed",
     "message_media_stored",
@@ -65,6 +74,8 @@ __all__ = [
     "message_receive_batch",
     "message_retry",
     "message_send",
+    "mentions_mark_read",
+    "note_add",
     "outbox_claim",
     "outbox_expire",
     "outbox_failed",
@@ -77,4 +88,5 @@ __all__ = [
     "quick_reply_update",
     "receipts_pending",
     "receipts_sent",
+    "tag_create",
 ]

@@ -92,7 +92,8 @@ def message_send(
             raise field_error(
                 "reply_to_id", _("The quoted message does not exist."), "not_found"
             ) from None
-        if reply_to.conversation_id != conversation.pk:
+        # A private note is never quoted to WhatsApp: it has no WhatsApp id there.
+        if reply_to.conversation_id != conversation.pk or reply_to.is_note:
             raise field_error("reply_to_id", _("No such message in this conversation."))
     strings = [("text", text), ("client_key", client_key)]
     if location is not None:

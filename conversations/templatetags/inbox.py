@@ -260,6 +260,9 @@ def _js_strings() -> dict[str, object]:
             "“%(name)s” was logged out of WhatsApp from the phone. Link it again in Numbers."
         ),
         "close": _("Close"),
+        "mentioned": _("You were mentioned in a note"),
+        "mention_from": _("%(name)s mentioned you · %(contact)s"),
+        "note_text_only": _("A note is text only: remove the file, location or contact card."),
         "statuses": {
             "new": _("New"),
             "waiting_qr": _("Waiting for QR scan"),

@@ -56,8 +56,9 @@ def test_the_list_page_runs_the_same_queries_for_3_or_30_rows(
     with django_assert_num_queries(few):
         response = client.get("/")
     assert response.content.decode().count('class="conversation-row') == 30
-    # and pinned: session, user, numbers, unread counts, the page of rows
-    assert few == 5
+    # and pinned: session, user, numbers, unread counts, mentions, the page of rows and
+    # their tags and their contacts' tags, the tags of the filter
+    assert few == 9
 
 
 def test_the_thread_page_runs_the_same_queries_for_3_or_30_messages(
@@ -83,8 +84,10 @@ def test_the_thread_page_runs_the_same_queries_for_3_or_30_messages(
     with django_assert_num_queries(few):
         response = client.get(url)
     assert response.content.decode().count('class="msg ') == 30
-    # session, user, numbers, unread, rows, conversation, messages, members, quick replies
-    assert few == 9
+    # session, user, numbers, unread, mentions, rows (and their tags and their contacts'),
+    # the tags the user may use, conversation, messages, members, quick replies, the
+    # conversation's tags and its contact's
+    assert few == 15
 
 
 # --- pages and access -----------------------------------------------------------------------

@@ -36,6 +36,15 @@
     var chosen = 0;
     var sending = false;
     var kind = form.querySelector("input[name=kind]");
+    // A private note: the same text box, written to the note door (never a send).
+    var noteMode = form.querySelector("#note-mode");
+    var placeholder = text.placeholder;
+    function setNoteMode() {
+      var on = !!(noteMode && noteMode.checked);
+      form.classList.toggle("noting", on);
+      text.placeholder = on ? noteMode.dataset.notePlaceholder : placeholder;
+    }
+    if (noteMode) noteMode.addEventListener("change", setNoteMode);
     newClientKey(form);
 
     // A location or a contact card: its fields show (and only then are sent).
@@ -276,6 +285,11 @@
 
     function send() {
       if (sending || (!text.value.trim() && !file.files.length && !kind.value)) return;
+      var noting = !!(noteMode && noteMode.checked);
+      if (noting && (file.files.length || kind.value)) {
+        VB.toast(VB.t("note_text_only"), "error");
+        return;
+      }
       var fields = form.querySelector("fieldset[data-kind=" + (kind.value || "none") + "]");
       if (fields && !fields.checkValidity()) {
         form.reportValidity();
@@ -283,9 +297,15 @@
       }
       sending = true;
       form.classList.add("sending");
-      fetch(form.action, {
+      var body = new FormData(form);
+      if (noting) {
+        body = new FormData();
+        body.append("text", text.value);
+        body.append("client_key", form.querySelector("input[name=client_key]").value);
+      }
+      fetch(noting ? noteMode.dataset.noteUrl : form.action, {
         method: "POST",
-        body: new FormData(form),
+        body: body,
         headers: { "X-CSRFToken": VB.csrf() },
         credentials: "same-origin",
       })

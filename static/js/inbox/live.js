@@ -92,6 +92,7 @@
           inbox.setUnread(id, count);
         });
         inbox.updateTitle();
+        if (body.mentions && inbox.setMentions) inbox.setMentions(body.mentions);
         VB.stats.synced += 1;
         if (body.conversation_gone) return inbox.clearThread();
         if (body.reload_thread) return inbox.openConversation(inbox.current, false);

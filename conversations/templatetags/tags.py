@@ -1,0 +1,77 @@
+"""Template helpers for tags: the editor in the thread header and the contact pane, the
+labels of a list row, and the inbox's tag filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from conversations import selectors
+from conversations.models import Conversation, Tag
+
+register = template.Library()
+
+
+def tag_editor_html(request: HttpRequest, conversation: Conversation, target: str) -> str:
+    """The tag editor of ``conversation`` (``target`` "conversation") or of its contact."""
+    owner = conversation.contact if target == "contact" else conversation
+    tags = list(owner.tags.order_by("name"))
+    applied = {t.pk for t in tags}
+    options = [t for t in _usable(request) if t.owner_id == conversation.session.owner_id]
+    context = {
+        "conversation": conversation,
+        "target": target,
+        "tags": tags,
+        "options": [t for t in options if t.pk not in applied],
+        "colors": Tag.Color.choices,
+    }
+    return render_to_string("conversations/_tag_editor.html", context, request=request)
+
+
+@register.simple_tag(takes_context=True)
+def tag_editor(context: Any, conversation: Conversation, target: str) -> str:
+    return SafeString(tag_editor_html(context["request"], conversation, target))
+
+
+def _prefetched(obj: Any, name: str) -> list[Tag] | None:
+    cache = getattr(obj, "_prefetched_objects_cache", {})
+    return list(cache[name]) if name in cache else None
+
+
+@register.simple_tag
+def row_labels(c: Conversation) -> SafeString:
+    """A list row's tags (the conversation's, then its contact's), when the selector
+    loaded them (``selectors.with_tags``). A row rendered from a live event has none
+    loaded: ``data-known="0"`` tells the page to keep the labels it shows."""
+    own = _prefetched(c, "tags")
+    of_contact = _prefetched(c.contact, "tags")
+    if own is None or of_contact is None:
+        return SafeString('<span class="labels" data-known="0"></span>')
+    seen: set[int] = set()
+    tags = []
+    for t in [*own, *of_contact]:
+        if t.pk not in seen:
+            seen.add(t.pk)
+            tags.append(t)
+    chips = format_html_join(
+        "", '<span class="label tag-{}">{}</span>', ((t.color, t.name) for t in tags)
+    )
+    return format_html('<span class="labels" data-known="1">{}</span>', chips)
+
+
+@register.simple_tag(takes_context=True)
+def tag_filter_options(context: Any) -> list[Tag]:
+    """The tags the inbox's filter offers: those of the numbers' owners the user works."""
+    return _usable(context["request"])
+
+
+def _usable(request: HttpRequest) -> list[Tag]:
+    """The tags the user may use, read once per request (the filter and both editors)."""
+    if not hasattr(request, "_vb_tags"):
+        request._vb_tags = selectors.tag_list(user=request.user)  # type: ignore[attr-defined]
+    return request._vb_tags  # type: ignore[attr-defined]
