@@ -259,9 +259,7 @@ def test_field_definitions_are_checked(alice, plan, name, kind, choices, field, 
     assert error_items(caught.value)[0][:2] == (field, code)
 
 
-def test_two_owners_may_name_fields_alike_and_deleting_one_drops_its_values(
-    alice, charlie, number
-):
+def test_two_owners_may_name_fields_alike_and_deleting_one_drops_its_values(alice, charlie, number):
     mine = contacts.custom_field_create(owner=alice, name="Plan", kind="text")
     contacts.custom_field_create(owner=charlie, name="Plan", kind="text")
     contact = services.message_receive(session=number, msg=inbound()).conversation.contact
