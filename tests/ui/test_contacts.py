@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.ui.test_inbox import row_of
 from tests.ui.test_layout import DESKTOP_SIZE, PHONE_SIZE, assert_fits
 
 SIZES = pytest.mark.parametrize("viewport", [PHONE_SIZE, DESKTOP_SIZE], ids=["phone", "desktop"])
@@ -63,6 +64,8 @@ def test_search_open_edit_a_field_and_see_the_conversations(live, login, viewpor
     # the conversation opens in the inbox
     page.locator("#contact-conversations a").first.click()
     expect(page.locator("#messages")).to_contain_text("Quero saber do plano")
+    # and is marked read (no unread left behind for the other tests' tab titles)
+    expect(row_of(page, f"Rosa Lima {tag}").locator(".badge")).to_have_count(0)
     assert page.errors == []
 
 
