@@ -1,7 +1,32 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from conversations import services
-from conversations.models import Contact, Conversation, Message, QuickReply, Tag
+from conversations.models import (
+    Contact,
+    ContactFieldValue,
+    Conversation,
+    CustomField,
+    Message,
+    QuickReply,
+    Tag,
+)
+from conversations.services import contacts as contact_services
+
+
+class ContactFieldValueInline(admin.TabularInline):
+    model = ContactFieldValue
+    fields = ("field", "value")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Contact)
@@ -20,6 +45,7 @@ class ContactAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+    inlines = [ContactFieldValueInline]
 
 
 class MessageInline(admin.TabularInline):
@@ -123,3 +149,73 @@ class TagAdmin(admin.ModelAdmin):
     autocomplete_fields = ["owner"]
     # Which conversations and contacts carry a tag is set from the inbox (live there).
     exclude = ["conversations", "contacts"]
+
+
+class CustomFieldForm(forms.ModelForm):
+    choices_text = forms.CharField(
+        label=_("choices"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("For the Choice type: the allowed values, one a line."),
+    )
+
+    class Meta:
+        model = CustomField
+        fields = ["owner", "name", "kind", "position"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["choices_text"] = "\n".join(self.instance.choices)
+
+    def clean(self):
+        data: dict[str, Any] = super().clean() or {}
+        owner = data.get("owner") or getattr(self.instance, "owner", None)
+        if owner is None or self.errors:
+            return data
+        choices = [c for c in data.get("choices_text", "").splitlines() if c.strip()]
+        try:
+            name, kind, cleaned = contact_services.custom_field_clean(
+                owner=owner,
+                name=data.get("name", ""),
+                kind=data.get("kind", ""),
+                choices=choices,
+                instance=self.instance if self.instance.pk else None,
+            )
+        except ValidationError as exc:
+            raise ValidationError(
+                {f if f in self.fields else "choices_text": m for f, m in exc.message_dict.items()}
+            ) from None
+        data["name"], data["kind"], data["choices"] = name, kind, cleaned
+        return data
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(admin.ModelAdmin):
+    form = CustomFieldForm
+    list_display = ["name", "kind", "owner", "position"]
+    list_filter = ["kind", "owner"]
+    search_fields = ["name"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A field's owner is fixed: its values belong to that owner's contacts.
+        return ["owner"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            contact_services.custom_field_save(
+                field=obj, name=data["name"], kind=data["kind"], choices=data["choices"]
+            )
+            if "position" in form.changed_data:
+                contact_services.custom_field_move(field=obj, position=data["position"])
+        else:
+            created = contact_services.custom_field_create(
+                owner=data["owner"], name=data["name"], kind=data["kind"], choices=data["choices"]
+            )
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        contact_services.custom_field_delete(field=obj)

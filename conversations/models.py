@@ -380,3 +380,55 @@ class NoteMention(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.user_id} in {self.message_id}"
+
+
+class CustomField(models.Model):
+    """A field an owner adds to the contacts of their numbers (e.g. "Plan", "Birthday")."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Choice")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="custom_fields"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    kind = models.CharField(_("type"), max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    # For choice fields: the allowed values, in the order they are offered.
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "contacts_custom_fields"
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="uniq_custom_field_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactFieldValue(models.Model):
+    """One custom field's value for one contact, stored as checked text (numbers in plain
+    decimal, dates as YYYY-MM-DD, choices as the choice itself)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="field_values")
+    field = models.ForeignKey(CustomField, on_delete=models.CASCADE, related_name="values")
+    value = models.CharField(_("value"), max_length=500)
+
+    class Meta:
+        db_table = "contacts_field_values"
+        verbose_name = _("custom field value")
+        verbose_name_plural = _("custom field values")
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "field"], name="uniq_contact_field_value"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.value}"

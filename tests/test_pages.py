@@ -77,6 +77,8 @@ def test_password_change(client, alice):
         "/admin/conversations/message/",
         "/admin/conversations/contact/",
         "/admin/conversations/quickreply/",
+        "/admin/conversations/customfield/",
+        "/admin/conversations/customfield/add/",
     ],
 )
 def test_admin_pages_open(admin_client, number, path):

@@ -18,6 +18,7 @@ from ninja import NinjaAPI, Schema, Status
 from pydantic import Field
 
 from conversations.api import router as conversations_router
+from conversations.contact_api import router as contacts_router
 from conversations.team_api import router as team_router
 from realtime.layer import layer_round_trip
 from vbcrm.api_base import API_AUTH, install_error_handlers
@@ -44,6 +45,7 @@ install_error_handlers(api)
 api.add_router("/whatsapp/", conversations_router)
 api.add_router("/whatsapp/", team_router)
 api.add_router("/whatsapp/", numbers_router)
+api.add_router("/whatsapp/", contacts_router)
 
 
 # --- Health ------------------------------------------------------------------------------

@@ -270,6 +270,8 @@ VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
 # Country calling code (digits, e.g. 55) for phones typed without one when starting a
 # conversation; empty: every phone must carry its own (+55 11 ...).
 VBCRM_DEFAULT_COUNTRY_CODE = env.str("VBCRM_DEFAULT_COUNTRY_CODE", default="").lstrip("+")
+# Largest CSV file of contacts the contacts page imports, in bytes.
+VBCRM_CONTACT_IMPORT_MAX_BYTES = env.int("VBCRM_CONTACT_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
 # How long starting a conversation waits for the number's worker to look the phone up.
 VBCRM_PHONE_LOOKUP_SECONDS = env.float("VBCRM_PHONE_LOOKUP_SECONDS", default=15.0)
 # A reply still waiting for its number (disconnected, logged out, no worker) after this many

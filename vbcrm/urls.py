@@ -33,6 +33,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("conversations/", include("conversations.urls")),
     path("numbers/", include("whatsapp.urls")),
+    path("contacts/", include("conversations.contact_urls")),
     path("admin/", admin.site.urls),
     path("profile/", profile, name="profile"),
     path("api/", api.urls),

@@ -95,6 +95,26 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live, viewport):
         for path in ("/conversations/quick-replies/", "/profile/", "/password/"):
             page.goto(path)
             found += axe_violations(page, path)
+
+        # the contacts page, one contact (with a custom field), its report, the fields page
+        page.goto("/contacts/fields/")
+        if not page.locator(".field-list input[value='Axe campo']").count():
+            page.fill("#field-form input[name=name]", "Axe campo")
+            page.click("#field-form button[type=submit]")
+        found += axe_violations(page, "/contacts/fields/")
+        page.goto("/contacts/")
+        found += axe_violations(page, "/contacts/")
+        page.locator("#contact-list a", has_text="Axe Beatriz").first.click()
+        expect(page.locator("#contact-title")).to_have_text("Axe Beatriz")
+        found += axe_violations(page, "a contact")
+        page.goto("/contacts/")
+        page.set_input_files(
+            "#import-form input[type=file]",
+            {"name": "a.csv", "mimeType": "text/csv", "buffer": b"phone,x\n123,1\n"},
+        )
+        page.click("#import-form button[type=submit]")
+        expect(page.locator("#import-report")).to_be_visible()
+        found += axe_violations(page, "the import report")
     finally:
         context.close()
     assert not found, "axe-core found:\n" + "\n".join(found)

@@ -15,7 +15,15 @@ DESKTOP_SIZE = {"width": 1280, "height": 800}
 VIEWPORTS = pytest.mark.parametrize(
     "viewport", [PHONE_SIZE, TABLET_SIZE, DESKTOP_SIZE], ids=["phone", "tablet", "desktop"]
 )
-PAGES = ["/", "/numbers/", "/conversations/quick-replies/", "/profile/", "/password/"]
+PAGES = [
+    "/",
+    "/numbers/",
+    "/conversations/quick-replies/",
+    "/contacts/",
+    "/contacts/fields/",
+    "/profile/",
+    "/password/",
+]
 MIN_TOUCH = 44
 
 
