@@ -21,6 +21,7 @@ SORTS = ("recent", "name")
 class ContactFilters:
     search: str = ""
     session_id: int | None = None
+    tag_id: int | None = None
     sort: str = "recent"  # recent: latest message first; name: A to Z
 
 
@@ -43,6 +44,8 @@ def contact_list(
     )
     if f.session_id:
         qs = qs.filter(session_id=f.session_id)
+    if f.tag_id:
+        qs = qs.filter(tags__id=f.tag_id)
     term = " ".join(f.search.split())
     if term:
         match = Q(saved_name__icontains=term) | Q(push_name__icontains=term)
@@ -55,7 +58,7 @@ def contact_list(
         qs = qs.order_by(Lower(name), "pk")
     else:
         qs = qs.order_by(F("last_message_at").desc(nulls_last=True), "-pk")
-    return list(qs[offset : offset + limit])
+    return list(qs.prefetch_related("tags")[offset : offset + limit])
 
 
 def contact_get(*, user: AnyUser, contact_id: int) -> Contact:
@@ -101,8 +104,9 @@ def contacts_for_export(*, session: WhatsAppSession) -> QuerySet[Contact]:
         .exclude(phone="")
         .order_by("phone", "pk")
         .prefetch_related(
+            "tags",
             Prefetch(
                 "field_values", queryset=ContactFieldValue.objects.only("contact", "field", "value")
-            )
+            ),
         )
     )

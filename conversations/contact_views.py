@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations import contact_selectors as selectors
 from conversations.contacts_csv import contacts_csv_rows
 from conversations.models import Contact, CustomField
+from conversations.selectors import tag_list
 from conversations.services import contact_import, contacts
 from vbcrm.errors import error_items, first_error
 from vbcrm.types import AuthedRequest
@@ -40,6 +41,7 @@ def _filters(request: AuthedRequest) -> selectors.ContactFilters:
     return selectors.ContactFilters(
         search=request.GET.get("q", "")[:200],
         session_id=_int(request.GET.get("number")),
+        tag_id=_int(request.GET.get("tag")),
         sort=sort if sort in selectors.SORTS else "recent",
     )
 
@@ -65,7 +67,7 @@ def _page(request: AuthedRequest, extra: dict[str, Any], status: int = 200) -> H
     context = {
         **_list_context(request),
         "sessions": sessions,
-        "owns_any": any(s.owner_id == request.user.pk for s in sessions),
+        "tags": tag_list(user=request.user),
         "max_import_kb": settings.VBCRM_CONTACT_IMPORT_MAX_BYTES // 1024,
         **extra,
     }

@@ -18,9 +18,9 @@ def _cell(value: str) -> str:
 
 
 def contact_tags_cell(contact: Contact) -> str:
-    """The ``tags`` column: the contact's tags, comma separated (none until contacts
-    have tags)."""
-    return ""
+    """The ``tags`` column: the contact's tags by name, comma separated (the import reads
+    them back)."""
+    return ", ".join(sorted((t.name for t in contact.tags.all()), key=str.lower))
 
 
 def contacts_csv_rows(*, session: WhatsAppSession) -> Iterator[str]:

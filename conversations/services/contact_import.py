@@ -23,8 +23,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from conversations.models import Contact, ContactFieldValue, CustomField
+from conversations.models import Contact, ContactFieldValue, CustomField, Tag
 from conversations.services.contacts import custom_value_clean
+from conversations.services.team import tag_create, tag_name_clean
 from realtime import events
 from vbcrm.errors import unstorable
 from whatsapp.models import WhatsAppSession
@@ -67,6 +68,7 @@ class _Row:
     phone: str
     name: str
     values: dict[CustomField, str]
+    tags: list[str] = field(default_factory=list)
 
 
 def unformula(cell: str) -> str:
@@ -142,14 +144,24 @@ def _columns(
     return fixed, custom
 
 
+def _tag_names(cell: str) -> list[str]:
+    """A ``tags`` cell's names ("VIP, Atacado" or "VIP; Atacado"), each checked, without
+    repeats (in any case); ValidationError naming the first bad one."""
+    names: dict[str, str] = {}
+    for part in cell.replace(";", ",").split(","):
+        if part.strip():
+            name = tag_name_clean(part)
+            names.setdefault(name.lower(), name)
+    return list(names.values())
+
+
 def _check_rows(
     reader: Any, fixed: dict[str, int], custom: dict[CustomField, int], country: str
-) -> tuple[list[_Row], list[Refusal], bool]:
-    """The rows to write, the ones refused, and whether any row had tags."""
+) -> tuple[list[_Row], list[Refusal]]:
+    """The rows to write, and the ones refused."""
     rows: list[_Row] = []
     refused: list[Refusal] = []
     first_line: dict[str, int] = {}
-    had_tags = False
     for cells in reader:
         line = reader.line_num
         if line > MAX_ROWS + 1:
@@ -197,13 +209,18 @@ def _check_rows(
                 values[custom_field] = custom_value_clean(custom_field, raw)
             except ValidationError as exc:
                 problems.append(exc.messages[0])
+        tags: list[str] = []
+        if "tags" in fixed:
+            try:
+                tags = _tag_names(cell(fixed["tags"]))
+            except ValidationError as exc:
+                problems.append(exc.messages[0])
         if problems:
             refused.append(Refusal(line, typed_phone, " ".join(problems)))
             continue
-        had_tags = had_tags or ("tags" in fixed and bool(cell(fixed["tags"])))
         first_line[phone] = line
-        rows.append(_Row(line, phone, name, values))
-    return rows, refused, had_tags
+        rows.append(_Row(line, phone, name, values, tags))
+    return rows, refused
 
 
 def _write(session: WhatsAppSession, rows: list[_Row], report: ImportReport) -> None:
@@ -236,6 +253,19 @@ def _write(session: WhatsAppSession, rows: list[_Row], report: ImportReport) -> 
             contact__in=[by_phone[p] for p in phones if p not in created]
         )
     }
+    # The owner's tags the file names, made when missing; the links the contacts have.
+    tags_by_name = {
+        name.lower(): tag_create(session=session, name=name)
+        for name in {n for r in rows for n in r.tags}
+    }
+    Link = Tag.contacts.through
+    linked = set(
+        Link.objects.filter(
+            contact_id__in=[c.pk for c in by_phone.values()],
+            tag_id__in=[t.pk for t in tags_by_name.values()],
+        ).values_list("contact_id", "tag_id")
+    )
+    links: list[Any] = []
     renamed: list[Contact] = []
     values_new: list[ContactFieldValue] = []
     values_changed: list[ContactFieldValue] = []
@@ -259,6 +289,8 @@ def _write(session: WhatsAppSession, rows: list[_Row], report: ImportReport) -> 
                 current.value = value
                 values_changed.append(current)
                 changed = True
+        if _link_tags(contact, row.tags, tags_by_name, links, linked):
+            changed = True
         if row.phone in created:
             continue
         if changed:
@@ -271,10 +303,30 @@ def _write(session: WhatsAppSession, rows: list[_Row], report: ImportReport) -> 
     Contact.objects.bulk_update(touched, ["updated_at"], batch_size=1000)
     ContactFieldValue.objects.bulk_create(values_new, batch_size=1000)
     ContactFieldValue.objects.bulk_update(values_changed, ["value"], batch_size=1000)
+    Link.objects.bulk_create(links, batch_size=1000, ignore_conflicts=True)
     # Open inboxes show the names: tell them about the conversations of renamed contacts.
     for contact in renamed:
         for conversation in contact.conversations.select_related("contact", "session"):
             events.conversation_updated(conversation)
+
+
+def _link_tags(
+    contact: Contact,
+    names: list[str],
+    tags_by_name: dict[str, Tag],
+    links: list[Any],
+    linked: set[tuple[int, int]],
+) -> bool:
+    """Queue the contact's links to the row's tags it lacks; whether it gained any. A
+    file only adds tags: the ones it leaves out stay."""
+    gained = False
+    for name in names:
+        tag = tags_by_name[name.lower()]
+        if (contact.pk, tag.pk) not in linked:
+            linked.add((contact.pk, tag.pk))
+            links.append(Tag.contacts.through(contact_id=contact.pk, tag_id=tag.pk))
+            gained = True
+    return gained
 
 
 def contacts_import(
@@ -291,14 +343,12 @@ def contacts_import(
         report = ImportReport()
         fields = list(CustomField.objects.filter(owner_id=session.owner_id))
         fixed, custom = _columns(header, fields, report)
-        rows, report.refused, had_tags = _check_rows(reader, fixed, custom, default_country)
+        rows, report.refused = _check_rows(reader, fixed, custom, default_country)
     except csv.Error as exc:
         raise _file_error(
             _("The file is not a CSV file we can read (line %(n)d).") % {"n": reader.line_num},
             "bad_csv",
         ) from exc
-    if had_tags:
-        report.notices.append(_("Tags are not available yet: the “tags” column was not imported."))
     with transaction.atomic():
         _write(session, rows, report)
     logger.info(

@@ -115,7 +115,8 @@ def mentions_mark_read(*, user: User, conversation: Conversation) -> int:
 # --- Tags --------------------------------------------------------------------------------
 
 
-def _tag_name(name: str) -> str:
+def tag_name_clean(name: str) -> str:
+    """A tag's name as stored (spaces collapsed), or ValidationError on ``name``."""
     name = " ".join((name or "").split())
     if not name:
         raise field_error("name", _("Name the tag."), "required")
@@ -134,7 +135,7 @@ def _tag_name(name: str) -> str:
 def tag_create(*, session: WhatsAppSession, name: str, color: str = "") -> Tag:
     """A tag of the number's owner (whoever of the number's team makes it). A name the
     owner has already (in any case) answers that tag."""
-    name = _tag_name(name)
+    name = tag_name_clean(name)
     color = color or Tag.Color.GRAY
     if color not in Tag.Color.values:
         raise field_error("color", _("Choose one of the colours."), "invalid_choice")

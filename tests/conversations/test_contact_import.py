@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 
 from conversations import services
 from conversations.contacts_csv import contacts_csv_rows
-from conversations.models import Contact, ContactFieldValue, CustomField
-from conversations.services import contacts
+from conversations.models import Contact, ContactFieldValue, CustomField, Tag
+from conversations.services import contacts, team
 from conversations.services.contact_import import contacts_import
 from tests.factories import inbound
 from vbcrm.errors import error_items
@@ -175,12 +175,46 @@ def test_a_failure_while_writing_leaves_nothing_half_imported(number, plan, monk
     assert not Contact.objects.exists()
 
 
-def test_the_tags_column_is_accepted_and_reported(number):
+def test_the_tags_column_tags_contacts_with_the_owners_tags(number, alice, charlie):
+    vip = team.tag_create(session=number, name="VIP", color="green")
+    theirs = Tag.objects.create(owner=charlie, name="Atacado")
     report = contacts_import(
-        session=number, data=csv_bytes("phone,name,tags", "5511988880001,Ana,vip")
+        session=number,
+        data=csv_bytes(
+            "phone,name,tags",
+            '5511988880001,Ana,"vip, Atacado"',
+            "5511988880002,Bruno,atacado;VIP;vip",
+            "5511988880003,Carla,",
+            "5511988880004,Davi," + "x" * 50,
+        ),
     )
-    assert report.created == 1
-    assert report.notices == ["Tags are not available yet: the “tags” column was not imported."]
+    assert (report.created, len(report.refused)) == (3, 1)
+    assert report.refused[0].line == 5 and "40" in report.refused[0].reason
+    atacado = Tag.objects.get(owner=alice, name="Atacado")  # made for the owner, not reused
+    assert atacado != theirs and not theirs.contacts.exists()
+    tags_of = {c.phone: {t.name for t in c.tags.all()} for c in Contact.objects.all()}
+    assert tags_of == {
+        "5511988880001": {"VIP", "Atacado"},
+        "5511988880002": {"VIP", "Atacado"},
+        "5511988880003": set(),
+    }
+    assert vip.contacts.count() == 2
+    # the same file again changes nothing; a file only adds tags, never removes them
+    again = contacts_import(
+        session=number,
+        data=csv_bytes("phone,tags", '5511988880001,"VIP, Atacado"', "5511988880003,VIP"),
+    )
+    assert (again.updated, again.unchanged) == (1, 1)
+    assert {t.name for t in Contact.objects.get(phone="5511988880003").tags.all()} == {"VIP"}
+    assert Tag.objects.filter(owner=alice).count() == 2
+
+
+def test_an_export_carries_the_tags_and_imports_back_without_a_change(number):
+    contacts_import(session=number, data=csv_bytes("phone,tags", '5511988880001,"b, A"'))
+    exported = "".join(contacts_csv_rows(session=number))
+    assert ',5511988880001,,"A, b"' in exported.splitlines()[1]
+    report = contacts_import(session=number, data=exported.encode())
+    assert (report.updated, report.unchanged) == (0, 1)
 
 
 def test_an_export_imports_back_without_a_change(number, plan, seats):

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from conversations import services
 from conversations.models import Contact, CustomField
-from conversations.services import contacts
+from conversations.services import contacts, team
 from tests.factories import inbound
 from whatsapp import services as whatsapp_services
 
@@ -59,6 +59,18 @@ def test_search_finds_by_name_or_phone_and_sorts_by_name(client, people, bob):
     assert names(client.get(LIST, {"q": "(11) 97777"})) == ["Carla"]
     assert names(client.get(LIST, {"sort": "name"})) == ["Ana", "Bruno", "Carla"]
     assert names(client.get(LIST, {"q": "nobody"})) == []
+
+
+def test_the_tag_filter_lists_the_contacts_with_that_tag(client, people, number, bob):
+    vip = team.tag_create(session=number, name="V<b>IP", color="green")
+    team.contact_tags_set(contact=Contact.objects.get(push_name="Carla"), tag_ids=[vip.pk])
+    client.force_login(bob)
+    response = client.get(LIST, {"tag": vip.pk})
+    assert names(response) == ["Carla"]
+    body = response.content.decode()
+    assert "V&lt;b&gt;IP" in body and "V<b>IP" not in body  # the option and the row's label
+    assert names(client.get(LIST, {"tag": vip.pk, "q": "ana"})) == []
+    assert len(names(client.get(LIST))) == 3
 
 
 def test_htmx_gets_only_the_results(client, people, bob):
