@@ -6,6 +6,7 @@ config, ``emit`` recorder and fake connected client the NeonizeSession tests use
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 import uuid
@@ -15,12 +16,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from neonize._binder import func_callback_bytes
 from neonize.events import MessageEv, ReceiptEv
 from neonize.proto.Neonize_pb2 import (
     JID,
+    GroupInfo,
     IsOnWhatsAppResponse,
     MessageInfo,
     MessageSource,
+    ProfilePictureInfo,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
@@ -114,6 +118,13 @@ def receipt_event(kind: int, ids: tuple[str, ...] = ("3EB0AAA111",)) -> ReceiptE
     return ReceiptEv.FromString(ev.SerializeToString())
 
 
+def call_event(client: Any, ev: Any, code: int) -> None:
+    """What Go does: call the ctypes callback with a pointer to the serialised event."""
+    data = ev.SerializeToString()
+    buf = ctypes.create_string_buffer(data, len(data))
+    func_callback_bytes(client.event.execute)(client.uuid, ctypes.addressof(buf), len(data), code)
+
+
 def config(tmp_path: Path, **options: str) -> base.SessionConfig:
     return base.SessionConfig(
         account=f"t{uuid.uuid4().hex[:10]}",
@@ -171,6 +182,10 @@ class FakeClient:
         self.send_gate: threading.Event | None = None
         self.stop_gate: threading.Event | None = None
         self.is_connected = True
+        self.group: GroupInfo | None = None  # what get_group_info answers
+        self.group_error: Exception | None = None
+        self.picture: ProfilePictureInfo | None = None  # what get_profile_picture answers
+        self.picture_error: Exception | None = None
 
     def _record(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append((name, args, kwargs))
@@ -233,6 +248,19 @@ class FakeClient:
     def PairPhone(self, phone: str, show_push_notification: bool) -> str:  # noqa: N802
         self._record("PairPhone", phone)
         return "ABCD-EFGH"
+
+    def get_group_info(self, jid: JID) -> GroupInfo:
+        self._record("get_group_info", jid)
+        if self.group_error:
+            raise self.group_error
+        assert self.group is not None
+        return self.group
+
+    def get_profile_picture(self, jid: JID, extra: Any) -> ProfilePictureInfo:
+        self._record("get_profile_picture", jid, extra)
+        if self.picture_error:
+            raise self.picture_error
+        return self.picture or ProfilePictureInfo()
 
     def stop(self) -> None:
         self._record("stop")

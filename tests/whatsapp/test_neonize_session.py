@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from neonize._binder import func_callback_bytes, func_string
+from neonize._binder import func_string
 from neonize.events import ConnectedEv, LoggedOutEv, PairStatusEv, ReceiptEv
 from neonize.exc import DownloadError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
@@ -32,6 +32,7 @@ from neonize.utils.enum import ReceiptType
 from tests.whatsapp.neonize_helpers import (
     PHONE,
     Recorder,
+    call_event,
     config,
     is_state,
     jid,
@@ -47,13 +48,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- the session: the real Go -> Python callback path --------------------------------
-
-
-def call_event(client: Any, ev: Any, code: int) -> None:
-    """What Go does: call the ctypes callback with a pointer to the serialised event."""
-    data = ev.SerializeToString()
-    buf = ctypes.create_string_buffer(data, len(data))
-    func_callback_bytes(client.event.execute)(client.uuid, ctypes.addressof(buf), len(data), code)
 
 
 def call_string(fn: Callable[..., None], text: str) -> None:
