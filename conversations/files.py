@@ -1,4 +1,4 @@
-"""Serving a message's file, the same way to pages and to the API."""
+"""Serving a message's file (the same way to pages and to the API) and a group's picture."""
 
 from __future__ import annotations
 
@@ -6,7 +6,23 @@ import mimetypes
 
 from django.http import FileResponse
 
-from conversations.models import Message
+from conversations.models import Contact, Message
+
+
+def _guarded(response: FileResponse) -> FileResponse:
+    # Files come from strangers: never let a browser sniff them into HTML or run them.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def group_picture_response(contact: Contact) -> FileResponse | None:
+    """A group's picture (``contact`` already access-checked), or None when it has none.
+    WhatsApp's profile pictures are JPEG."""
+    if not contact.group_picture:
+        return None
+    return _guarded(FileResponse(contact.group_picture.open("rb"), content_type="image/jpeg"))
 
 
 def media_response(message: Message, *, as_attachment: bool) -> FileResponse | None:
@@ -20,8 +36,4 @@ def media_response(message: Message, *, as_attachment: bool) -> FileResponse | N
         as_attachment=as_attachment,
         filename=message.file_name,  # "": Django names it after the stored file
     )
-    # Files come from strangers: never let a browser sniff them into HTML or run them.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return _guarded(response)

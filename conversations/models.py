@@ -40,6 +40,14 @@ class Contact(models.Model):
     saved_name = models.CharField(_("name"), max_length=128, blank=True, default="")
     notes = models.TextField(_("notes"), blank=True, default="")
     is_group = models.BooleanField(_("group"), default=False)
+    # A group's own name and picture, as WhatsApp last told them (saved_name stays the
+    # agents' name for it). group_info_at: when its info was last read; None = never.
+    group_subject = models.CharField(_("group subject"), max_length=128, blank=True, default="")
+    group_picture = models.FileField(
+        _("group picture"), upload_to="groups/", blank=True, max_length=255
+    )
+    group_picture_id = models.CharField(max_length=64, blank=True, default="")
+    group_info_at = models.DateTimeField(_("group info read"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,7 +67,39 @@ class Contact(models.Model):
 
     @property
     def display_name(self) -> str:
-        return self.saved_name or self.push_name or self.phone or self.jid.split("@", 1)[0]
+        return (
+            self.saved_name
+            or self.group_subject
+            or self.push_name
+            or self.phone
+            or self.jid.split("@", 1)[0]
+        )
+
+
+class GroupParticipant(models.Model):
+    """A member of a group (a Contact with ``is_group``), as WhatsApp last listed them.
+
+    ``jid`` is how the group addresses them (a phone JID or a LID), the key their
+    messages' ``sender_jid`` carries; ``name`` is the one WhatsApp gave, if any.
+    """
+
+    group = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="participants")
+    jid = models.CharField(_("WhatsApp JID"), max_length=128)
+    lid = models.CharField(_("LID"), max_length=128, blank=True, default="")
+    phone = models.CharField(_("phone"), max_length=32, blank=True, default="")
+    name = models.CharField(_("name"), max_length=128, blank=True, default="")
+    is_admin = models.BooleanField(_("admin"), default=False)
+
+    class Meta:
+        db_table = "whatsapp_group_participants"
+        verbose_name = _("group participant")
+        verbose_name_plural = _("group participants")
+        constraints = [
+            models.UniqueConstraint(fields=["group", "jid"], name="uniq_group_participant"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or (f"+{self.phone}" if self.phone else self.jid)
 
 
 class Conversation(models.Model):

@@ -6,10 +6,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Exists, Max, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.functions import Lower
 
-from conversations.models import Contact, Conversation, Message, NoteMention, QuickReply, Tag
+from conversations.models import (
+    Contact,
+    Conversation,
+    GroupParticipant,
+    Message,
+    NoteMention,
+    QuickReply,
+    Tag,
+)
 from conversations.serializers import tag_data
 from vbcrm.types import AnyUser, User
 from whatsapp.models import WhatsAppSession
@@ -23,6 +31,11 @@ class ConversationFilters:
     session_id: int | None = None
     search: str = ""
     tag_id: int | None = None  # on the conversation or on its contact
+    kind: str = ""  # "" | groups | direct
+
+
+# A number that ignores groups (WhatsAppSession.ignore_groups) hides their conversations.
+_HIDDEN_GROUPS = Q(contact__is_group=True, session__ignore_groups=True)
 
 
 def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
@@ -65,11 +78,18 @@ def conversation_list(
             )
             | Exists(Tag.contacts.through.objects.filter(contact=OuterRef("contact"), tag=f.tag_id))
         )
+    if f.kind == "groups":
+        qs = qs.filter(contact__is_group=True, session__ignore_groups=False)
+    else:
+        qs = qs.exclude(_HIDDEN_GROUPS)
+        if f.kind == "direct":
+            qs = qs.filter(contact__is_group=False)
     if f.search:
         term = f.search.strip()
         text_match = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=term)
         qs = qs.filter(
             Q(contact__saved_name__icontains=term)
+            | Q(contact__group_subject__icontains=term)
             | Q(contact__push_name__icontains=term)
             | Q(contact__phone__icontains=term)
             | Exists(text_match)
@@ -154,6 +174,7 @@ def unread_counts(*, user: AnyUser, limit: int = 1000) -> dict[int, int]:
     so the page can keep the tab title's total without loading every row."""
     rows = (
         Conversation.objects.filter(session_id__in=visible_session_ids(user), unread_count__gt=0)
+        .exclude(_HIDDEN_GROUPS)
         .order_by("-last_message_at")
         .values_list("pk", "unread_count")[:limit]
     )
@@ -168,6 +189,61 @@ def message_get(*, user: AnyUser, message_id: int) -> Message:
 
 def contact_get(*, user: AnyUser, contact_id: int) -> Contact:
     return Contact.objects.get(pk=contact_id, session_id__in=visible_session_ids(user))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A group member as the contact pane shows them."""
+
+    name: str
+    phone: str
+    is_admin: bool
+
+
+def group_participants(*, group: Contact) -> list[Member]:
+    """A group's members as WhatsApp last listed them, admins first, each named by the
+    agents' name for that person, else the name WhatsApp gave, else the name on their
+    latest message in the group, else their WhatsApp name, else the phone. Three
+    queries, whatever the group's size."""
+    members = list(GroupParticipant.objects.filter(group=group).order_by("-is_admin", "pk"))
+    if not members:
+        return []
+    jids = {m.jid for m in members} | {m.lid for m in members if m.lid}
+    phone_jids = {f"{m.phone}@s.whatsapp.net" for m in members if m.phone}
+    known: dict[str, Contact] = {}
+    for c in Contact.objects.filter(
+        Q(jid__in=jids | phone_jids) | Q(lid__in=jids), session_id=group.session_id
+    ).only("jid", "lid", "saved_name", "push_name"):
+        known[c.jid] = c
+        if c.lid:
+            known[c.lid] = c
+    latest = (
+        Message.objects.filter(conversation__contact=group, sender_jid__in=jids)
+        .exclude(sender_name="")
+        .values("sender_jid")
+        .annotate(last=Max("pk"))
+        .values_list("last", flat=True)
+    )
+    said = dict(Message.objects.filter(pk__in=latest).values_list("sender_jid", "sender_name"))
+    out = []
+    for m in members:
+        contact = next(
+            (
+                known[j]
+                for j in (m.jid, m.lid, f"{m.phone}@s.whatsapp.net" if m.phone else "")
+                if j in known
+            ),
+            None,
+        )
+        name = (
+            (contact.saved_name if contact else "")
+            or m.name
+            or said.get(m.jid)
+            or said.get(m.lid)
+            or (contact.push_name if contact else "")
+        )
+        out.append(Member(name=name, phone=m.phone, is_admin=m.is_admin))
+    return out
 
 
 def sessions_with_work(*, session_ids: list[int]) -> set[int]:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.urls import reverse
 
-from conversations.models import Conversation, Message, Tag
+from conversations.models import Contact, Conversation, Message, Tag
 from vbcrm.types import User
+
+
+def group_picture_url(contact: Contact) -> str:
+    """Where the page gets a group's picture ("" when it has none); the picture's id
+    in the query lets a browser cache it until it changes."""
+    if not contact.is_group or not contact.group_picture:
+        return ""
+    url = reverse("conversations:group_picture", args=[contact.pk])
+    return f"{url}?v={quote(contact.group_picture_id)}"
 
 
 def _iso(value) -> str | None:
@@ -57,6 +68,7 @@ def conversation_data(c: Conversation) -> dict:
             "phone": contact.phone,
             "jid": contact.jid,
             "is_group": contact.is_group,
+            "picture": group_picture_url(contact),
         },
     }
 

@@ -32,4 +32,5 @@ urlpatterns = [
         name="quick_reply_delete",
     ),
     path("media/<int:message_id>/", views.media, name="media"),
+    path("groups/<int:contact_id>/picture/", views.group_picture, name="group_picture"),
 ]

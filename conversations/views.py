@@ -33,8 +33,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations import selectors, services
-from conversations.files import media_response
-from conversations.models import Conversation, Message
+from conversations.files import group_picture_response, media_response
+from conversations.models import Contact, Conversation, Message
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
 from vbcrm.errors import error_items, first_error
@@ -67,12 +67,14 @@ def _int(value: str | None) -> int | None:
 def _filters(request: AuthedRequest) -> ConversationFilters:
     scope = request.GET.get("scope", "all")
     status = request.GET.get("status", "")
+    kind = request.GET.get("kind", "")
     return ConversationFilters(
         scope=scope if scope in {"all", "mine", "unassigned"} else "all",
         status=status if status in Conversation.Status.values else "",
         session_id=_int(request.GET.get("number")),
         search=" ".join(request.GET.get("q", "").split())[:100],
         tag_id=_int(request.GET.get("tag")),
+        kind=kind if kind in {"groups", "direct"} else "",
     )
 
 
@@ -134,10 +136,17 @@ def _list_context(
     }
 
 
+def _panel_context(conversation: Conversation) -> dict[str, Any]:
+    """What the contact pane shows: a group's members too."""
+    contact = conversation.contact
+    members = selectors.group_participants(group=contact) if contact.is_group else []
+    return {"conversation": conversation, "participants": members}
+
+
 def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[str, Any]:
     page = selectors.message_list(conversation=conversation, limit=THREAD_PAGE + 1)
     return {
-        "conversation": conversation,
+        **_panel_context(conversation),
         "messages_page": page[-THREAD_PAGE:],
         "has_older": len(page) > THREAD_PAGE,
         "members": session_members(session=conversation.session),
@@ -442,9 +451,8 @@ def contact_edit(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     )
     done = _("Contact saved.")
     if request.htmx:
-        response = render(
-            request, "conversations/_contact_panel.html", {"conversation": conversation}
-        )
+        context = _panel_context(conversation)
+        response = render(request, "conversations/_contact_panel.html", context)
         return toast(response, done)
     messages.success(request, done)
     return redirect("conversations:detail", conversation.pk)
@@ -538,6 +546,20 @@ def media(request: AuthedRequest, message_id: int) -> FileResponse:
     except Message.DoesNotExist:
         raise Http404 from None
     response = media_response(message, as_attachment=request.GET.get("download") == "1")
+    if response is None:
+        raise Http404
+    return response
+
+
+@login_required
+@require_GET
+def group_picture(request: AuthedRequest, contact_id: int) -> FileResponse:
+    """A group's picture, only for users who may see its number's conversations."""
+    try:
+        contact = selectors.contact_get(user=request.user, contact_id=contact_id)
+    except Contact.DoesNotExist:
+        raise Http404 from None
+    response = group_picture_response(contact)
     if response is None:
         raise Http404
     return response

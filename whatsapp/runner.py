@@ -11,6 +11,7 @@ import asyncio
 import logging
 import mimetypes
 import random
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -163,6 +164,10 @@ class NumberRunner:
         self._task: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
         self._media_tasks: set[asyncio.Task] = set()
+        # Groups whose info is being read; changed again meanwhile; tried since connecting.
+        self._group_reads: set[str] = set()
+        self._group_again: set[str] = set()
+        self._groups_tried: set[str] = set()
 
     @property
     def connected(self) -> bool:
@@ -187,7 +192,7 @@ class NumberRunner:
                 await self._flusher
             except asyncio.CancelledError:
                 pass
-        for task in list(self._media_tasks):
+        for task in list(self._media_tasks):  # media downloads and group reads
             task.cancel()
 
     # --- supervision ----------------------------------------------------------------
@@ -331,6 +336,9 @@ class NumberRunner:
                 await self.db(
                     conv_services.history_import, session=self.row, messages=event.messages
                 )
+                await self._read_new_groups()
+            case base.GroupChanged():
+                self._read_group(event.jid, changed=True)
 
     async def _on_state(self, event: base.StateChanged) -> None:
         state = base.ConnState(event.state)
@@ -347,6 +355,8 @@ class NumberRunner:
             self.row = row
         if state == base.ConnState.CONNECTED:
             self.poke()
+            self._groups_tried.clear()
+            await self._read_new_groups()
         if state in (base.ConnState.LOGGED_OUT, base.ConnState.PAIRING_EXPIRED):
             # Nothing to run until someone links the number again.
             self._drop(self.session_id)
@@ -376,20 +386,79 @@ class NumberRunner:
     async def _on_message(self, msg: base.InboundMessage) -> None:
         message = await self.db(conv_services.message_receive, session=self.row, msg=msg)
         if message is not None:
-            self._fetch_media(message)
+            self._after_stored(message)
 
     async def _handle_messages(self, messages: list[base.InboundMessage]) -> None:
         self.last_alive = time.monotonic()
         self.last_event_at = time.time()
         stored = await self.db(conv_services.message_receive_batch, session=self.row, msgs=messages)
         for message in stored:
-            self._fetch_media(message)
+            self._after_stored(message)
 
-    def _fetch_media(self, message: Message) -> None:
+    def _after_stored(self, message: Message) -> None:
+        """A new message is stored: fetch its file, and its group's info if never read."""
+        contact = message.conversation.contact
+        if contact.is_group and contact.group_info_at is None:
+            self._read_group(contact.jid)
         if message.media_status == Message.MediaStatus.DOWNLOADING:
-            task = asyncio.create_task(self._download(message))
-            self._media_tasks.add(task)
-            task.add_done_callback(self._media_tasks.discard)
+            self._background(self._download(message))
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._media_tasks.add(task)
+        task.add_done_callback(self._media_tasks.discard)
+
+    # --- groups: their info, read in the background ---------------------------------
+
+    async def _read_new_groups(self) -> None:
+        jids = await self.db(conv_services.groups_without_info, session_id=self.session_id)
+        for jid in jids:
+            self._read_group(jid)
+
+    def _read_group(self, jid: str, *, changed: bool = False) -> None:
+        """Read a group's info, once per connection unless WhatsApp says it changed.
+
+        A read that has not found the group stored yet (its change event came before
+        its first message) does not count: the message asks again.
+        """
+        tried = jid in self._groups_tried
+        if jid in self._group_reads:
+            if changed or not tried:
+                self._group_again.add(jid)
+            return
+        if tried and not changed:
+            return
+        self._group_reads.add(jid)
+        self._background(self._group_info(jid))
+
+    async def _group_info(self, jid: str) -> None:
+        try:
+            known = await self.db(conv_services.group_known, session_id=self.session_id, jid=jid)
+            if known is not None:
+                self._groups_tried.add(jid)
+                contact_id, picture_id = known
+                name = f"groups/{self.session_id}/{contact_id}-{secrets.token_hex(6)}.jpg"
+                command = base.GetGroupInfo(
+                    jid=jid,
+                    picture_dest=str(Path(settings.MEDIA_ROOT) / name),
+                    known_picture_id=picture_id,
+                )
+                info = await self._running_child().request(command, timeout=90)
+                await self.db(
+                    conv_services.group_info_store,
+                    session=self.row,
+                    info=info,
+                    picture_name=name if info.picture_path else "",
+                )
+        except base.GatewayError as exc:
+            logger.info("group info not read session=%s: %s", self.session_id, exc)
+        except Exception:  # the database: the next change or connect tries again
+            logger.exception("group info not stored session=%s", self.session_id)
+        finally:
+            self._group_reads.discard(jid)
+        if jid in self._group_again:
+            self._group_again.discard(jid)
+            self._read_group(jid, changed=True)
 
     async def _download(self, message: Message) -> None:
         """Fetch a message's file after its row exists (the text shows at once)."""

@@ -17,6 +17,7 @@ from conversations.services.agent import (
     quick_reply_delete,
     quick_reply_update,
 )
+from conversations.services.groups import group_info_store, group_known, groups_without_info
 from conversations.services.inbound import (
     history_import,
     message_media_failed,
@@ -64,6 +65,9 @@ __all__ = [
     "conversation_set_status",
     "conversation_start",
     "conversation_tags_set",
+    "group_info_store",
+    "group_known",
+    "groups_without_info",
     "history_import",
     "message_media_failed",
     "message_media_stored",

@@ -254,9 +254,12 @@ def _write(session: WhatsAppSession, rows: list[_Row], report: ImportReport) -> 
         )
     }
     # The owner's tags the file names, made when missing; the links the contacts have.
+    first_spelling: dict[str, str] = {}  # a new tag is named as the file first spells it
+    for row in rows:
+        for name in row.tags:
+            first_spelling.setdefault(name.lower(), name)
     tags_by_name = {
-        name.lower(): tag_create(session=session, name=name)
-        for name in {n for r in rows for n in r.tags}
+        key: tag_create(session=session, name=name) for key, name in first_spelling.items()
     }
     Link = Tag.contacts.through
     linked = set(

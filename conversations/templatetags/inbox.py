@@ -16,9 +16,11 @@ from django.utils.translation import ngettext
 
 from conversations import vcard as vcard_parse
 from conversations.models import FILE_KINDS, Conversation, Message
+from conversations.serializers import group_picture_url
 from whatsapp.models import WhatsAppSession
 
 register = template.Library()
+register.filter("group_picture_url", group_picture_url)
 
 
 @register.filter
@@ -149,6 +151,14 @@ def conversation_url(pk: int) -> str:
     return f"{head}{pk}{tail}"
 
 
+@register.filter
+def sender_phone(jid: str) -> str:
+    """A group member's address as the thread shows it when they gave no name:
+    ``+5511…`` for a phone JID, the bare id otherwise."""
+    user = jid.split("@", 1)[0].split(":", 1)[0]
+    return f"+{user}" if jid.endswith("@s.whatsapp.net") else user
+
+
 _CONVERSATION_STATUS = dict(Conversation.Status.choices)  # lazy labels, translated when read
 
 
@@ -160,16 +170,21 @@ def list_row(c: Conversation) -> dict[str, object]:
     badge's ``{% blocktranslate count %}``, ``get_status_display``, ``list_times``."""
     name = c.contact.display_name
     n = c.unread_count
+    changed = (c.updated_at, c.contact.updated_at)
     times = list_times(c.last_message_at)
     return {
         "url": conversation_url(c.pk),
         # Numbers as text: an int in a template goes through number localisation.
         "id": str(c.pk),
         "ts": str(epoch_ms(c.last_message_at)),
+        # Which of two renderings of the row is newer: a change of its contact (a
+        # group's new subject) counts too.
+        "version": str(epoch_us(max(filter(None, changed), default=None))),
         "unread": str(n),
         "session": str(c.session_id),
         "assigned": str(c.assigned_to_id) if c.assigned_to_id else "",
         "initial": name[:1].upper(),
+        "picture": group_picture_url(c.contact),
         "name": name,
         "iso": times["iso"],
         "label": times["label"],

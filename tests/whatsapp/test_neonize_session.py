@@ -16,51 +16,38 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from neonize._binder import func_callback_bytes, func_string
+from neonize._binder import func_string
 from neonize.events import ConnectedEv, LoggedOutEv, PairStatusEv, ReceiptEv
-from neonize.exc import DownloadError, IsOnWhatsAppError, SendMessageError
-from neonize.proto.Neonize_pb2 import JID, IsOnWhatsAppResponse
+from neonize.exc import DownloadError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
-    AudioMessage,
-    DocumentMessage,
     ImageMessage,
     Message,
     ReactionMessage,
-    StickerMessage,
 )
 from neonize.utils.enum import ReceiptType
 
 from tests.whatsapp.neonize_helpers import (
     PHONE,
-    TS_S,
-    WHEN,
     Recorder,
+    call_event,
     config,
     is_state,
     jid,
+    live_session,
     message_event,
     receipt_event,
 )
 from whatsapp.gateway import base
 from whatsapp.gateway.neonize import NeonizeSession
 from whatsapp.gateway.neonize.ffi import FFI_LOCK
-from whatsapp.gateway.neonize.mapping import map_content
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- the session: the real Go -> Python callback path --------------------------------
-
-
-def call_event(client: Any, ev: Any, code: int) -> None:
-    """What Go does: call the ctypes callback with a pointer to the serialised event."""
-    data = ev.SerializeToString()
-    buf = ctypes.create_string_buffer(data, len(data))
-    func_callback_bytes(client.event.execute)(client.uuid, ctypes.addressof(buf), len(data), code)
 
 
 def call_string(fn: Callable[..., None], text: str) -> None:
@@ -199,250 +186,10 @@ def test_commands_when_not_connected_raise_transient_errors(tmp_path: Path) -> N
     assert info.value.transient is True
 
 
-class FakeClient:
-    """Stands in for a connected NewClient, to check what the session hands neonize."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.send_error: Exception | None = None
-        self.download_error: Exception | None = None
-        self.send_gate: threading.Event | None = None
-        self.stop_gate: threading.Event | None = None
-        self.is_connected = True
-
-    def _record(self, name: str, *args: Any, **kwargs: Any) -> None:
-        self.calls.append((name, args, kwargs))
-
-    def send_message(self, to: JID, message: Message) -> SimpleNamespace:
-        self._record("send_message", to, message)
-        if self.send_gate is not None:
-            self.send_gate.wait(5)
-        if self.send_error:
-            raise self.send_error
-        return SimpleNamespace(ID="3EB0SERVER", Timestamp=TS_S)
-
-    def build_image_message(self, data: bytes, caption: str | None = None) -> Message:
-        self._record("build_image_message", data, caption=caption)
-        return Message(imageMessage=ImageMessage(caption=caption))
-
-    def build_audio_message(self, data: bytes, ptt: bool = False) -> Message:
-        self._record("build_audio_message", data, ptt=ptt)
-        return Message(audioMessage=AudioMessage(mimetype="audio/ogg", PTT=ptt))
-
-    def build_document_message(self, data: bytes, **kwargs: Any) -> Message:
-        self._record("build_document_message", data, **kwargs)
-        return Message(documentMessage=DocumentMessage(fileName=kwargs["filename"]))
-
-    def build_sticker_message(self, data: bytes) -> Message:
-        self._record("build_sticker_message", data)
-        return Message(stickerMessage=StickerMessage(mimetype="image/webp"))
-
-    def is_on_whatsapp(self, *numbers: str) -> list:
-        self._record("is_on_whatsapp", *numbers)
-        if self.send_error:
-            raise self.send_error
-        # WhatsApp answers the phone it knows, maybe without Brazil's ninth digit.
-        known = {"+5511988880001": "551188880001"}
-        return [
-            IsOnWhatsAppResponse(
-                Query=n,
-                IsIn=n in known,
-                JID=JID(
-                    User=known.get(n, ""),
-                    Server="s.whatsapp.net" if n in known else "",
-                    Device=0,
-                    RawAgent=0,
-                    Integrator=0,
-                    IsEmpty=n not in known,
-                ),
-            )
-            for n in numbers
-        ]
-
-    def download_any(self, message: Message) -> bytes:
-        self._record("download_any", message)
-        if self.download_error:
-            raise self.download_error
-        return b"media-bytes"
-
-    def mark_read(self, *ids: str, chat: JID, sender: JID, receipt: ReceiptType) -> None:
-        self._record("mark_read", *ids, chat=chat, sender=sender, receipt=receipt)
-
-    def PairPhone(self, phone: str, show_push_notification: bool) -> str:  # noqa: N802
-        self._record("PairPhone", phone)
-        return "ABCD-EFGH"
-
-    def stop(self) -> None:
-        self._record("stop")
-        if self.stop_gate is not None:
-            self.stop_gate.wait(5)
-
-
 @pytest.fixture
 def live(tmp_path: Path):
-    recorder = Recorder()
-    session = NeonizeSession(config(tmp_path), recorder)
-    session._start_dispatcher()
-    fake = FakeClient()
-    session._client = fake  # type: ignore[assignment]
-    session._in_connect = True
-    session._connected = True
-    yield session, fake, recorder
-    session.stop(timeout=5)
-
-
-def test_send_text(live) -> None:
-    session, fake, _ = live
-    result = session.send_text(
-        base.SendText(to=f"{PHONE}@s.whatsapp.net", text="hello", message_id="3EB0MINE")
-    )
-    assert result == base.SendResult(message_id="3EB0SERVER", timestamp=WHEN)
-    ((name, (to, message), _),) = fake.calls
-    assert (to.User, to.Server, to.Device) == (PHONE, "s.whatsapp.net", 0)
-    assert message == Message(conversation="hello")
-
-
-def test_send_text_quoting_a_message(live) -> None:
-    session, fake, _ = live
-    session.send_text(
-        base.SendText(
-            to=f"{PHONE}@s.whatsapp.net",
-            text="yes, tomorrow",
-            message_id="3EB0MINE",
-            quoted_id="3EB0THEIRS",
-            quoted_sender=f"{PHONE}@s.whatsapp.net",
-            quoted_text="can you deliver?",
-        )
-    )
-    ((_name, (_to, message), _),) = fake.calls
-    part = message.extendedTextMessage
-    assert part.text == "yes, tomorrow"
-    assert part.contextInfo.stanzaID == "3EB0THEIRS"
-    assert part.contextInfo.participant == f"{PHONE}@s.whatsapp.net"
-    assert part.contextInfo.quotedMessage.conversation == "can you deliver?"
-    # and it reads back as a reply to that message
-    assert map_content(message).quoted_id == "3EB0THEIRS"
-
-
-def test_send_location_contact_and_sticker(live, tmp_path: Path) -> None:
-    session, fake, _ = live
-    to = f"{PHONE}@s.whatsapp.net"
-    session.handle(
-        base.SendLocation(
-            to=to,
-            message_id="1",
-            latitude=-23.55,
-            longitude=-46.63,
-            name="Sé",
-            address="Praça da Sé",
-            quoted_id="3EB0THEIRS",
-        )
-    )
-    session.handle(
-        base.SendContact(
-            to=to, message_id="2", display_name="Ana", vcard="BEGIN:VCARD\nFN:Ana\nEND:VCARD"
-        )
-    )
-    path = tmp_path / "s.webp"
-    path.write_bytes(b"RIFF-webp")
-    session.handle(
-        base.SendMedia(
-            to=to,
-            kind=base.MessageKind.STICKER,
-            path=str(path),
-            message_id="3",
-            mimetype="image/webp",
-        )
-    )
-    sent = [c[1][1] for c in fake.calls if c[0] == "send_message"]
-    location = sent[0].locationMessage
-    assert (location.degreesLatitude, location.degreesLongitude) == (-23.55, -46.63)
-    assert (location.name, location.address) == ("Sé", "Praça da Sé")
-    assert location.contextInfo.stanzaID == "3EB0THEIRS"
-    # each reads back as the kind it was sent as
-    content = map_content(sent[0])
-    assert (content.kind, content.location_name) == (base.MessageKind.LOCATION, "Sé")
-    assert sent[1].contactMessage.displayName == "Ana"
-    assert map_content(sent[1]).kind == base.MessageKind.CONTACT
-    assert ("build_sticker_message", (b"RIFF-webp",), {}) in fake.calls
-    assert sent[2].HasField("stickerMessage")
-
-
-def test_check_phones_answers_each_phone_with_the_jid_whatsapp_gave(live) -> None:
-    session, fake, _ = live
-    checks = session.handle(base.CheckPhones(phones=("5511988880001", "5511977770000")))
-    assert fake.calls[0] == ("is_on_whatsapp", ("+5511988880001", "+5511977770000"), {})
-    assert checks == (
-        base.PhoneCheck("5511988880001", True, "551188880001@s.whatsapp.net"),
-        base.PhoneCheck("5511977770000", False, ""),
-    )
-    fake.send_error = IsOnWhatsAppError("websocket not connected")
-    with pytest.raises(base.GatewayError) as info:
-        session.check_phones(base.CheckPhones(phones=("5511988880001",)))
-    assert info.value.transient is True
-
-
-def test_send_media_passes_bytes_never_a_path(live, tmp_path: Path) -> None:
-    session, fake, _ = live
-    path = tmp_path / "photo.jpg"
-    path.write_bytes(b"\xff\xd8jpeg-bytes")
-    session.send_media(
-        base.SendMedia(
-            to=PHONE, kind=base.MessageKind.IMAGE, path=str(path), message_id="1", caption="look"
-        )
-    )
-    name, (data,), kwargs = fake.calls[0]
-    assert (name, data, kwargs) == (
-        "build_image_message",
-        b"\xff\xd8jpeg-bytes",
-        {"caption": "look"},
-    )
-    assert fake.calls[1][0] == "send_message"
-
-
-def test_send_voice_note_and_document(live, tmp_path: Path) -> None:
-    session, fake, _ = live
-    voice = tmp_path / "note.ogg"
-    voice.write_bytes(b"OggS")
-    session.send_media(
-        base.SendMedia(to=PHONE, kind=base.MessageKind.VOICE, path=str(voice), message_id="1")
-    )
-    assert fake.calls[0][2] == {"ptt": True}
-    sent = fake.calls[1][1][1]
-    assert sent.audioMessage.mimetype == "audio/ogg; codecs=opus"
-
-    doc = tmp_path / "invoice.pdf"
-    doc.write_bytes(b"%PDF")
-    session.send_media(
-        base.SendMedia(
-            to=PHONE,
-            kind=base.MessageKind.DOCUMENT,
-            path=str(doc),
-            message_id="2",
-            mimetype="application/pdf",
-        )
-    )
-    name, (data,), kwargs = fake.calls[2]
-    assert (name, data) == ("build_document_message", b"%PDF")
-    assert kwargs["filename"] == "invoice.pdf" and kwargs["mimetype"] == "application/pdf"
-
-
-def test_send_errors_are_classified(live, tmp_path: Path) -> None:
-    session, fake, _ = live
-    cmd = base.SendText(to=PHONE, text="x", message_id="1")
-    fake.send_error = SendMessageError("failed to send: websocket disconnected")
-    assert_transient(lambda: session.send_text(cmd))
-    fake.send_error = SendMessageError("server returned error 479")
-    with pytest.raises(base.GatewayError) as info:
-        session.send_text(cmd)
-    assert info.value.transient is False
-    with pytest.raises(base.GatewayError) as info:
-        session.send_media(
-            base.SendMedia(
-                to=PHONE, kind=base.MessageKind.IMAGE, path=str(tmp_path / "gone"), message_id="1"
-            )
-        )
-    assert info.value.transient is False
+    """A session whose client is a connected FakeClient."""
+    yield from live_session(tmp_path)
 
 
 def test_download_writes_the_file(live, tmp_path: Path) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 
 class ConnState(enum.StrEnum):
@@ -139,7 +141,17 @@ class Alive:
     connected: bool
 
 
-Event = StateChanged | QRCode | Paired | InboundMessage | Receipt | HistoryBatch | Alive
+@dataclass(frozen=True)
+class GroupChanged:
+    """WhatsApp says a group changed (subject, members, admins, picture) or the number
+    joined one: its info is worth asking for again (:class:`GetGroupInfo`)."""
+
+    jid: str
+
+
+Event = (
+    StateChanged | QRCode | Paired | InboundMessage | Receipt | HistoryBatch | GroupChanged | Alive
+)
 
 
 # --- Commands: parent -> child ------------------------------------------------
@@ -208,6 +220,42 @@ class PhoneCheck:
 
 
 @dataclass(frozen=True)
+class GetGroupInfo:
+    """A group's subject, members and picture. The picture, when the group has one and
+    its id is not ``known_picture_id``, is written to ``picture_dest`` (files never
+    cross the pipe); "" asks for no picture."""
+
+    jid: str
+    picture_dest: str = ""
+    known_picture_id: str = ""
+
+
+@dataclass(frozen=True)
+class GroupParticipant:
+    """A group member: ``jid`` is how WhatsApp addresses them in the group (a phone JID
+    or a LID), ``phone`` their digits when WhatsApp tells, ``name`` when it does."""
+
+    jid: str
+    phone: str = ""
+    lid: str = ""
+    is_admin: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """The answer to :class:`GetGroupInfo`. ``picture_id`` names the group's current
+    picture ("" = none); ``picture_path`` is where it was written, "" when it was not
+    (no picture, or the known one)."""
+
+    jid: str
+    subject: str
+    participants: tuple[GroupParticipant, ...] = ()
+    picture_id: str = ""
+    picture_path: str = ""
+
+
+@dataclass(frozen=True)
 class DownloadMedia:
     media_ref: bytes
     dest: str  # file path the child writes to; media never crosses the pipe
@@ -239,6 +287,7 @@ Command = (
     | SendLocation
     | SendContact
     | CheckPhones
+    | GetGroupInfo
     | DownloadMedia
     | MarkRead
     | RequestPairCode
@@ -342,6 +391,9 @@ class Session(abc.ABC):
     def check_phones(self, cmd: CheckPhones) -> tuple[PhoneCheck, ...]:
         raise GatewayError("this gateway cannot look phone numbers up")
 
+    def get_group_info(self, cmd: GetGroupInfo) -> GroupInfo:
+        raise GatewayError("this gateway cannot read group info")
+
     @abc.abstractmethod
     def download_media(self, cmd: DownloadMedia) -> DownloadResult: ...
 
@@ -369,6 +421,8 @@ class Session(abc.ABC):
                 return self.send_contact(command)
             case CheckPhones():
                 return self.check_phones(command)
+            case GetGroupInfo():
+                return self.get_group_info(command)
             case DownloadMedia():
                 return self.download_media(command)
             case MarkRead():
@@ -378,6 +432,20 @@ class Session(abc.ABC):
             case Logout():
                 return self.logout()
         raise GatewayError(f"unknown command {type(command).__name__}")
+
+
+def write_file(dest: str | Path, data: bytes) -> int:
+    """Write a downloaded file where the worker asked, atomically (a reader never sees
+    half of it); its size. A failure is a non-transient :class:`GatewayError`."""
+    path = Path(dest)
+    partial = path.with_name(path.name + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise GatewayError(f"cannot write {path}: {exc}") from None
+    return len(data)
 
 
 def jid_user(jid: str) -> str:

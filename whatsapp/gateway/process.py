@@ -41,6 +41,8 @@ from whatsapp.gateway.base import (
     DownloadResult,
     Event,
     GatewayError,
+    GetGroupInfo,
+    GroupInfo,
     InboundMessage,
     Logout,
     MarkRead,
@@ -318,6 +320,8 @@ class GatewayChild:
     async def request(
         self, command: CheckPhones, timeout: float = ...
     ) -> tuple[PhoneCheck, ...]: ...
+    @overload
+    async def request(self, command: GetGroupInfo, timeout: float = ...) -> GroupInfo: ...
     @overload
     async def request(self, command: DownloadMedia, timeout: float = ...) -> DownloadResult: ...
     @overload

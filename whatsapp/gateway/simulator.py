@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import mimetypes
@@ -30,13 +31,14 @@ import os
 import random
 import threading
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 
 from . import base
+from . import simulator_wire as wire
+from .simulator_wire import _dumps, _utc
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +65,6 @@ class _Ended(Exception):
         super().__init__(detail)
         self.state = state
         self.detail = detail
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class SimulatorSession(base.Session):
@@ -270,26 +264,20 @@ class SimulatorSession(base.Session):
         kind = frame.get("t")
         if kind == "msg":
             if self._fresh(frame):
-                self._emit_data(frame, self._inbound(frame["m"]))
+                self._emit_data(frame, wire.inbound(frame["m"], self._base_url))
         elif kind == "res":
             future = self._pending.pop(frame.get("id"), None)  # type: ignore[arg-type]
             if future is not None and not future.done():
                 future.set_result(frame)
         elif kind == "receipt":
             if self._fresh(frame):
-                self._emit_data(
-                    frame,
-                    base.Receipt(
-                        chat=frame["chat"],
-                        sender=frame["sender"],
-                        message_ids=tuple(frame["message_ids"]),
-                        status=frame["status"],
-                        timestamp=_utc(frame["timestamp"]),
-                    ),
-                )
+                self._emit_data(frame, wire.receipt(frame))
+        elif kind == "group":
+            if self._fresh(frame):
+                self._emit_data(frame, base.GroupChanged(jid=frame["jid"]))
         elif kind == "history":
             if self._fresh(frame):
-                messages = tuple(self._inbound(m) for m in frame["messages"])
+                messages = tuple(wire.inbound(m, self._base_url) for m in frame["messages"])
                 self._emit_data(frame, base.HistoryBatch(messages=messages))
         elif kind == "qr":
             self._pairing = True
@@ -361,37 +349,6 @@ class SimulatorSession(base.Session):
             advanced = True
         if advanced and self._ack_wanted is not None:
             self._ack_wanted.set()
-
-    def _inbound(self, m: dict[str, Any]) -> base.InboundMessage:
-        try:
-            kind = base.MessageKind(m["kind"])
-        except ValueError:
-            kind = base.MessageKind.OTHER
-        media_ref = None
-        if m.get("media_id"):
-            ref = {"url": f"{self._base_url}/media/{m['media_id']}", "sha256": m["media_id"]}
-            media_ref = _dumps(ref).encode()
-        return base.InboundMessage(
-            message_id=m["message_id"],
-            chat=m["chat"],
-            sender=m["sender"],
-            timestamp=_utc(m["timestamp"]),
-            kind=kind,
-            text=m.get("text", ""),
-            sender_alt=m.get("sender_alt", ""),
-            chat_alt=m.get("chat_alt", ""),
-            push_name=m.get("push_name", ""),
-            from_me=m.get("from_me", False),
-            is_group=m.get("is_group", False),
-            mimetype=m.get("mimetype", ""),
-            filename=m.get("filename", ""),
-            file_size=m.get("file_size"),
-            latitude=m.get("latitude"),
-            longitude=m.get("longitude"),
-            location_name=m.get("location_name", ""),
-            quoted_id=m.get("quoted_id", ""),
-            media_ref=media_ref,
-        )
 
     def _set_state(self, state: base.ConnState, detail: str = "") -> None:
         if state is self._state:
@@ -512,6 +469,19 @@ class SimulatorSession(base.Session):
             for r in answer["results"]
         )
 
+    def get_group_info(self, cmd: base.GetGroupInfo) -> base.GroupInfo:
+        async def ask() -> base.GroupInfo:
+            answer = await self._request("group_info", {"jid": cmd.jid})
+            info = wire.group_info(answer)
+            picture = answer.get("picture_id") or ""
+            if not picture or not cmd.picture_dest or picture == cmd.known_picture_id:
+                return info
+            data = await self._transfer("GET", f"/media/{picture}")
+            base.write_file(cmd.picture_dest, data)
+            return dataclasses.replace(info, picture_path=cmd.picture_dest)
+
+        return self._call(ask, REQUEST_TIMEOUT + TRANSFER_TIMEOUT + 5)
+
     def send_media(self, cmd: base.SendMedia) -> base.SendResult:
         if cmd.kind not in base.MEDIA_KINDS:
             raise base.GatewayError(f"send_media cannot send a {cmd.kind.value} message")
@@ -560,16 +530,8 @@ class SimulatorSession(base.Session):
             return await self._transfer("GET", url)
 
         data = self._call(fetch, TRANSFER_TIMEOUT + 5)
-        # Written on the caller's thread, atomically: a reader never sees half a file.
-        dest = Path(cmd.dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(dest.name + ".part")
-        try:
-            partial.write_bytes(data)
-            os.replace(partial, dest)
-        except OSError as exc:
-            raise base.GatewayError(f"cannot write {cmd.dest}: {exc}") from None
-        return base.DownloadResult(path=str(dest), size=len(data))
+        # Written on the caller's thread: the loop stays free.
+        return base.DownloadResult(path=cmd.dest, size=base.write_file(cmd.dest, data))
 
     async def _transfer(
         self, method: str, url: str, *, data: bytes | None = None, mimetype: str = ""

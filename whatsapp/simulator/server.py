@@ -32,6 +32,7 @@ input, 404 for an unknown resource, 409 for a code that is not pending):
 | `POST /api/unregistered` | `{"phones": [...], "registered"?: false}` | those phones have no WhatsApp account (every other phone has one) when numbers look them up; `"registered": true` gives them one again: `{"unregistered": [...]}` |
 | `GET /api/lookups?phone=` | | the phones the number looked up, in order: `[{"phones", "timestamp"}]` |
 | `POST /api/history` | `{"phone", "messages": [message objects, each may carry "from_me"]}` | each of the phone's devices gets one HistoryBatch: `{"count": n}` |
+| `POST /api/groups` | `{"jid": "1203...@g.us", "subject"?, "participants"?: [{"phone"` or `"lid", "admin"?, "name"?}], "picture_base64"?}` | makes or changes a group (fields left out keep their value; `"picture_base64": ""` removes the picture); the devices of every participant's phone get a group change event, and devices asking for the group's info get it: `{"jid", "notified": n}` |
 
 A message object (``POST /api/messages``, ``/api/history``):
 
@@ -60,13 +61,16 @@ Device protocol (``GET /ws/device``, one JSON object per text frame, in order):
   seconds, then ``paired`` + ``connected`` on a scan, or ``pairing_expired``
   and a close after ``qr_rotations`` codes. A known or unknown device JID is
   resumed (``connected``), unless it was logged out (``logged_out`` + close).
-* server → client data: ``msg`` / ``receipt`` / ``history`` frames carry a
+* server → client data: ``msg`` / ``receipt`` / ``history`` / ``group`` (``{"jid"}``: that
+  group changed) frames carry a
   ``seq`` that grows across the whole server (``epoch`` names the server run).
   They stay in the number's outbox until the client acknowledges them with
   ``{"t": "ack", "seq"}`` and are sent again on the next connection otherwise,
   so a drop never loses one; the client skips a ``seq`` it has already seen.
-* client requests: ``{"t": "req", "id", "op": "send" | "read" | "check" | "pair_code" | "logout", ...}``
-  (``check``: ``{"phones": [digits]}`` answered by ``{"results": [{"phone", "on_whatsapp", "jid"}]}``),
+* client requests: ``{"t": "req", "id", "op": "send" | "read" | "check" | "group_info" | "pair_code" | "logout", ...}``
+  (``check``: ``{"phones": [digits]}`` answered by ``{"results": [{"phone", "on_whatsapp", "jid"}]}``;
+  ``group_info``: ``{"jid"}`` answered by ``{"jid", "subject", "participants": [{"jid", "phone"?,
+  "lid"?, "admin", "name"?}], "picture_id"}``, the picture fetched from ``GET /media/{picture_id}``),
   answered by ``{"t": "res", "id", ...}`` or ``{"t": "res", "id", "error"}``.
   Media is uploaded first with ``POST /media/upload`` (raw bytes, the
   mimetype as Content-Type, answer ``{"media_id", "sha256", "size"}``) and
@@ -82,6 +86,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -99,7 +104,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import samples
+from . import groups, samples
 
 logger = logging.getLogger(__name__)
 
@@ -384,6 +389,7 @@ class SimulatorServer:
         self._device_numbers: dict[str, int] = {}  # phone -> last device number given
         self._media: dict[str, _Media] = {}  # sha256 -> media (content-addressed)
         self._sent_media: dict[str, str] = {}  # sent message id -> media id
+        self._groups: dict[str, groups.Group] = {}  # group JID -> group
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle --
@@ -406,6 +412,7 @@ class SimulatorServer:
         r.add_post("/api/logout", self._api_logout)
         r.add_post("/api/replay", self._api_replay)
         r.add_post("/api/history", self._api_history)
+        r.add_post("/api/groups", self._api_groups)
         r.add_post("/api/unregistered", self._api_unregistered)
         r.add_get("/api/lookups", self._api_lookups)
         r.add_get("/ws/device", self._ws_device)
@@ -612,6 +619,11 @@ class SimulatorServer:
             return self._op_read(link, frame)
         if op == "check":
             return self._op_check(link, frame)
+        if op == "group_info":
+            group = self._groups.get(_str(frame, "jid", required=True))
+            if group is None:
+                raise ApiError(404, "unknown group")
+            return group.answer()
         if op == "logout":
             logger.info("simulator: account %s logged out from the device", link.account)
             self._forget(link)
@@ -1135,6 +1147,29 @@ class SimulatorServer:
         for link in links:
             self._deliver(link, {"t": "history", "messages": messages})
         return web.json_response({"count": len(messages)})
+
+    async def _api_groups(self, request: web.Request) -> web.Response:
+        body = _obj(await _json_body(request))
+        jid = _str(body, "jid", required=True)
+        if not jid.endswith("@g.us"):
+            raise ApiError(400, "'jid' must end with @g.us")
+        group = dataclasses.replace(self._groups.get(jid) or groups.Group(jid=jid))
+        try:
+            groups.update(
+                group,
+                body,
+                digits=_digits,
+                store_picture=lambda data: self._store_media(data, "image/jpeg"),
+            )
+        except groups.GroupError as exc:
+            raise ApiError(400, str(exc)) from None
+        self._groups[jid] = group
+        notified = 0
+        for phone in dict.fromkeys(group.phones()):
+            for link in self._links.get(phone, []):
+                self._deliver(link, {"t": "group", "jid": jid})
+                notified += 1
+        return web.json_response({"jid": jid, "notified": notified})
 
     # -- media servers --
 

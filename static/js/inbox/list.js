@@ -15,6 +15,9 @@
     if (scope === "unassigned" && c.assigned_to_id) return false;
     if (l.dataset.status && c.status !== l.dataset.status) return false;
     if (l.dataset.number && String(c.session_id) !== l.dataset.number) return false;
+    var isGroup = !!(c.contact && c.contact.is_group);
+    if (l.dataset.kind === "groups" && !isGroup) return false;
+    if (l.dataset.kind === "direct" && isGroup) return false;
     // What a search or a tag matches is the server's call: only rows already listed stay.
     if (l.dataset.search || l.dataset.tag) return !!document.getElementById("conversation-" + c.id);
     return true;
@@ -26,11 +29,13 @@
     var l = inbox.list();
     if (!l || !html) return;
     var old = document.getElementById("conversation-" + c.id);
+    var row = inbox.fromHTML(html);
+    // A catch-up answer worked out before an event but read after it: keep the newer row.
+    if (old && Number(old.dataset.version) > Number(row.dataset.version)) return;
     if (!matchesFilters(c)) {
       if (old) old.remove();
       return;
     }
-    var row = inbox.fromHTML(html);
     if (c.id === inbox.current) row.classList.add("active");
     if (old) old.remove();
     var ts = Number(row.dataset.ts);

@@ -26,7 +26,10 @@
     inbox.upsertRow(c, e.detail.html);
     var head = document.getElementById("thread-header");
     if (c.id !== inbox.current || !head) return;
-    if (head.dataset.status !== c.status || head.dataset.assigned !== String(c.assigned_to_id || "")) {
+    var changed = head.dataset.status !== c.status || head.dataset.assigned !== String(c.assigned_to_id || "");
+    // A group's subject or picture came in (or changed): the header shows both.
+    changed = changed || head.dataset.name !== c.contact.name || head.dataset.picture !== (c.contact.picture || "");
+    if (changed) {
       // The header holds per-user buttons ("Assign to me"): fetch it for this user.
       htmx.ajax("GET", inbox.detailUrl(c.id) + "header/", { target: "#thread-header", swap: "outerHTML" });
     }

@@ -23,16 +23,24 @@ try:
         ConnectedEv,
         ConnectFailureEv,
         DisconnectedEv,
+        GroupInfoEv,
         HistorySyncEv,
+        JoinedGroupEv,
         LoggedOutEv,
         MessageEv,
         PairStatusEv,
+        PictureEv,
         ReceiptEv,
         StreamReplacedEv,
         TemporaryBanEv,
     )
     from neonize.exc import NeonizeError  # noqa: E402
-    from neonize.proto.Neonize_pb2 import JID, ConnectFailureReason  # noqa: E402
+    from neonize.proto.Neonize_pb2 import (  # noqa: E402
+        JID,
+        ConnectFailureReason,
+        GetProfilePictureParams,
+        GroupInfo,
+    )
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (  # noqa: E402
         ContactMessage,
         ContextInfo,
@@ -62,8 +70,12 @@ __all__ = [
     "ContextInfo",
     "DisconnectedEv",
     "ExtendedTextMessage",
+    "GetProfilePictureParams",
+    "GroupInfo",
+    "GroupInfoEv",
     "HistorySyncEv",
     "Jid2String",
+    "JoinedGroupEv",
     "LocationMessage",
     "LoggedOutEv",
     "Message",
@@ -71,6 +83,7 @@ __all__ = [
     "NeonizeError",
     "NewClient",
     "PairStatusEv",
+    "PictureEv",
     "ReceiptEv",
     "ReceiptType",
     "StreamReplacedEv",

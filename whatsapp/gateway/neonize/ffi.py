@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 
 from whatsapp.gateway import base
+
+logger = logging.getLogger(__name__)
 
 # --- Concurrency helpers --------------------------------------------------------
 
@@ -74,6 +78,18 @@ class _Once:
                 return
             self._done = True
         self._fn()
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _opt_float(options: dict[str, str], key: str, default: float) -> float:
+    try:
+        return float(options.get(key, default))
+    except (TypeError, ValueError):
+        logger.warning("ignoring bad gateway option %s", key)
+        return default
 
 
 # --- Errors -------------------------------------------------------------------

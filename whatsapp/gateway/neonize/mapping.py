@@ -17,10 +17,14 @@ from whatsapp.gateway.neonize._lib import (
     ClientOutdatedEv,
     ConnectFailureEv,
     ConnectFailureReason,
+    GroupInfo,
+    GroupInfoEv,
     HistorySyncEv,
+    JoinedGroupEv,
     LoggedOutEv,
     Message,
     MessageEv,
+    PictureEv,
     ReceiptEv,
     StreamReplacedEv,
     TemporaryBanEv,
@@ -418,6 +422,50 @@ def map_history(
         return None
     out.sort(key=lambda m: m.timestamp)
     return base.HistoryBatch(messages=tuple(out))
+
+
+def map_group_info(info: GroupInfo) -> base.GroupInfo:
+    """A group's subject and members (the picture is asked for separately).
+
+    A member's ``JID`` is how the group addresses them (a LID in groups that hide
+    phone numbers); ``PhoneNumber`` and ``LID`` carry the other forms when known.
+    """
+    participants = []
+    for p in info.Participants:
+        forms = [jid_to_str(p.JID), jid_to_str(p.LID), jid_to_str(p.PhoneNumber)]
+        jid = next((j for j in forms if j), "")
+        if not jid:
+            continue
+        phone_jid = next((j for j in forms if base.is_phone_jid(j)), "")
+        participants.append(
+            base.GroupParticipant(
+                jid=jid,
+                phone=base.jid_user(phone_jid) if phone_jid else "",
+                lid=next((j for j in forms if base.is_lid(j)), ""),
+                is_admin=bool(p.IsAdmin or p.IsSuperAdmin),
+                name=p.DisplayName,
+            )
+        )
+    return base.GroupInfo(
+        jid=jid_to_str(info.JID),
+        subject=info.GroupName.Name,
+        participants=tuple(participants),
+    )
+
+
+# What WhatsApp sends when a group changes (subject, members, admins, settings), when
+# the number joins one, and when a picture changes (a group's, or a person's).
+GROUP_EVENTS = (GroupInfoEv, JoinedGroupEv, PictureEv)
+
+
+def map_group_event(ev: Any) -> base.GroupChanged | None:
+    """One of ``GROUP_EVENTS`` as the group to look at again; None when it is not about
+    a group (a contact changed their own picture)."""
+    if isinstance(ev, JoinedGroupEv):
+        jid = jid_to_str(ev.GroupInfo.JID)
+    else:
+        jid = jid_to_str(ev.JID)
+    return base.GroupChanged(jid=jid) if base.is_group_jid(jid) else None
 
 
 def _enum_name(enum: Any, value: int) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import os
 import queue
 import random
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from whatsapp.gateway import base
-from whatsapp.gateway.neonize import outgoing
+from whatsapp.gateway.neonize import groups, outgoing
 from whatsapp.gateway.neonize._lib import (
     JID,
     ConnectedEv,
@@ -39,11 +38,19 @@ from whatsapp.gateway.neonize._lib import (
     ReceiptEv,
     ReceiptType,
 )
-from whatsapp.gateway.neonize.ffi import FFI_LOCK, _gateway_error, _Once
+from whatsapp.gateway.neonize.ffi import (
+    FFI_LOCK,
+    _gateway_error,
+    _Once,
+    _opt_float,
+    _remaining,
+)
 from whatsapp.gateway.neonize.mapping import (
     CONNECTION_EVENTS,
+    GROUP_EVENTS,
     PHONE_SERVER,
     connection_event,
+    map_group_event,
     map_history,
     map_message,
     map_receipt,
@@ -56,14 +63,6 @@ from whatsapp.gateway.neonize.store import StoreUnavailable, device_in_store
 logger = logging.getLogger(__name__)
 
 _STOP = object()  # dispatcher sentinel
-
-
-def _opt_float(options: dict[str, str], key: str, default: float) -> float:
-    try:
-        return float(options.get(key, default))
-    except (TypeError, ValueError):
-        logger.warning("ignoring bad gateway option %s", key)
-        return default
 
 
 class NeonizeSession(base.Session):
@@ -271,6 +270,12 @@ class NeonizeSession(base.Session):
                 raise _gateway_error("check phones", exc, default=True) from exc
         return outgoing.phone_checks(cmd.phones, responses)
 
+    def get_group_info(self, cmd: base.GetGroupInfo) -> base.GroupInfo:
+        jid = outgoing.command_jid("group info", cmd.jid)
+        with self._ffi("group info") as client:
+            info, picture_url = groups.read(client, jid, cmd)
+        return groups.with_picture(info, picture_url, cmd.picture_dest)
+
     def download_media(self, cmd: base.DownloadMedia) -> base.DownloadResult:
         try:
             message = Message.FromString(cmd.media_ref)
@@ -283,12 +288,7 @@ class NeonizeSession(base.Session):
                 # Media servers hiccup more often than media vanish: retry
                 # unless the error says gone/invalid.
                 raise _gateway_error("download", exc, default=True) from exc
-        dest = Path(cmd.dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)  # readers never see a half-written file
-        return base.DownloadResult(path=str(dest), size=len(data))
+        return base.DownloadResult(path=cmd.dest, size=base.write_file(cmd.dest, data))
 
     def mark_read(self, cmd: base.MarkRead) -> None:
         if not cmd.message_ids:
@@ -401,7 +401,7 @@ class NeonizeSession(base.Session):
         client.event(DisconnectedEv)(self._on_disconnected)
         for event_type in CONNECTION_EVENTS:
             client.event(event_type)(self._on_connection_event)
-        for event_type in (MessageEv, ReceiptEv, HistorySyncEv):
+        for event_type in (MessageEv, ReceiptEv, HistorySyncEv, *GROUP_EVENTS):
             client.event(event_type)(self._on_data)
         return client
 
@@ -496,10 +496,10 @@ class NeonizeSession(base.Session):
             self._connected = False
         self._queue.put(item)
 
-    def _on_data(self, _client: NewClient, ev: MessageEv | ReceiptEv | HistorySyncEv) -> None:
+    def _on_data(self, _client: NewClient, ev: Any) -> None:
         self._release_window()
-        kind = {MessageEv: "message", ReceiptEv: "receipt"}.get(type(ev), "history")
-        self._queue.put((kind, ev))
+        kinds = {MessageEv: "message", ReceiptEv: "receipt", HistorySyncEv: "history"}
+        self._queue.put((kinds.get(type(ev), "group"), ev))
 
     # -- dispatcher: maps and emits, so a slow emit never stalls Go --------------
 
@@ -532,6 +532,10 @@ class NeonizeSession(base.Session):
             receipt = map_receipt(item[1])
             if receipt is not None:
                 self._safe_emit(receipt)
+        elif kind == "group":
+            changed = map_group_event(item[1])
+            if changed is not None:
+                self._safe_emit(changed)
         elif kind == "history":
             batch = map_history(
                 item[1],
@@ -593,7 +597,3 @@ class NeonizeSession(base.Session):
             self.emit(event)
         except Exception:
             logger.exception("neonize emit failed (%s)", type(event).__name__)
-
-
-def _remaining(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
