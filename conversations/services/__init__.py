@@ -3,7 +3,9 @@
 Callers (pages, API, sockets, worker) get the objects they pass in through the
 selectors, which apply the access rule; these functions trust their arguments.
 ``inbound`` stores what WhatsApp sends, ``outbox`` what agents send, ``start`` an
-agent writing first, ``agent`` the rest of what an agent does in the inbox.
+agent writing first, ``agent`` the rest of what an agent does in the inbox;
+``routing`` the menu bot, ``assignment`` availability and round-robin, ``queues`` the
+owner's queue setup.
 """
 
 from conversations.models import message_preview
@@ -11,11 +13,21 @@ from conversations.services.agent import (
     contact_update,
     conversation_assign,
     conversation_mark_read,
+    conversation_move,
     conversation_open,
     conversation_set_status,
     quick_reply_create,
     quick_reply_delete,
     quick_reply_update,
+)
+from conversations.services.assignment import (
+    conversation_auto_assign,
+    presence_expire,
+    presence_get,
+    presence_set,
+    presence_socket_closed,
+    presence_socket_opened,
+    queue_drain,
 )
 from conversations.services.inbound import (
     history_import,
@@ -42,6 +54,15 @@ from conversations.services.outbox import (
     receipts_pending,
     receipts_sent,
 )
+from conversations.services.queues import (
+    QueueFields,
+    queue_create,
+    queue_delete,
+    queue_settings_get,
+    queue_settings_update,
+    queue_update,
+)
+from conversations.services.routing import bot_message_queue, conversation_queue_set
 from conversations.services.start import conversation_start, phone_on_whatsapp
 
 __all__ = [
@@ -49,10 +70,15 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "ContactCard",
     "Location",
+    "QueueFields",
+    "bot_message_queue",
     "contact_update",
     "conversation_assign",
+    "conversation_auto_assign",
     "conversation_mark_read",
+    "conversation_move",
     "conversation_open",
+    "conversation_queue_set",
     "conversation_set_status",
     "conversation_start",
     "history_import",
@@ -72,6 +98,17 @@ __all__ = [
     "outbox_recover",
     "outbox_sent",
     "phone_on_whatsapp",
+    "presence_expire",
+    "presence_get",
+    "presence_set",
+    "presence_socket_closed",
+    "presence_socket_opened",
+    "queue_create",
+    "queue_delete",
+    "queue_drain",
+    "queue_settings_get",
+    "queue_settings_update",
+    "queue_update",
     "quick_reply_create",
     "quick_reply_delete",
     "quick_reply_update",
