@@ -47,6 +47,7 @@ class ConversationOut(Schema):
     session_id: int = Field(description="The number (WhatsApp session) it belongs to.")
     status: ConversationStatus
     assigned_to_id: int | None
+    queue_id: int | None = Field(default=None, description="The queue it is in, if any.")
     unread_count: int
     last_message_at: datetime | None
     last_message_preview: str

@@ -19,6 +19,7 @@ class ConversationFilters:
     status: str = ""  # "" | open | pending | closed
     session_id: int | None = None
     search: str = ""
+    queue_id: int | None = None
 
 
 def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
@@ -52,6 +53,8 @@ def conversation_list(
         qs = qs.filter(status=f.status)
     if f.session_id:
         qs = qs.filter(session_id=f.session_id)
+    if f.queue_id:
+        qs = qs.filter(queue_id=f.queue_id)
     if f.search:
         term = f.search.strip()
         text_match = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=term)

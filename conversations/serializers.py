@@ -46,6 +46,7 @@ def conversation_data(c: Conversation) -> dict:
         "session_id": c.session_id,
         "status": c.status,
         "assigned_to_id": c.assigned_to_id,
+        "queue_id": c.queue_id,
         "unread_count": c.unread_count,
         "last_message_at": _iso(c.last_message_at),
         "last_message_preview": c.preview_display,

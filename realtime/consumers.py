@@ -93,6 +93,15 @@ def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
 
 
 @database_sync_to_async
+def _presence(user_id: int, opened: bool) -> None:
+    """A live tab opened or closed: an available agent goes away a while after the last."""
+    if opened:
+        services.presence_socket_opened(user_id=user_id)
+    else:
+        services.presence_socket_closed(user_id=user_id)
+
+
+@database_sync_to_async
 def _visible_session_ids(user: User) -> set[int]:
     return set(session_list(user=user).values_list("pk", flat=True))
 
@@ -191,6 +200,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     conversations: dict[int, int]
     # Frames forwarded before the accept, sent right after it (None once accepted).
     _early: list[str] | None = None
+    # Whether this socket counts among its user's live tabs (realtime presence).
+    counted: bool = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -207,6 +218,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self._early = []
         await self._join(user_group(user.pk))
         await self._refresh_groups()
+        await _presence(user.pk, opened=True)
+        self.counted = True
         await self.accept()
         while self._early:
             early, self._early = self._early, []
@@ -217,6 +230,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in list(self.groups_joined):
             await self._leave(group)
+        if self.counted:
+            self.counted = False
+            await _presence(self.user.pk, opened=False)
 
     async def _join(self, group: str) -> None:
         if group not in self.groups_joined:

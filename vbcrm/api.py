@@ -18,6 +18,7 @@ from ninja import NinjaAPI, Schema, Status
 from pydantic import Field
 
 from conversations.api import router as conversations_router
+from conversations.queue_api import router as queues_router
 from realtime.layer import layer_round_trip
 from vbcrm.api_base import API_AUTH, install_error_handlers
 from whatsapp.api import router as numbers_router
@@ -42,6 +43,7 @@ api = NinjaAPI(
 install_error_handlers(api)
 api.add_router("/whatsapp/", conversations_router)
 api.add_router("/whatsapp/", numbers_router)
+api.add_router("/whatsapp/", queues_router)
 
 
 # --- Health ------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ class QueueFields:
     agent_ids: tuple[int, ...] = ()
 
 
-def _clean(session: WhatsAppSession, fields: QueueFields, queue: Queue | None) -> dict:
+def clean_queue_fields(session: WhatsAppSession, fields: QueueFields, queue: Queue | None) -> dict:
+    """The queue's fields checked (``ValidationError`` by field) and tidied; no write."""
     name = " ".join((fields.name or "").split())
     if not name:
         raise field_error("name", _("Enter the queue's name."), "required")
@@ -102,13 +103,13 @@ def _save(queue: Queue, values: dict) -> Queue:
 
 
 def queue_create(*, session: WhatsAppSession, fields: QueueFields) -> Queue:
-    queue = _save(Queue(session=session), _clean(session, fields, None))
+    queue = _save(Queue(session=session), clean_queue_fields(session, fields, None))
     logger.info("queue created id=%s session=%s", queue.pk, session.pk)
     return queue
 
 
 def queue_update(*, queue: Queue, fields: QueueFields) -> Queue:
-    return _save(queue, _clean(queue.session, fields, queue))
+    return _save(queue, clean_queue_fields(queue.session, fields, queue))
 
 
 def queue_delete(*, queue: Queue) -> None:

@@ -56,8 +56,9 @@ def test_the_list_page_runs_the_same_queries_for_3_or_30_rows(
     with django_assert_num_queries(few):
         response = client.get("/")
     assert response.content.decode().count('class="conversation-row') == 30
-    # and pinned: session, user, numbers, unread counts, the page of rows
-    assert few == 5
+    # and pinned: session, user, numbers, unread counts, queues, the header's
+    # availability, the page of rows
+    assert few == 7
 
 
 def test_the_thread_page_runs_the_same_queries_for_3_or_30_messages(
@@ -83,8 +84,9 @@ def test_the_thread_page_runs_the_same_queries_for_3_or_30_messages(
     with django_assert_num_queries(few):
         response = client.get(url)
     assert response.content.decode().count('class="msg ') == 30
-    # session, user, numbers, unread, rows, conversation, messages, members, quick replies
-    assert few == 9
+    # session, user, numbers, unread, queues, availability, rows, conversation, messages,
+    # members, the number's queues, system lines, quick replies
+    assert few == 13
 
 
 # --- pages and access -----------------------------------------------------------------------

@@ -15,6 +15,7 @@
     if (scope === "unassigned" && c.assigned_to_id) return false;
     if (l.dataset.status && c.status !== l.dataset.status) return false;
     if (l.dataset.number && String(c.session_id) !== l.dataset.number) return false;
+    if (l.dataset.queue && String(c.queue_id || "") !== l.dataset.queue) return false;
     // What a search matches is the server's call: only rows already listed stay.
     if (l.dataset.search) return !!document.getElementById("conversation-" + c.id);
     return true;
