@@ -158,19 +158,28 @@ def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[
 def thread_queue_context(
     conversation: Conversation, page: list[Message], has_older: bool
 ) -> dict[str, Any]:
-    """The thread's queue picker, and its system lines keyed by the message each follows
-    (the ones older than the page's first message come with their older page)."""
+    """The thread's queue picker, and its system lines."""
+    return {
+        "session_queues": session_queues(session_id=conversation.session_id),
+        "syslines": _syslines(conversation, page, has_older),
+    }
+
+
+def _syslines(
+    conversation: Conversation, page: list[Message], has_older: bool, until=None
+) -> dict[int, list]:
+    """A page's system lines keyed by the message each follows (the ones older than the
+    page's first message come with their older page; ``until``: the time of the message
+    after this page, when it is an older one)."""
     since = page[0].created_at if page and has_older else None
     syslines: dict[int, list] = {}
-    for event in conversation_events(conversation_id=conversation.pk, since=since):
+    events = conversation_events(conversation_id=conversation.pk, since=since, until=until)
+    for event in events:
         before = [m for m in page if m.created_at <= event.created_at]
         anchor = before[-1] if before else (page[0] if page else None)
         if anchor is not None:
             syslines.setdefault(anchor.pk, []).append(event)
-    return {
-        "session_queues": session_queues(session_id=conversation.session_id),
-        "syslines": syslines,
-    }
+    return syslines
 
 
 def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> HttpResponse:
@@ -270,6 +279,12 @@ def older_messages(request: AuthedRequest, conversation_id: int) -> HttpResponse
             "conversation": conversation,
             "messages_page": page[-THREAD_PAGE:],
             "has_older": len(page) > THREAD_PAGE,
+            "syslines": _syslines(
+                conversation,
+                page[-THREAD_PAGE:],
+                len(page) > THREAD_PAGE,
+                until=Message.objects.filter(pk=before).values("created_at")[:1],
+            ),
         },
     )
 

@@ -15,6 +15,7 @@ client -> server
 
 server -> client (a socket message may hold several frames, one a line)
   ``new_message``, ``conversation_updated``, ``messages_read``, ``message_status``,
+  ``system_line`` (an assignment or queue change, to the sockets watching the thread),
   ``session_status`` (pre-encoded by realtime.events), ``resync`` (live events were
   lost on the way: catch up as after a reconnect), the answers ``joined``,
   ``joined_conversation``, ``left_conversation``, ``message_queued``, ``marked_read``,

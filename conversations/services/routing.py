@@ -116,13 +116,15 @@ def _route(conversation_id: int, text: str, reopened: bool) -> None:
         queues = list(Queue.objects.filter(session_id=conversation.session_id))
         conf = QueueSettings.objects.filter(session_id=conversation.session_id).first()
         conf = conf or QueueSettings(session_id=conversation.session_id)
+        restart = False
         if conversation.queue_id is not None:  # reopened by the customer
             if not (conf.menu_on_reopen and conf.menu_enabled and len(queues) > 1):
                 entered = conversation.queue  # back in its queue: waits for an agent
             else:
                 _reset(conversation)
+                restart = True
         if entered is None:
-            entered = _step(conversation, queues, conf, text)
+            entered = _step(conversation, queues, conf, text, restart=restart)
     if entered is not None and entered.assignment == Queue.Assignment.ROUND_ROBIN:
         conversation_auto_assign(conversation_id=conversation_id)
 
@@ -153,9 +155,15 @@ def _reset(conversation: Conversation) -> None:
 
 
 def _step(
-    conversation: Conversation, queues: list[Queue], conf: QueueSettings, text: str
+    conversation: Conversation,
+    queues: list[Queue],
+    conf: QueueSettings,
+    text: str,
+    *,
+    restart: bool = False,
 ) -> Queue | None:
-    """One turn of the menu; the queue the conversation entered, if it did."""
+    """One turn of the menu; the queue the conversation entered, if it did. ``restart``:
+    a closed conversation reopened by the customer, menu again."""
     if not queues:
         return None
     by_id = {q.pk: q for q in queues}
@@ -166,6 +174,10 @@ def _step(
         return _enter(conversation, default)
     parent = by_id.get(conversation.menu_parent_id or 0)
     options = [q for q in queues if q.parent_id == (parent.pk if parent else None)]
+    if conversation.menu_attempts == 0 and not restart and _team_wrote_first(conversation):
+        # An agent opened it (writing first): the customer is answering them, not
+        # choosing a department.
+        return _enter(conversation, default)
     if conversation.menu_attempts == 0:  # a new conversation: the menu, first
         _menu(conversation, conf, options, parent, attempts=1)
         return None
@@ -180,6 +192,14 @@ def _step(
         return _enter(conversation, default)
     _menu(conversation, conf, options, parent, attempts=conversation.menu_attempts + 1)
     return None
+
+
+def _team_wrote_first(conversation: Conversation) -> bool:
+    return Message.objects.filter(
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        sent_by__isnull=False,
+    ).exists()
 
 
 def _first_leaf(queues: list[Queue]) -> Queue:
@@ -216,7 +236,17 @@ def conversation_queue_set(
     """Put the conversation in ``queue`` (of its number), recorded and shown live. The
     caller assigns it afterwards (``conversation_auto_assign``) if the queue does."""
     with transaction.atomic():
-        previous = conversation.queue if conversation.queue_id else None
+        # The queue it is in now, from its locked row: the caller's copy may be older.
+        current = (
+            Conversation.objects.select_for_update(no_key=True)
+            .filter(pk=conversation.pk)
+            .values_list("queue_id", flat=True)
+            .first()
+        )
+        previous = None
+        if current is not None:
+            known = conversation.queue if conversation.queue_id == current else None
+            previous = known or Queue.objects.filter(pk=current).first()
         conversation.queue = queue
         conversation.menu_attempts = 0
         conversation.menu_parent = None

@@ -199,6 +199,14 @@ def test_the_batch_path_runs_the_bot_too(number, queues):
     assert Message.objects.filter(automatic=True).count() == 2
 
 
+def test_a_conversation_an_agent_started_gets_no_menu(number, queues, bob):
+    conversation = services.conversation_open(session=number, phone=PHONE)
+    services.message_queue_outbound(user=bob, conversation=conversation, text="Olá, é a loja")
+    say(number, "Oi! Pode falar")
+    assert bot_messages(conversation) == []
+    assert fresh(conversation).queue == queues[0]
+
+
 def test_groups_get_no_menu(number, queues):
     group = "120363000000000001@g.us"
     services.message_receive(

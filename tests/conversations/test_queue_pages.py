@@ -159,3 +159,18 @@ def test_the_header_switch_sets_availability(client, bob):
 def test_pages_need_a_login(client, queue):
     assert client.get("/conversations/queues/").status_code == 302
     assert client.post("/conversations/availability/", {"available": "1"}).status_code == 302
+
+
+def test_older_pages_bring_their_system_lines(client, number, queue, alice, conversation):
+    suporte = services.queue_create(session=number, fields=QueueFields(name="Suporte"))
+    services.conversation_move(conversation=conversation, queue=suporte, by=alice)
+    for i in range(60):
+        services.message_receive(session=number, msg=inbound(text=f"m{i}"))
+    _as(client, alice)
+    thread = client.get(f"/conversations/{conversation.pk}/").content.decode()
+    assert 'class="sysline"' not in thread  # the move came before this page
+    first = Conversation.objects.get(pk=conversation.pk).messages.order_by("pk")[10]
+    older = client.get(f"/conversations/{conversation.pk}/messages/?before={first.pk}")
+    # it came in by itself (one queue then), and alice moved it
+    html = older.content.decode()
+    assert html.count('class="sysline"') == 2 and "Moved from" in html
