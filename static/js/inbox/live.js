@@ -26,7 +26,14 @@
     inbox.upsertRow(c, e.detail.html);
     var head = document.getElementById("thread-header");
     if (c.id !== inbox.current || !head) return;
-    if (head.dataset.status !== c.status || head.dataset.assigned !== String(c.assigned_to_id || "")) {
+    // An action of this page's header is on its way: its answer brings the new header (a
+    // swap now would drop that answer, and its toast, with the form that sent it).
+    if (head.querySelector(".htmx-request")) return;
+    if (
+      head.dataset.status !== c.status ||
+      head.dataset.assigned !== String(c.assigned_to_id || "") ||
+      head.dataset.queue !== String(c.queue_id || "")
+    ) {
       // The header holds per-user buttons ("Assign to me"): fetch it for this user.
       htmx.ajax("GET", inbox.detailUrl(c.id) + "header/", { target: "#thread-header", swap: "outerHTML" });
     }
