@@ -74,6 +74,7 @@ class MessageOut(Schema):
     kind: MessageKind
     body: str
     status: MessageStatus
+    automatic: bool = Field(default=False, description="Sent by the number's menu bot.")
     error: str
     media_status: MediaStatus
     media_url: str | None = Field(

@@ -10,6 +10,7 @@ from conversations import services
 from conversations.models import Conversation
 from conversations.services import QueueFields
 from tests.api.conftest import url
+from tests.factories import inbound
 from whatsapp import services as whatsapp_services
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,15 @@ def test_moving_is_refused_to_outsiders_and_to_other_numbers_queues(
     foreign = services.queue_create(session=theirs, fields=QueueFields(name="X"))
     assert post(as_bob, path, {"queue_id": foreign.pk}).status_code == 404
     assert Conversation.objects.get(pk=conversation.pk).queue is None
+
+
+def test_the_menu_bot_messages_say_they_are_automatic(queues, as_alice, number):
+    message = services.message_receive(session=number, msg=inbound(phone="5511955550001"))
+    assert message is not None
+    page = as_alice.get(url(f"/conversations/{message.conversation_id}/messages")).json()
+    bot = [m for m in page["items"] if m["automatic"]]
+    assert len(bot) == 1 and bot[0]["direction"] == "ATENDENTE"
+    assert bot[0]["body"].endswith("1 — <b>Vendas</b>\n2 — Suporte")
 
 
 def test_availability(as_bob, client):
