@@ -2,20 +2,26 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from conversations import services
 from conversations.models import (
+    AgentPresence,
     Contact,
     ContactFieldValue,
     Conversation,
+    ConversationEvent,
     CustomField,
     Message,
+    Queue,
+    QueueSettings,
     QuickReply,
     Tag,
 )
 from conversations.services import contacts as contact_services
+from conversations.services.queues import clean_queue_fields
 
 
 class ContactFieldValueInline(admin.TabularInline):
@@ -64,6 +70,17 @@ class MessageInline(admin.TabularInline):
         return super().get_queryset(request).select_related("sent_by")
 
 
+class ConversationEventInline(admin.TabularInline):
+    model = ConversationEvent
+    fields = ("created_at", "kind", "actor", "from_user", "to_user", "from_queue", "to_queue")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = [
@@ -71,18 +88,19 @@ class ConversationAdmin(admin.ModelAdmin):
         "session",
         "status",
         "assigned_to",
+        "queue",
         "unread_count",
         "last_message_at",
         "last_message_preview",
     ]
-    list_filter = ["status", "session", "assigned_to"]
+    list_filter = ["status", "session", "queue", "assigned_to"]
     search_fields = [
         "contact__saved_name",
         "contact__push_name",
         "contact__phone",
         "last_message_preview",
     ]
-    list_select_related = ["contact", "session", "assigned_to"]
+    list_select_related = ["contact", "session", "assigned_to", "queue"]
     readonly_fields = [
         "session",
         "contact",
@@ -91,14 +109,20 @@ class ConversationAdmin(admin.ModelAdmin):
         "last_message_preview",
         "created_at",
         "updated_at",
+        "menu_attempts",
+        "menu_parent",
     ]
     autocomplete_fields = ["assigned_to"]
-    inlines = [MessageInline]
+    inlines = [MessageInline, ConversationEventInline]
     date_hierarchy = "last_message_at"
 
     def save_model(self, request, obj, form, change):
         if "assigned_to" in form.changed_data:
-            services.conversation_assign(conversation=obj, assignee=obj.assigned_to)
+            services.conversation_assign(
+                conversation=obj, assignee=obj.assigned_to, by=request.user
+            )
+        if "queue" in form.changed_data:
+            services.conversation_move(conversation=obj, queue=obj.queue, by=request.user)
         if "status" in form.changed_data:
             services.conversation_set_status(conversation=obj, status=obj.status)
 
@@ -219,3 +243,79 @@ class CustomFieldAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         contact_services.custom_field_delete(field=obj)
+
+
+class QueueAdminForm(forms.ModelForm):
+    """The page's rules (one level of sub-menu, agents of the number only, ...) apply here
+    too: the fields are checked and saved by the queue services."""
+
+    agent_users = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True),
+        required=False,
+        label="Agents",
+    )
+
+    class Meta:
+        model = Queue
+        fields = ["session", "name", "color", "position", "parent", "assignment"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["agent_users"].initial = list(self.instance.agents.all())
+            self.fields["session"].disabled = True
+
+    def queue_fields(self) -> services.QueueFields:
+        data = self.cleaned_data
+        return services.QueueFields(
+            name=data.get("name") or "",
+            color=data.get("color") or "",
+            position=data.get("position") or 0,
+            parent_id=data["parent"].pk if data.get("parent") else None,
+            assignment=data.get("assignment") or Queue.Assignment.OFF,
+            agent_ids=tuple(u.pk for u in data.get("agent_users") or ()),
+        )
+
+    def clean(self):
+        super().clean()
+        cleaned = self.cleaned_data
+        session = cleaned.get("session") or getattr(self.instance, "session", None)
+        if session is not None:
+            try:
+                clean_queue_fields(
+                    session, self.queue_fields(), self.instance if self.instance.pk else None
+                )
+            except ValidationError as exc:
+                raise ValidationError(exc.messages) from None
+        return cleaned
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    form = QueueAdminForm
+    list_display = ["name", "session", "position", "parent", "assignment", "color"]
+    list_filter = ["session", "assignment"]
+    search_fields = ["name"]
+    list_select_related = ["session", "parent"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.queue_update(queue=obj, fields=form.queue_fields())
+        else:
+            obj.pk = services.queue_create(session=obj.session, fields=form.queue_fields()).pk
+
+    def delete_model(self, request, obj):
+        services.queue_delete(queue=obj)
+
+
+@admin.register(QueueSettings)
+class QueueSettingsAdmin(admin.ModelAdmin):
+    list_display = ["session", "menu_enabled", "menu_max_attempts", "default_queue", "agent_cap"]
+    list_select_related = ["session", "default_queue"]
+
+
+@admin.register(AgentPresence)
+class AgentPresenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "available", "sockets", "last_socket_closed_at", "changed_at"]
+    list_filter = ["available"]
+    readonly_fields = ["sockets", "last_socket_closed_at", "changed_at"]

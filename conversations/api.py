@@ -399,7 +399,7 @@ def conversation_assign(
             raise field_errors(
                 "user_id", _("This user does not work this number's inbox."), "not_agent"
             ) from None
-    services.conversation_assign(conversation=conversation, assignee=assignee)
+    services.conversation_assign(conversation=conversation, assignee=assignee, by=user)
     return conversation_data(conversation)
 
 

@@ -47,6 +47,7 @@ class ConversationOut(Schema):
     session_id: int = Field(description="The number (WhatsApp session) it belongs to.")
     status: ConversationStatus
     assigned_to_id: int | None
+    queue_id: int | None = Field(default=None, description="The queue it is in, if any.")
     unread_count: int
     last_message_at: datetime | None
     last_message_preview: str
@@ -76,6 +77,7 @@ class MessageOut(Schema):
     kind: MessageKind
     body: str
     status: MessageStatus
+    automatic: bool = Field(default=False, description="Sent by the number's menu bot.")
     error: str
     media_status: MediaStatus
     media_url: str | None = Field(

@@ -32,6 +32,7 @@ class ConversationFilters:
     search: str = ""
     tag_id: int | None = None  # on the conversation or on its contact
     kind: str = ""  # "" | groups | direct
+    queue_id: int | None = None
 
 
 # A number that ignores groups (WhatsAppSession.ignore_groups) hides their conversations.
@@ -84,6 +85,8 @@ def conversation_list(
         qs = qs.exclude(_HIDDEN_GROUPS)
         if f.kind == "direct":
             qs = qs.filter(contact__is_group=False)
+    if f.queue_id:
+        qs = qs.filter(queue_id=f.queue_id)
     if f.search:
         term = f.search.strip()
         text_match = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=term)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import quick_reply_views, team_views, views
+from conversations import queue_views, quick_reply_views, team_views, views
 
 app_name = "conversations"
 
@@ -33,4 +33,15 @@ urlpatterns = [
     ),
     path("media/<int:message_id>/", views.media, name="media"),
     path("groups/<int:contact_id>/picture/", views.group_picture, name="group_picture"),
+    path("queues/", queue_views.queues, name="queues"),
+    path("queues/number/<int:session_id>/add/", queue_views.queue_add, name="queue_add"),
+    path(
+        "queues/number/<int:session_id>/settings/",
+        queue_views.queue_settings,
+        name="queue_settings",
+    ),
+    path("queues/<int:queue_id>/", queue_views.queue_edit, name="queue_edit"),
+    path("queues/<int:queue_id>/delete/", queue_views.queue_remove, name="queue_delete"),
+    path("availability/", queue_views.availability, name="availability"),
+    path("<int:conversation_id>/queue/", queue_views.conversation_queue, name="queue"),
 ]

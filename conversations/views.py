@@ -35,6 +35,11 @@ from django.views.decorators.http import require_GET, require_POST
 from conversations import selectors, services
 from conversations.files import group_picture_response, media_response
 from conversations.models import Contact, Conversation, Message
+from conversations.queue_selectors import (
+    conversation_events,
+    queue_visible_list,
+    session_queues,
+)
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
 from vbcrm.errors import error_items, first_error
@@ -75,6 +80,7 @@ def _filters(request: AuthedRequest) -> ConversationFilters:
         search=" ".join(request.GET.get("q", "").split())[:100],
         tag_id=_int(request.GET.get("tag")),
         kind=kind if kind in {"groups", "direct"} else "",
+        queue_id=_int(request.GET.get("queue")),
     )
 
 
@@ -150,12 +156,40 @@ def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[
         "messages_page": page[-THREAD_PAGE:],
         "has_older": len(page) > THREAD_PAGE,
         "members": session_members(session=conversation.session),
+        **thread_queue_context(conversation, page[-THREAD_PAGE:], len(page) > THREAD_PAGE),
         "quick_replies": [
             {"shortcut": q.shortcut, "text": q.text}
             for q in selectors.quick_reply_list(user=request.user)
         ],
         "max_upload": settings.VBCRM_MAX_UPLOAD_BYTES,
     }
+
+
+def thread_queue_context(
+    conversation: Conversation, page: list[Message], has_older: bool
+) -> dict[str, Any]:
+    """The thread's queue picker, and its system lines."""
+    return {
+        "session_queues": session_queues(session_id=conversation.session_id),
+        "syslines": _syslines(conversation, page, has_older),
+    }
+
+
+def _syslines(
+    conversation: Conversation, page: list[Message], has_older: bool, until=None
+) -> dict[int, list]:
+    """A page's system lines keyed by the message each follows (the ones older than the
+    page's first message come with their older page; ``until``: the time of the message
+    after this page, when it is an older one)."""
+    since = page[0].created_at if page and has_older else None
+    syslines: dict[int, list] = {}
+    events = conversation_events(conversation_id=conversation.pk, since=since, until=until)
+    for event in events:
+        before = [m for m in page if m.created_at <= event.created_at]
+        anchor = before[-1] if before else (page[0] if page else None)
+        if anchor is not None:
+            syslines.setdefault(anchor.pk, []).append(event)
+    return syslines
 
 
 def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> HttpResponse:
@@ -167,6 +201,7 @@ def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> Ht
         "unread": selectors.unread_counts(user=request.user),
         "mentions": selectors.mentioned_conversation_ids(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
+        "queues": list(queue_visible_list(user=request.user)),
         **_list_context(request, sessions),
     }
     if conversation is not None:
@@ -229,7 +264,11 @@ def _header_response(request: AuthedRequest, conversation: Conversation) -> Http
     return render(
         request,
         "conversations/_thread_header.html",
-        {"conversation": conversation, "members": session_members(session=conversation.session)},
+        {
+            "conversation": conversation,
+            "members": session_members(session=conversation.session),
+            "session_queues": session_queues(session_id=conversation.session_id),
+        },
     )
 
 
@@ -251,6 +290,12 @@ def older_messages(request: AuthedRequest, conversation_id: int) -> HttpResponse
             "conversation": conversation,
             "messages_page": page[-THREAD_PAGE:],
             "has_older": len(page) > THREAD_PAGE,
+            "syslines": _syslines(
+                conversation,
+                page[-THREAD_PAGE:],
+                len(page) > THREAD_PAGE,
+                until=Message.objects.filter(pk=before).values("created_at")[:1],
+            ),
         },
     )
 
@@ -404,7 +449,7 @@ def assign(request: AuthedRequest, conversation_id: int) -> HttpResponse:
             )
     previous = conversation.assigned_to_id
     try:
-        services.conversation_assign(conversation=conversation, assignee=assignee)
+        services.conversation_assign(conversation=conversation, assignee=assignee, by=request.user)
     except ValidationError as exc:
         return _action_failed(request, conversation, first_error(exc)[1])
     if assignee is None:

@@ -17,6 +17,7 @@ client -> server
 
 server -> client (a socket message may hold several frames, one a line)
   ``new_message``, ``conversation_updated``, ``messages_read``, ``message_status``,
+  ``system_line`` (an assignment or queue change, to the sockets watching the thread),
   ``session_status`` (pre-encoded by realtime.events), ``resync`` (live events were
   lost on the way: catch up as after a reconnect), the answers ``joined``,
   ``joined_conversation``, ``left_conversation``, ``message_queued``, ``marked_read``,
@@ -92,6 +93,15 @@ def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
 
 
 # --- One sync unit of work per frame (the ORM is sync-only) ------------------------------
+
+
+@database_sync_to_async
+def _presence(user_id: int, opened: bool) -> None:
+    """A live tab opened or closed: an available agent goes away a while after the last."""
+    if opened:
+        services.presence_socket_opened(user_id=user_id)
+    else:
+        services.presence_socket_closed(user_id=user_id)
 
 
 @database_sync_to_async
@@ -193,6 +203,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     conversations: dict[int, int]
     # Frames forwarded before the accept, sent right after it (None once accepted).
     _early: list[str] | None = None
+    # Whether this socket counts among its user's live tabs (realtime presence).
+    counted: bool = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -209,6 +221,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self._early = []
         await self._join(user_group(user.pk))
         await self._refresh_groups()
+        await _presence(user.pk, opened=True)
+        self.counted = True
         await self.accept()
         while self._early:
             early, self._early = self._early, []
@@ -219,6 +233,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in list(self.groups_joined):
             await self._leave(group)
+        if self.counted:
+            self.counted = False
+            await _presence(self.user.pk, opened=False)
 
     async def _join(self, group: str) -> None:
         if group not in self.groups_joined:

@@ -21,9 +21,10 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.template.loader import render_to_string
 from django.utils import translation
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, ConversationEvent, Message
 from conversations.selectors import conversation_tags
 from conversations.serializers import note_mention_data
 from realtime import snapshots
@@ -161,6 +162,23 @@ def conversation_updated(conversation: Conversation) -> None:
     def send() -> None:
         rows = {"conversation": _conversation_rows(conversation)}
         _push_rows([session_group(conversation.session_id)], "conversation_updated", rows)
+
+    on_commit(send)
+
+
+def conversation_event(event: ConversationEvent) -> None:
+    """An assignment or queue change: a system line in the thread of everyone watching
+    it. ``event`` comes with its users and queues (no query while rendering)."""
+
+    def send() -> None:
+        _push(
+            [conversation_group(event.conversation_id)],
+            "system_line",
+            lambda: (
+                {"conversation_id": event.conversation_id, "id": event.pk},
+                render_to_string("conversations/_system_line.html", {"e": event}),
+            ),
+        )
 
     on_commit(send)
 

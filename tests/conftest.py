@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from conversations import services as conversation_services
+from conversations.services.routing import _has_queues
 from tests.factories import inbound
 from whatsapp import services as whatsapp_services
 
@@ -22,8 +23,14 @@ def _test_storage(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Counters such as the send rate are keyed by user id, and ids repeat across tests.
     cache.clear()
+    session_queues_changed_all()
     # Assertions read the English source strings; the pt-BR default has tests of its own.
     settings.LANGUAGE_CODE = "en"
+
+
+def session_queues_changed_all() -> None:
+    """The menu bot remembers which numbers have queues; ids repeat across tests."""
+    _has_queues.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -267,6 +267,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 VBCRM_MAX_UPLOAD_BYTES = env.int("VBCRM_MAX_UPLOAD_BYTES", default=16 * 1024 * 1024)
 # Messages one user may send per minute (page, socket and API together); 0 turns the limit off.
 VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
+# An available agent whose last inbox tab closed this long ago goes away (no more
+# automatic assignments until they say they are available again).
+VBCRM_AWAY_AFTER_SECONDS = env.int("VBCRM_AWAY_AFTER_SECONDS", default=300)
 # Country calling code (digits, e.g. 55) for phones typed without one when starting a
 # conversation; empty: every phone must carry its own (+55 11 ...).
 VBCRM_DEFAULT_COUNTRY_CODE = env.str("VBCRM_DEFAULT_COUNTRY_CODE", default="").lstrip("+")

@@ -126,6 +126,7 @@ class Worker:
         await self._claim()
         if now - self._last_expiry >= EXPIRY_EVERY_SECONDS:
             await self.db(conv_services.outbox_expire)
+            await self.db(conv_services.presence_expire)
             self._last_expiry = now
         for runner in self.runners.values():
             runner.check_silence(now)

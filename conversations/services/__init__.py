@@ -3,7 +3,9 @@
 Callers (pages, API, sockets, worker) get the objects they pass in through the
 selectors, which apply the access rule; these functions trust their arguments.
 ``inbound`` stores what WhatsApp sends, ``outbox`` what agents send, ``start`` an
-agent writing first, ``agent`` the rest of what an agent does in the inbox.
+agent writing first, ``agent`` the rest of what an agent does in the inbox;
+``routing`` the menu bot, ``assignment`` availability and round-robin, ``queues`` the
+owner's queue setup.
 """
 
 from conversations.models import message_preview
@@ -11,11 +13,21 @@ from conversations.services.agent import (
     contact_update,
     conversation_assign,
     conversation_mark_read,
+    conversation_move,
     conversation_open,
     conversation_set_status,
     quick_reply_create,
     quick_reply_delete,
     quick_reply_update,
+)
+from conversations.services.assignment import (
+    conversation_auto_assign,
+    presence_expire,
+    presence_get,
+    presence_set,
+    presence_socket_closed,
+    presence_socket_opened,
+    queue_drain,
 )
 from conversations.services.groups import group_info_store, group_known, groups_without_info
 from conversations.services.inbound import (
@@ -43,6 +55,15 @@ from conversations.services.outbox import (
     receipts_pending,
     receipts_sent,
 )
+from conversations.services.queues import (
+    QueueFields,
+    queue_create,
+    queue_delete,
+    queue_settings_get,
+    queue_settings_update,
+    queue_update,
+)
+from conversations.services.routing import bot_message_queue, conversation_queue_set
 from conversations.services.start import conversation_start, phone_on_whatsapp
 from conversations.services.team import (
     contact_tags_set,
@@ -58,10 +79,15 @@ __all__ = [
     "ContactCard",
     "Location",
     "contact_tags_set",
+    "QueueFields",
+    "bot_message_queue",
     "contact_update",
     "conversation_assign",
+    "conversation_auto_assign",
     "conversation_mark_read",
+    "conversation_move",
     "conversation_open",
+    "conversation_queue_set",
     "conversation_set_status",
     "conversation_start",
     "conversation_tags_set",
@@ -87,6 +113,17 @@ __all__ = [
     "outbox_recover",
     "outbox_sent",
     "phone_on_whatsapp",
+    "presence_expire",
+    "presence_get",
+    "presence_set",
+    "presence_socket_closed",
+    "presence_socket_opened",
+    "queue_create",
+    "queue_delete",
+    "queue_drain",
+    "queue_settings_get",
+    "queue_settings_update",
+    "queue_update",
     "quick_reply_create",
     "quick_reply_delete",
     "quick_reply_update",

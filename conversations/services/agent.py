@@ -11,7 +11,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations.models import Contact, Conversation, Message, QuickReply
+from conversations.models import (
+    Contact,
+    Conversation,
+    ConversationEvent,
+    Message,
+    Queue,
+    QuickReply,
+)
+from conversations.services import assignment, routing
 from conversations.services.inbound import _Addresses, _contact_for, _conversation_for
 from conversations.services.outbox import MAX_TEXT_LENGTH
 from realtime import events
@@ -48,8 +56,11 @@ def _conversation_save(conversation: Conversation, fields: list[str]) -> Convers
     return conversation
 
 
-def conversation_assign(*, conversation: Conversation, assignee: User | None) -> Conversation:
-    """Assign to an agent of the number (or the owner), or unassign with ``None``."""
+def conversation_assign(
+    *, conversation: Conversation, assignee: User | None, by: User | None = None
+) -> Conversation:
+    """Assign to an agent of the number (or the owner), or unassign with ``None``;
+    ``by``: who did it (recorded, shown in the thread)."""
     if assignee is not None:
         session = conversation.session
         allowed = assignee.pk == session.owner_id or session.agents.filter(pk=assignee.pk).exists()
@@ -57,15 +68,49 @@ def conversation_assign(*, conversation: Conversation, assignee: User | None) ->
             raise ValidationError(
                 _("This user does not work this number's inbox."), code="not_agent"
             )
-    conversation.assigned_to = assignee
-    return _conversation_save(conversation, ["assigned_to"])
+    previous = conversation.assigned_to if conversation.assigned_to_id else None
+    with transaction.atomic():
+        conversation.assigned_to = assignee
+        _conversation_save(conversation, ["assigned_to"])
+        if (previous.pk if previous else None) != (assignee.pk if assignee else None):
+            assignment.routing_event_record(
+                conversation=conversation,
+                kind=ConversationEvent.Kind.ASSIGNED,
+                actor=by,
+                from_user=previous,
+                to_user=assignee,
+            )
+            assignment.after_assignment_change(
+                conversation=conversation, previous_id=previous.pk if previous else None
+            )
+    return conversation
 
 
 def conversation_set_status(*, conversation: Conversation, status: str) -> Conversation:
     if status not in Conversation.Status.values:
         raise field_error("status", _("Unknown status."))
-    conversation.status = status
-    return _conversation_save(conversation, ["status"])
+    with transaction.atomic():
+        closing = status == Conversation.Status.CLOSED and conversation.status != status
+        conversation.status = status
+        _conversation_save(conversation, ["status"])
+        if closing and conversation.assigned_to_id:
+            assignment.after_assignment_change(
+                conversation=conversation, previous_id=conversation.assigned_to_id
+            )
+    return conversation
+
+
+def conversation_move(*, conversation: Conversation, queue: Queue | None, by: User) -> Conversation:
+    """An agent moves the conversation to another queue of its number (or out of any);
+    a round-robin queue then gives it to one of its agents if nobody has it."""
+    if queue is not None and queue.session_id != conversation.session_id:
+        raise field_error("queue_id", _("Choose one of this number's queues."), "not_found")
+    routing.conversation_queue_set(conversation=conversation, queue=queue, by=by)
+    if queue is not None and queue.assignment == Queue.Assignment.ROUND_ROBIN:
+        transaction.on_commit(
+            lambda: assignment.conversation_auto_assign(conversation_id=conversation.pk)
+        )
+    return conversation
 
 
 def contact_update(

@@ -232,11 +232,21 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
                 message = Message.objects.create(conversation=conversation, **fields)
         except IntegrityError:
             return None  # a concurrent replay won the race
-        _conversations_advance([message], live=True)
+        reopened: set[int] = set()
+        _conversations_advance([message], live=True, reopened=reopened)
         message.conversation.contact = contact  # the event renders it: no extra query
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
+    _route([message], reopened)
     return message
+
+
+def _route(messages: list[Message], reopened: set[int]) -> None:
+    """The menu bot's turn, once the messages are committed (free for conversations
+    already in a queue: no query)."""
+    from conversations.services.routing import routing_after_inbound
+
+    routing_after_inbound(messages=messages, reopened=reopened)
 
 
 def _when(message: Message) -> datetime:
@@ -244,7 +254,9 @@ def _when(message: Message) -> datetime:
     return message.wa_timestamp or message.created_at
 
 
-def _conversations_advance(messages: Sequence[Message], *, live: bool) -> dict[int, Conversation]:
+def _conversations_advance(
+    messages: Sequence[Message], *, live: bool, reopened: set[int] | None = None
+) -> dict[int, Conversation]:
     """Move the counters and preview of these new messages' conversations, inside their
     transaction: each conversation locked once, in id order (no deadlocks), and saved once.
     Returns them by id; each message's ``conversation`` is then its locked row.
@@ -254,7 +266,8 @@ def _conversations_advance(messages: Sequence[Message], *, live: bool) -> dict[i
     a closed conversation, and the conversation is saved even when only ``updated_at``
     moves. History only moves a conversation forward: its newest message (the first of
     equals) takes the preview if it is strictly newer than the one shown, nothing counts
-    as unread or reopens, and a conversation it does not move is not saved.
+    as unread or reopens, and a conversation it does not move is not saved. The ids of
+    the conversations reopened are added to ``reopened``.
     """
     locked = {
         c.pk: c
@@ -288,6 +301,8 @@ def _conversations_advance(messages: Sequence[Message], *, live: bool) -> dict[i
             if conv.status == Conversation.Status.CLOSED:
                 conv.status = Conversation.Status.OPEN
                 fields.add("status")
+                if reopened is not None:
+                    reopened.add(conv.pk)
     for pk, conv in locked.items():
         if live or changed[pk]:
             conv.save(update_fields=sorted(changed[pk] | {"updated_at"}))
@@ -313,9 +328,10 @@ def message_receive_batch(
     if len(wanted) <= 1:
         one = message_receive(session=session, msg=wanted[0]) if wanted else None
         return [one] if one is not None else []
+    reopened: set[int] = set()
     try:
         with transaction.atomic():
-            created = _receive_many(session, wanted)
+            created = _receive_many(session, wanted, reopened)
     except IntegrityError:
         # Someone stored one of them between our check and our insert: one by one,
         # each deduped on its own.
@@ -323,10 +339,13 @@ def message_receive_batch(
         return [m for m in stored if m is not None]
     metrics.MESSAGES_IN.inc(len(created))
     events.messages_created(created)
+    _route(created, reopened)
     return created
 
 
-def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[Message]:
+def _receive_many(
+    session: WhatsAppSession, msgs: list[InboundMessage], reopened: set[int]
+) -> list[Message]:
     # Contacts and conversations: once per address, in the order first seen, with the
     # name the last of its messages carried (what message after message would leave).
     addrs = [_addresses(msg) for msg in msgs]
@@ -372,7 +391,7 @@ def _receive_many(session: WhatsAppSession, msgs: list[InboundMessage]) -> list[
         Message.objects.bulk_update(later, ["reply_to"])
 
     # Counters and preview: each conversation once.
-    locked = _conversations_advance([m for _msg, m in new], live=True)
+    locked = _conversations_advance([m for _msg, m in new], live=True, reopened=reopened)
     contacts = {c.pk: c.contact for c in conversation_of.values()}
     for pk, conv in locked.items():  # the events show both: no query per conversation
         conv.contact = contacts[pk]

@@ -18,6 +18,7 @@
     var isGroup = !!(c.contact && c.contact.is_group);
     if (l.dataset.kind === "groups" && !isGroup) return false;
     if (l.dataset.kind === "direct" && isGroup) return false;
+    if (l.dataset.queue && String(c.queue_id || "") !== l.dataset.queue) return false;
     // What a search or a tag matches is the server's call: only rows already listed stay.
     if (l.dataset.search || l.dataset.tag) return !!document.getElementById("conversation-" + c.id);
     return true;

@@ -26,7 +26,13 @@
     inbox.upsertRow(c, e.detail.html);
     var head = document.getElementById("thread-header");
     if (c.id !== inbox.current || !head) return;
-    var changed = head.dataset.status !== c.status || head.dataset.assigned !== String(c.assigned_to_id || "");
+    // An action of this page's header is on its way: its answer brings the new header (a
+    // swap now would drop that answer, and its toast, with the form that sent it).
+    if (head.querySelector(".htmx-request")) return;
+    var changed =
+      head.dataset.status !== c.status ||
+      head.dataset.assigned !== String(c.assigned_to_id || "") ||
+      head.dataset.queue !== String(c.queue_id || "");
     // A group's subject or picture came in (or changed): the header shows both.
     changed = changed || head.dataset.name !== c.contact.name || head.dataset.picture !== (c.contact.picture || "");
     if (changed) {
