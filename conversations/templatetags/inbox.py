@@ -170,16 +170,12 @@ def list_row(c: Conversation) -> dict[str, object]:
     badge's ``{% blocktranslate count %}``, ``get_status_display``, ``list_times``."""
     name = c.contact.display_name
     n = c.unread_count
-    changed = (c.updated_at, c.contact.updated_at)
     times = list_times(c.last_message_at)
     return {
         "url": conversation_url(c.pk),
         # Numbers as text: an int in a template goes through number localisation.
         "id": str(c.pk),
         "ts": str(epoch_ms(c.last_message_at)),
-        # Which of two renderings of the row is newer: a change of its contact (a
-        # group's new subject) counts too.
-        "version": str(epoch_us(max(filter(None, changed), default=None))),
         "unread": str(n),
         "session": str(c.session_id),
         "assigned": str(c.assigned_to_id) if c.assigned_to_id else "",

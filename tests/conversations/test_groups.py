@@ -189,15 +189,3 @@ def test_the_list_filters_groups_and_direct_and_hides_ignored_groups(client, num
     assert selectors.unread_counts(user=bob) == {
         Conversation.objects.get(contact__is_group=False).pk: 1
     }
-
-
-def test_a_group_s_new_info_makes_a_newer_list_row(number):
-    """The page keeps the newer of two renderings of a row (a catch-up answer can be
-    older than an event): new group info, a contact change, is newer too."""
-    from conversations.templatetags.inbox import list_row
-
-    group_message(number)
-    before = int(list_row(Conversation.objects.select_related("contact").get())["version"])
-    services.group_info_store(session=number, info=info())
-    after = list_row(Conversation.objects.select_related("contact").get())
-    assert int(after["version"]) > before and after["name"] == "Suporte VIP"

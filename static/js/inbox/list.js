@@ -30,13 +30,11 @@
     var l = inbox.list();
     if (!l || !html) return;
     var old = document.getElementById("conversation-" + c.id);
-    var row = inbox.fromHTML(html);
-    // A catch-up answer worked out before an event but read after it: keep the newer row.
-    if (old && Number(old.dataset.version) > Number(row.dataset.version)) return;
     if (!matchesFilters(c)) {
       if (old) old.remove();
       return;
     }
+    var row = inbox.fromHTML(html);
     if (c.id === inbox.current) row.classList.add("active");
     if (old) old.remove();
     var ts = Number(row.dataset.ts);
