@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import random
 import secrets
 import time
@@ -21,7 +20,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
 from conversations import services as conv_services
 from conversations import vcard
@@ -32,48 +30,13 @@ from whatsapp.config import WorkerConfig, store_for
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
 from whatsapp.gateway.process import ChildGone, GatewayChild
+from whatsapp.media_names import received_media_name
 from whatsapp.models import WhatsAppSession
 
 logger = logging.getLogger(__name__)
 
-
-# The extensions people expect for WhatsApp's usual types: mimetypes' own guess is odd
-# for some (.oga for audio/ogg) and depends on the machine's tables.
-MEDIA_EXTENSIONS = {
-    "audio/ogg": ".ogg",
-    "audio/opus": ".opus",
-    "audio/mpeg": ".mp3",
-    "audio/mp4": ".m4a",
-    "audio/aac": ".aac",
-    "audio/amr": ".amr",
-    "audio/wav": ".wav",
-    "audio/x-wav": ".wav",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "video/mp4": ".mp4",
-    "video/3gpp": ".3gp",
-    "application/pdf": ".pdf",
-}
-
-
-def _safe_extension(ext: str) -> bool:
-    return 2 <= len(ext) <= 8 and ext[0] == "." and ext[1:].isascii() and ext[1:].isalnum()
-
-
-def _media_name(message: Message) -> str:
-    """Where a received file goes, relative to MEDIA_ROOT: ``YYYY/MM/in-<id><ext>``, the
-    extension from its file name, else from its type (parameters such as
-    ``; codecs=opus`` aside), else ``.bin``."""
-    ext = Path(message.file_name).suffix.lower() if message.file_name else ""
-    if not _safe_extension(ext):
-        mime = (message.mime_type or "").split(";", 1)[0].strip().lower()
-        ext = MEDIA_EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ""
-        if not _safe_extension(ext):
-            ext = ".bin"
-    now = timezone.now()
-    return f"{now:%Y/%m}/in-{message.pk}{ext}"
+# How long a phone lookup keeps trying a client that refuses for a moment.
+LOOKUP_RETRY_SECONDS = 5.0
 
 
 def command_for(m: Message, own_phone: str) -> base.SendCommand:
@@ -462,7 +425,7 @@ class NumberRunner:
 
     async def _download(self, message: Message) -> None:
         """Fetch a message's file after its row exists (the text shows at once)."""
-        name = _media_name(message)
+        name = received_media_name(message)
         dest = Path(settings.MEDIA_ROOT) / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         ref = message.media_ref
@@ -496,9 +459,18 @@ class NumberRunner:
 
     async def check_phones(self, phones: list[str]) -> tuple[base.PhoneCheck, ...]:
         """Which of ``phones`` are on WhatsApp (a lookup a web process asked for)."""
-        if self.child is None or not self.connected:
-            raise base.GatewayError("not connected", transient=True)
-        return await self.child.request(base.CheckPhones(phones=tuple(phones)), timeout=20)
+        # A client that has just connected may refuse for a moment (its session is not
+        # ready yet): a transient refusal is tried again for a few seconds.
+        deadline = time.monotonic() + LOOKUP_RETRY_SECONDS
+        while True:
+            if self.child is None or not self.connected:
+                raise base.GatewayError("not connected", transient=True)
+            try:
+                return await self.child.request(base.CheckPhones(phones=tuple(phones)), timeout=20)
+            except base.GatewayError as exc:
+                if not exc.transient or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.25)
 
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():

@@ -17,6 +17,7 @@ from django.utils import timezone
 from conversations import services as conv_services
 from conversations.models import Contact, Conversation, Message
 from tests.whatsapp.conftest import PNG, link, running_worker, wait_for
+from whatsapp.media_names import received_media_name
 from whatsapp.models import WhatsAppSession
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -294,10 +295,8 @@ async def test_history_is_imported(simulator, linked):
     ],
 )
 def test_received_files_are_named_by_their_type(mime_type, file_name, ext):
-    from whatsapp.runner import _media_name
-
     message = Message(pk=42, mime_type=mime_type, file_name=file_name)
-    assert _media_name(message) == f"{timezone.now():%Y/%m}/in-42{ext}"
+    assert received_media_name(message) == f"{timezone.now():%Y/%m}/in-42{ext}"
 
 
 async def test_received_media_is_served_only_to_allowed_users(simulator, linked, bob, charlie):
