@@ -58,7 +58,7 @@ class ContactConversationOut(Schema):
     last_message_at: datetime | None
 
 
-class ContactOut(Schema):
+class ContactDetailOut(Schema):
     id: int
     session_id: int
     name: str
@@ -161,7 +161,7 @@ def contact_list(
 
 @router.get(
     "/contacts/{contact_id}",
-    response={200: ContactOut, **errors(401, 404)},
+    response={200: ContactDetailOut, **errors(401, 404)},
     summary="Get a contact",
 )
 def contact_detail(request: HttpRequest, contact_id: int = ContactId) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def contact_detail(request: HttpRequest, contact_id: int = ContactId) -> dict[st
 
 @router.patch(
     "/contacts/{contact_id}",
-    response={200: ContactOut, **errors(400, 401, 403, 404)},
+    response={200: ContactDetailOut, **errors(400, 401, 403, 404)},
     summary="Edit a contact",
 )
 def contact_update(
