@@ -122,9 +122,10 @@ _INSERT = """
 INSERT INTO whatsapp_mensagens (
     conversation_id, wa_id, direction, kind, body, sender_jid, sender_name, media,
     media_status, mime_type, file_name, location_name, status, error, wa_timestamp,
-    created_at, updated_at, quoted_wa_id, attempts, in_flight, receipt_pending, client_key
+    created_at, updated_at, quoted_wa_id, attempts, in_flight, receipt_pending, client_key,
+    automatic
 ) VALUES (%s, %s, 'CLIENTE', 'text', %s, '', '', '', '', '', '', '', 'received', '', now(),
-          now(), now(), '', 0, false, false, '')
+          now(), now(), '', 0, false, false, '', false)
 RETURNING id
 """
 _TOUCH = """

@@ -39,10 +39,12 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
         conn.execute(
             """
             INSERT INTO whatsapp_contacts (session_id, jid, lid, phone, push_name, saved_name,
-                                           notes, is_group, created_at, updated_at)
+                                           notes, is_group, created_at, updated_at,
+                                           group_subject, group_picture, group_picture_id)
             SELECT (%(sessions)s::bigint[])[1 + g %% %(n)s],
                    '5541' || lpad(g::text, 9, '0') || '@s.whatsapp.net', '',
-                   '5541' || lpad(g::text, 9, '0'), 'Contact ' || g, '', '', false, now(), now()
+                   '5541' || lpad(g::text, 9, '0'), 'Contact ' || g, '', '', false, now(), now(),
+                   '', '', ''
               FROM generate_series(1, %(conversations)s) g
             """,
             {"sessions": sessions, "n": NUMBERS, "conversations": conversations},
@@ -51,14 +53,15 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
         conn.execute(
             """
             INSERT INTO whatsapp_atendimentos (session_id, contact_id, status, assigned_to_id,
-                unread_count, last_message_at, last_message_preview, created_at, updated_at)
+                unread_count, last_message_at, last_message_preview, created_at, updated_at,
+                menu_attempts)
             SELECT c.session_id, c.id,
                    CASE WHEN c.id %% 4 = 0 THEN 'closed' WHEN c.id %% 7 = 0 THEN 'pending'
                         ELSE 'open' END,
                    CASE WHEN c.id %% 5 = 0 THEN %(reader)s END,
                    CASE WHEN c.id %% 10 = 0 THEN 1 + c.id %% 9 ELSE 0 END,
                    now() - make_interval(secs => (c.id * 7919 %% 7776000)),
-                   'Last message of contact ' || c.id, now(), now()
+                   'Last message of contact ' || c.id, now(), now(), 0
               FROM whatsapp_contacts c
              WHERE c.session_id = ANY(%(sessions)s)
             """,
@@ -71,7 +74,8 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
             INSERT INTO whatsapp_mensagens (conversation_id, wa_id, direction, kind, body,
                 sender_jid, sender_name, media, media_status, mime_type, file_name,
                 location_name, status, error, wa_timestamp, created_at, updated_at,
-                quoted_wa_id, attempts, in_flight, receipt_pending, client_key, read_at)
+                quoted_wa_id, attempts, in_flight, receipt_pending, client_key, read_at,
+                automatic)
             SELECT a.id, 'GEN' || a.id || '-' || r,
                    CASE WHEN r %% 3 = 0 THEN 'ATENDENTE' ELSE 'CLIENTE' END, 'text',
                    'Message ' || r || ' of conversation ' || a.id
@@ -80,7 +84,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
                    CASE WHEN r %% 3 = 0 THEN 'read' ELSE 'received' END, '',
                    a.last_message_at - make_interval(mins => %(per)s - r),
                    a.last_message_at - make_interval(mins => %(per)s - r), now(),
-                   '', 0, false, false, '', NULL
+                   '', 0, false, false, '', NULL, false
               FROM generate_series(1, %(per)s) r
              CROSS JOIN whatsapp_atendimentos a
              WHERE a.session_id = ANY(%(sessions)s)
