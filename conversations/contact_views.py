@@ -23,6 +23,7 @@ from conversations.models import Contact, CustomField
 from conversations.selectors import tag_list
 from conversations.services import contact_import, contacts
 from vbcrm.errors import error_items, first_error
+from vbcrm.params import positive_int
 from vbcrm.types import AuthedRequest
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_get, session_list
@@ -32,23 +33,19 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 16 else None
-
-
 def _filters(request: AuthedRequest) -> selectors.ContactFilters:
     sort = request.GET.get("sort", "")
     return selectors.ContactFilters(
         search=request.GET.get("q", "")[:200],
-        session_id=_int(request.GET.get("number")),
-        tag_id=_int(request.GET.get("tag")),
+        session_id=positive_int(request.GET.get("number")),
+        tag_id=positive_int(request.GET.get("tag")),
         sort=sort if sort in selectors.SORTS else "recent",
     )
 
 
 def _list_context(request: AuthedRequest) -> dict[str, Any]:
     filters = _filters(request)
-    page = max(_int(request.GET.get("page")) or 1, 1)
+    page = max(positive_int(request.GET.get("page")) or 1, 1)
     rows = selectors.contact_list(
         user=request.user, filters=filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1
     )
@@ -84,7 +81,7 @@ def contact_list(request: AuthedRequest) -> HttpResponse:
 
 
 def _session_or_none(request: AuthedRequest, value: str | None) -> WhatsAppSession | None:
-    session_id = _int(value)
+    session_id = positive_int(value)
     if session_id is None:
         return None
     try:

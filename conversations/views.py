@@ -44,6 +44,7 @@ from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
 from vbcrm.errors import error_items, first_error
 from vbcrm.htmx import toast
+from vbcrm.params import positive_int
 from vbcrm.types import AuthedRequest
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import session_list, session_member_get, session_members
@@ -61,14 +62,6 @@ SYNC_MARGIN = timedelta(seconds=10)
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        number = int(value or "")
-    except ValueError:
-        return None
-    return number if number > 0 else None
-
-
 def _filters(request: AuthedRequest) -> ConversationFilters:
     scope = request.GET.get("scope", "all")
     status = request.GET.get("status", "")
@@ -76,17 +69,17 @@ def _filters(request: AuthedRequest) -> ConversationFilters:
     return ConversationFilters(
         scope=scope if scope in {"all", "mine", "unassigned"} else "all",
         status=status if status in Conversation.Status.values else "",
-        session_id=_int(request.GET.get("number")),
+        session_id=positive_int(request.GET.get("number")),
         search=" ".join(request.GET.get("q", "").split())[:100],
-        tag_id=_int(request.GET.get("tag")),
+        tag_id=positive_int(request.GET.get("tag")),
         kind=kind if kind in {"groups", "direct"} else "",
-        queue_id=_int(request.GET.get("queue")),
+        queue_id=positive_int(request.GET.get("queue")),
     )
 
 
 def _list_cursor(request: AuthedRequest) -> tuple | None:
     when = parse_datetime(request.GET.get("before_at", "") or "")
-    pk = _int(request.GET.get("before_id"))
+    pk = positive_int(request.GET.get("before_id"))
     return (when, pk) if when and pk else None
 
 
@@ -277,7 +270,7 @@ def _header_response(request: AuthedRequest, conversation: Conversation) -> Http
 def older_messages(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """A page of messages before ``?before=<id>`` (scrolling up the thread)."""
     conversation = _conversation_or_404(request, conversation_id)
-    before = _int(request.GET.get("before"))
+    before = positive_int(request.GET.get("before"))
     if before is None:
         return HttpResponseBadRequest("before")
     page = selectors.message_list(
@@ -318,7 +311,7 @@ def send_message(request: AuthedRequest, conversation_id: int) -> JsonResponse:
             upload=request.FILES.get("file"),
             # A recording from the page's microphone button goes as a voice note.
             kind="voice" if request.POST.get("kind") == "voice" else None,
-            reply_to_id=_int(request.POST.get("reply_to")),
+            reply_to_id=positive_int(request.POST.get("reply_to")),
             client_key=request.POST.get("client_key", "")[:64],
             **_message_extra(request),
         )
@@ -371,7 +364,7 @@ def _message_extra(request: AuthedRequest) -> dict[str, Any]:
 def start_conversation(request: AuthedRequest) -> JsonResponse:
     """The "New conversation" dialog: a number the user works, a phone, the first message.
     Answers where the conversation is, or the refusal to show in the dialog."""
-    session_id = _int(request.POST.get("session_id"))
+    session_id = positive_int(request.POST.get("session_id"))
     try:
         session = session_list(user=request.user).get(pk=session_id or 0)
     except WhatsAppSession.DoesNotExist:
@@ -442,7 +435,9 @@ def assign(request: AuthedRequest, conversation_id: int) -> HttpResponse:
         assignee = request.user
     elif wanted:
         try:
-            assignee = session_member_get(session=conversation.session, user_id=_int(wanted) or 0)
+            assignee = session_member_get(
+                session=conversation.session, user_id=positive_int(wanted) or 0
+            )
         except ObjectDoesNotExist:
             return _action_failed(
                 request, conversation, _("This user does not work this number's inbox.")
@@ -547,8 +542,8 @@ def sync(request: AuthedRequest) -> JsonResponse:
         "changed": [],
         "reload": len(rows) >= SYNC_LIMIT,
     }
-    conversation_id = _int(request.GET.get("conversation"))
-    after_id = _int(request.GET.get("after_id")) or 0
+    conversation_id = positive_int(request.GET.get("conversation"))
+    after_id = positive_int(request.GET.get("after_id")) or 0
     if conversation_id:
         try:
             conversation = selectors.conversation_get(
