@@ -77,7 +77,14 @@ class MessageOut(Schema):
     kind: MessageKind
     body: str
     status: MessageStatus
-    automatic: bool = Field(default=False, description="Sent by the number's menu bot.")
+    automatic: bool = Field(
+        default=False, description="Sent by the number itself, not by an agent."
+    )
+    auto_reason: Literal["", "menu", "greeting", "away", "keyword", "close"] = Field(
+        default="",
+        description="Why an automatic message went out: the menu bot, the greeting, the "
+        "away message, a keyword rule, or the idle close.",
+    )
     error: str
     media_status: MediaStatus
     media_url: str | None = Field(

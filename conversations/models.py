@@ -48,6 +48,7 @@ class Contact(models.Model):
     )
     group_picture_id = models.CharField(max_length=64, blank=True, default="")
     group_info_at = models.DateTimeField(_("group info read"), null=True, blank=True)
+    no_auto_messages = models.BooleanField(_("no automatic messages"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -139,6 +140,9 @@ class Conversation(models.Model):
     last_message_preview = models.CharField(
         _("last message preview"), max_length=200, blank=True, default=""
     )
+    # An agent's last reply (not the bot's): automatic greetings and away messages stay
+    # quiet for a while after it.
+    last_agent_reply_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -263,6 +267,8 @@ class Message(models.Model):
     client_key = models.CharField(max_length=64, blank=True, default="")
     # Sent by the number's bot (the queue menu), not by an agent nor from the phone.
     automatic = models.BooleanField(_("automatic"), default=False)
+    # Why an automatic message went out (greeting, away, keyword, close; menu for the bot).
+    auto_reason = models.CharField(max_length=10, blank=True, default="")
 
     class Meta:
         db_table = "whatsapp_mensagens"
@@ -281,6 +287,11 @@ class Message(models.Model):
             models.Index(fields=["status"], condition=Q(status="pending"), name="msg_outbox"),
             models.Index(
                 fields=["conversation"], condition=Q(receipt_pending=True), name="msg_receipts"
+            ),
+            models.Index(
+                fields=["conversation", "created_at"],
+                condition=Q(automatic=True),
+                name="msg_automatic",
             ),
         ]
 

@@ -145,6 +145,7 @@ class ConversationEvent(models.Model):
     class Kind(models.TextChoices):
         ASSIGNED = "assigned", _("Assigned")
         QUEUE = "queue", _("Queue changed")
+        CLOSED = "closed", _("Closed")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="routing_events"

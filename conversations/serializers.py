@@ -45,6 +45,7 @@ def message_data(m: Message) -> dict:
         "sender_name": m.sender_name,
         "sent_by_id": m.sent_by_id,
         "automatic": m.automatic,
+        "auto_reason": m.auto_reason,
         "reply_to_id": m.reply_to_id,
         "wa_timestamp": _iso(m.wa_timestamp),
         "created_at": _iso(m.created_at),

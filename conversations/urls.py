@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import queue_views, quick_reply_views, team_views, views
+from conversations import automation_views, queue_views, quick_reply_views, team_views, views
 
 app_name = "conversations"
 
@@ -42,6 +42,12 @@ urlpatterns = [
     ),
     path("queues/<int:queue_id>/", queue_views.queue_edit, name="queue_edit"),
     path("queues/<int:queue_id>/delete/", queue_views.queue_remove, name="queue_delete"),
+    path("automatic/<int:session_id>/", automation_views.automatic, name="automatic"),
+    path("automatic/<int:session_id>/rules/", automation_views.rule_add, name="rule_add"),
+    path("automatic/rules/<int:rule_id>/", automation_views.rule_edit, name="rule_edit"),
+    path("automatic/rules/<int:rule_id>/delete/", automation_views.rule_delete, name="rule_delete"),
+    path("automatic/hours/", automation_views.hours_chips, name="hours_chips"),
+    path("automatic/rules/<int:rule_id>/move/", automation_views.rule_move, name="rule_move"),
     path("availability/", queue_views.availability, name="availability"),
     path("<int:conversation_id>/queue/", queue_views.conversation_queue, name="queue"),
 ]

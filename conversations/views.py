@@ -187,8 +187,14 @@ def _syslines(
 
 def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> HttpResponse:
     # The numbers filter shows each number's name and status, never its owner; the
-    # list's rows take their number from here too.
-    sessions = list(session_list(user=request.user).select_related(None).order_by("name"))
+    # list's rows take their number from here too, and the business-hours chips their
+    # settings (in the same query).
+    sessions = list(
+        session_list(user=request.user)
+        .select_related(None)
+        .select_related("number_settings")
+        .order_by("name")
+    )
     context: dict[str, Any] = {
         "sessions": sessions,
         "unread": selectors.unread_counts(user=request.user),
@@ -488,6 +494,7 @@ def contact_edit(request: AuthedRequest, conversation_id: int) -> HttpResponse:
         contact=conversation.contact,
         saved_name=request.POST.get("saved_name", ""),
         notes=request.POST.get("notes", ""),
+        no_auto_messages=request.POST.get("no_auto_messages") == "on",
     )
     done = _("Contact saved.")
     if request.htmx:

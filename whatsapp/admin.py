@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from whatsapp import services
-from whatsapp.models import NumberSettings, SessionAgent, WhatsAppSession
+from whatsapp import automation, services
+from whatsapp.models import KeywordRule, NumberSettings, SessionAgent, WhatsAppSession
 
 
 class SessionAgentInline(admin.TabularInline):
@@ -18,9 +18,75 @@ class SessionAgentInline(admin.TabularInline):
     readonly_fields = ["added_at"]
 
 
+_SETTINGS_CHECKED = (
+    "time_zone",
+    "hours_enabled",
+    "business_hours",
+    "greeting_enabled",
+    "greeting_message",
+    "greeting_delay_seconds",
+    "away_enabled",
+    "away_message",
+    "away_period_hours",
+    "auto_close_hours",
+    "auto_close_message",
+    "auto_daily_cap",
+    "agent_silence_minutes",
+    "auto_rate_per_minute",
+)
+
+
+class NumberSettingsForm(forms.ModelForm):
+    """The same checks as the owner's page (whatsapp.automation): a bad schedule, time zone
+    or limit is refused on its field and nothing is saved."""
+
+    class Meta:
+        model = NumberSettings
+        fields = [*_SETTINGS_CHECKED, "greeting_on"]
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        try:
+            clean = automation.settings_clean(
+                {k: v for k, v in data.items() if k in _SETTINGS_CHECKED}
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                target = field if field in self.fields else "business_hours"
+                for error in errors:
+                    self.add_error(target, error)
+            return data
+        data.update(clean)
+        return data
+
+
 class NumberSettingsInline(admin.StackedInline):
     model = NumberSettings
+    form = NumberSettingsForm
     can_delete = False
+
+
+class KeywordRuleForm(forms.ModelForm):
+    class Meta:
+        model = KeywordRule
+        fields = ["position", "match", "pattern", "when", "answer", "file", "active"]
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        try:
+            automation.rule_clean({**data, "has_file": bool(data.get("file"))})
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                for error in errors:
+                    self.add_error(field if field in self.fields else None, error)
+        return data
+
+
+class KeywordRuleInline(admin.TabularInline):
+    model = KeywordRule
+    form = KeywordRuleForm
+    extra = 0
+    fields = ["position", "match", "pattern", "when", "answer", "file", "active"]
 
 
 @admin.register(WhatsAppSession)
@@ -105,7 +171,9 @@ class WhatsAppSessionAdmin(admin.ModelAdmin):
 
     def get_inlines(self, request, obj):
         # The settings row is made by session_create: edit it once the number exists.
-        return [SessionAgentInline, NumberSettingsInline] if obj else [SessionAgentInline]
+        if obj is None:
+            return [SessionAgentInline]
+        return [SessionAgentInline, NumberSettingsInline, KeywordRuleInline]
 
     def save_model(self, request, obj, form, change):
         if change:

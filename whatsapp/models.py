@@ -105,18 +105,53 @@ class SessionAgent(models.Model):
         return f"{self.user} @ {self.session}"
 
 
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
 class NumberSettings(models.Model):
-    """Per-number configuration (the seed's ``whatsapp_configuracoes``)."""
+    """Per-number configuration (the seed's ``whatsapp_configuracoes``): the automatic
+    replies, their business hours and their limits. See ``whatsapp.hours`` for the
+    schedule's shape and ``conversations.services.autoreply`` for the rules."""
+
+    class GreetingOn(models.TextChoices):
+        NEW_CONVERSATION = "conversation", _("First message of a new conversation")
+        FIRST_EVER = "first", _("A contact's first message ever")
 
     session = models.OneToOneField(
         WhatsAppSession, on_delete=models.CASCADE, related_name="number_settings"
     )
+    time_zone = models.CharField(_("time zone"), max_length=64, default=default_time_zone)
     greeting_enabled = models.BooleanField(_("send greeting"), default=False)
     greeting_message = models.TextField(_("greeting message"), blank=True, default="")
+    greeting_on = models.CharField(
+        _("greet on"),
+        max_length=12,
+        choices=GreetingOn.choices,
+        default=GreetingOn.NEW_CONVERSATION,
+    )
+    greeting_delay_seconds = models.PositiveSmallIntegerField(_("greeting delay (s)"), default=0)
     away_enabled = models.BooleanField(_("send away message"), default=False)
     away_message = models.TextField(_("away message"), blank=True, default="")
-    # {"mon": [["08:00", "18:00"]], ...}; empty means always open.
+    away_period_hours = models.PositiveSmallIntegerField(
+        _("away message at most every (h)"), default=4
+    )
+    hours_enabled = models.BooleanField(_("use business hours"), default=False)
+    # {"weekly": {"mon": [["08:00", "18:00"]], ...}, "exceptions": [...]}: whatsapp.hours.
     business_hours = models.JSONField(_("business hours"), default=dict, blank=True)
+    auto_close_hours = models.PositiveSmallIntegerField(
+        _("close idle conversations after (h)"), default=0, help_text=_("0: never.")
+    )
+    auto_close_message = models.TextField(_("closing message"), blank=True, default="")
+    auto_daily_cap = models.PositiveSmallIntegerField(
+        _("automatic messages per conversation a day"), default=10
+    )
+    agent_silence_minutes = models.PositiveSmallIntegerField(
+        _("quiet after an agent's reply (min)"), default=30
+    )
+    auto_rate_per_minute = models.PositiveSmallIntegerField(
+        _("automatic messages a minute"), default=20
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -126,3 +161,43 @@ class NumberSettings(models.Model):
 
     def __str__(self) -> str:
         return f"settings of {self.session}"
+
+
+class KeywordRule(models.Model):
+    """An automatic answer to customers' messages that match, tried in ``position`` order;
+    the first match wins."""
+
+    class Match(models.TextChoices):
+        CONTAINS = "contains", _("contains")
+        EXACT = "exact", _("is exactly")
+        STARTS = "starts", _("starts with")
+        REGEX = "regex", _("matches the regular expression")
+
+    class When(models.TextChoices):
+        ALWAYS = "always", _("always")
+        INSIDE = "inside", _("inside business hours")
+        OUTSIDE = "outside", _("outside business hours")
+
+    session = models.ForeignKey(
+        WhatsAppSession, on_delete=models.CASCADE, related_name="keyword_rules"
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+    match = models.CharField(
+        _("match"), max_length=10, choices=Match.choices, default=Match.CONTAINS
+    )
+    pattern = models.CharField(_("keyword"), max_length=200)
+    answer = models.TextField(_("answer"), blank=True, default="")
+    file = models.FileField(_("file"), upload_to="rules/%Y/%m/", blank=True, max_length=255)
+    when = models.CharField(_("when"), max_length=10, choices=When.choices, default=When.ALWAYS)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_keyword_rules"
+        verbose_name = _("keyword rule")
+        verbose_name_plural = _("keyword rules")
+        ordering = ["session", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_match_display()} {self.pattern!r}"

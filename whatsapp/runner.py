@@ -8,6 +8,7 @@ on the worker's database threads.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import secrets
@@ -124,6 +125,8 @@ class NumberRunner:
         self._relink = False
         self._link_request = row.link_requested_at
         self._flush_requested = asyncio.Event()
+        self._auto_sent: collections.deque[float] = collections.deque()
+        self._auto_rate: tuple[int, float] | None = None  # (per minute, read until)
         self._task: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
         self._media_tasks: set[asyncio.Task] = set()
@@ -552,6 +555,8 @@ class NumberRunner:
             batch = await self.db(conv_services.outbox_pending, session_id=self.session_id)
             sent_any = False
             for m in batch:
+                if m.automatic and not await self._automatic_may_go():
+                    continue  # paced: it waits in the outbox for the next flush
                 claimed = await self.db(
                     conv_services.outbox_claim, message_id=m.pk, lease_token=self.token
                 )
@@ -589,6 +594,21 @@ class NumberRunner:
                 sent_any = True
             if not sent_any:
                 return
+
+    async def _automatic_may_go(self) -> bool:
+        """At most the number's ``auto_rate_per_minute`` automatic messages a minute, so
+        a burst of customers does not look like spam to WhatsApp (agents' replies are
+        never held back by it)."""
+        now = time.monotonic()
+        if self._auto_rate is None or self._auto_rate[1] < now:
+            rate = await self.db(services.number_auto_rate, session_id=self.session_id)
+            self._auto_rate = (rate, now + 30)
+        while self._auto_sent and self._auto_sent[0] <= now - 60:
+            self._auto_sent.popleft()
+        if len(self._auto_sent) >= self._auto_rate[0]:
+            return False
+        self._auto_sent.append(now)
+        return True
 
     async def _send_receipts(self) -> None:
         owed = await self.db(conv_services.receipts_pending, session_id=self.session_id)

@@ -463,3 +463,13 @@ def session_worker_stopped(*, session_id: int, token: uuid.UUID) -> None:
             session.status_detail = _("No worker is running this number.")
             fields += ["status", "qr_code", "status_detail"]
         _save_state(session, fields)
+
+
+def number_auto_rate(*, session_id: int) -> int:
+    """How many automatic messages the number may send a minute (at least one)."""
+    rate = (
+        NumberSettings.objects.filter(session_id=session_id)
+        .values_list("auto_rate_per_minute", flat=True)
+        .first()
+    )
+    return max(rate or NumberSettings._meta.get_field("auto_rate_per_minute").default, 1)

@@ -127,6 +127,7 @@ class Worker:
         if now - self._last_expiry >= EXPIRY_EVERY_SECONDS:
             await self.db(conv_services.outbox_expire)
             await self.db(conv_services.presence_expire)
+            await self.db(conv_services.conversations_auto_close, session_ids=list(self.runners))
             self._last_expiry = now
         for runner in self.runners.values():
             runner.check_silence(now)

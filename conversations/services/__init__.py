@@ -5,7 +5,8 @@ selectors, which apply the access rule; these functions trust their arguments.
 ``inbound`` stores what WhatsApp sends, ``outbox`` what agents send, ``start`` an
 agent writing first, ``agent`` the rest of what an agent does in the inbox;
 ``routing`` the menu bot, ``assignment`` availability and round-robin, ``queues`` the
-owner's queue setup.
+owner's queue setup; ``autoreply`` the greeting, away message, keyword rules and
+idle close.
 """
 
 from conversations.models import message_preview
@@ -29,6 +30,7 @@ from conversations.services.assignment import (
     presence_socket_opened,
     queue_drain,
 )
+from conversations.services.autoreply import conversations_auto_close
 from conversations.services.groups import group_info_store, group_known, groups_without_info
 from conversations.services.inbound import (
     history_import,
@@ -74,6 +76,7 @@ from conversations.services.team import (
 )
 
 __all__ = [
+    "conversations_auto_close",
     "MAX_SEND_ATTEMPTS",
     "MAX_TEXT_LENGTH",
     "ContactCard",

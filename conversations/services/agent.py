@@ -114,9 +114,16 @@ def conversation_move(*, conversation: Conversation, queue: Queue | None, by: Us
 
 
 def contact_update(
-    *, contact: Contact, saved_name: str | None = None, notes: str | None = None
+    *,
+    contact: Contact,
+    saved_name: str | None = None,
+    notes: str | None = None,
+    no_auto_messages: bool | None = None,
 ) -> Contact:
     fields = []
+    if no_auto_messages is not None:
+        contact.no_auto_messages = no_auto_messages
+        fields.append("no_auto_messages")
     if saved_name is not None:
         contact.saved_name = " ".join(saved_name.split())[:128]
         fields.append("saved_name")

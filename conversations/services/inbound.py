@@ -235,10 +235,28 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
         reopened: set[int] = set()
         _conversations_advance([message], live=True, reopened=reopened)
         message.conversation.contact = contact  # the event renders it: no extra query
+        replies = _automatic(session, [message], reopened)
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
+    _announce(replies)
     _route([message], reopened)
     return message
+
+
+def _automatic(
+    session: WhatsAppSession, messages: list[Message], reopened: set[int]
+) -> list[Message]:
+    """The automatic replies to these messages, stored in their transaction."""
+    # Imported here: autoreply builds on this module (a cycle at import time).
+    from conversations.services.autoreply import automatic_replies
+
+    return automatic_replies(session=session, messages=messages, reopened=reopened)
+
+
+def _announce(replies: list[Message]) -> None:
+    from conversations.services.autoreply import automatic_replies_announce
+
+    automatic_replies_announce(replies)
 
 
 def _route(messages: list[Message], reopened: set[int]) -> None:
@@ -295,6 +313,14 @@ def _conversations_advance(
                 message.kind, message.body, message.file_name, message.location_name
             )
             fields |= {"last_message_at", "last_message_preview"}
+        if (
+            live
+            and message.sent_by_id is not None
+            and message.direction == Message.Direction.OUTBOUND
+            and not message.automatic
+        ):
+            conv.last_agent_reply_at = message.created_at or timezone.now()
+            fields.add("last_agent_reply_at")
         if live and message.direction == Message.Direction.INBOUND:
             conv.unread_count += 1  # the row is locked: no lost update
             fields.add("unread_count")
@@ -329,9 +355,10 @@ def message_receive_batch(
         one = message_receive(session=session, msg=wanted[0]) if wanted else None
         return [one] if one is not None else []
     reopened: set[int] = set()
+    replies: list[Message] = []
     try:
         with transaction.atomic():
-            created = _receive_many(session, wanted, reopened)
+            created = _receive_many(session, wanted, reopened, replies)
     except IntegrityError:
         # Someone stored one of them between our check and our insert: one by one,
         # each deduped on its own.
@@ -339,12 +366,16 @@ def message_receive_batch(
         return [m for m in stored if m is not None]
     metrics.MESSAGES_IN.inc(len(created))
     events.messages_created(created)
+    _announce(replies)
     _route(created, reopened)
     return created
 
 
 def _receive_many(
-    session: WhatsAppSession, msgs: list[InboundMessage], reopened: set[int]
+    session: WhatsAppSession,
+    msgs: list[InboundMessage],
+    reopened: set[int],
+    replies: list[Message],
 ) -> list[Message]:
     # Contacts and conversations: once per address, in the order first seen, with the
     # name the last of its messages carried (what message after message would leave).
@@ -396,7 +427,9 @@ def _receive_many(
     for pk, conv in locked.items():  # the events show both: no query per conversation
         conv.contact = contacts[pk]
         conv.session = session
-    return [m for _msg, m in new]
+    stored = [m for _msg, m in new]
+    replies += _automatic(session, stored, reopened)
+    return stored
 
 
 def _by_wa_id(keys: Iterable[tuple[int, str]]) -> Q:

@@ -281,6 +281,7 @@ def bot_message_queue(*, conversation: Conversation, text: str) -> Message:
             kind=Message.Kind.TEXT,
             body=text,
             automatic=True,
+            auto_reason="menu",
         )
         _conversations_advance([message], live=True)
         # The event shows these: no query for them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from unittest import mock
 
 import pytest
@@ -128,6 +129,56 @@ def test_logout_and_delete_are_for_the_owner(client, number, alice, bob, charlie
     assert sorted(access_changed.call_args.args[0]) == sorted([alice.pk, bob.pk])
 
 
+def settings_form(row, **changes) -> dict:
+    """The admin's number-settings and keyword-rule inline fields, as saved (plus changes)."""
+    values = {
+        "time_zone": row.time_zone,
+        "greeting_on": row.greeting_on,
+        "greeting_delay_seconds": row.greeting_delay_seconds,
+        "greeting_message": row.greeting_message,
+        "away_message": row.away_message,
+        "away_period_hours": row.away_period_hours,
+        "business_hours": json.dumps(row.business_hours),
+        "auto_close_hours": row.auto_close_hours,
+        "auto_close_message": row.auto_close_message,
+        "auto_daily_cap": row.auto_daily_cap,
+        "agent_silence_minutes": row.agent_silence_minutes,
+        "auto_rate_per_minute": row.auto_rate_per_minute,
+        **changes,
+    }
+    return {
+        "keyword_rules-TOTAL_FORMS": 0,
+        "keyword_rules-INITIAL_FORMS": 0,
+        **{f"number_settings-0-{k}": v for k, v in values.items()},
+    }
+
+
+def test_admin_refuses_a_bad_schedule_and_saves_nothing(admin_client, number):
+    row = number.number_settings
+    data = {
+        "name": number.name,
+        "history_days": 7,
+        "sessionagent_set-TOTAL_FORMS": 0,
+        "sessionagent_set-INITIAL_FORMS": 0,
+        "number_settings-TOTAL_FORMS": 1,
+        "number_settings-INITIAL_FORMS": 1,
+        "number_settings-0-id": row.pk,
+        "number_settings-0-session": number.pk,
+        **settings_form(
+            row,
+            greeting_message="Olá",
+            business_hours=json.dumps({"weekly": {"mon": [["18:00", "08:00"]]}}),
+            time_zone="Nowhere/Atlantis",
+        ),
+    }
+    response = admin_client.post(f"/admin/whatsapp/whatsappsession/{number.pk}/change/", data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Unknown time zone" in page and "ends before it starts" in page
+    row.refresh_from_db()
+    assert (row.greeting_message, row.time_zone) == ("", "America/Sao_Paulo")
+
+
 def test_agents_added_in_the_admin_go_through_the_services(admin_client, number, charlie):
     settings_row = number.number_settings
     data = {
@@ -145,7 +196,7 @@ def test_agents_added_in_the_admin_go_through_the_services(admin_client, number,
         "number_settings-INITIAL_FORMS": 1,
         "number_settings-0-id": settings_row.pk,
         "number_settings-0-session": number.pk,
-        "number_settings-0-business_hours": "{}",
+        **settings_form(settings_row),
     }
     bob_id = data["sessionagent_set-0-user"]
     with mock.patch("realtime.events.access_changed") as access_changed:
