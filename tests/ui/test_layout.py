@@ -65,7 +65,7 @@ def test_no_page_scrolls_sideways(live, login, browser, viewport):
     page = login("alice")
     page.set_viewport_size(viewport)
     live.say("5511960000009", push_name="Largura Teresa", text="uma mensagem " * 40)
-    for path in PAGES:
+    for path in [*PAGES, f"/conversations/automatic/{live.session_id}/"]:
         page.goto(path)
         page.wait_for_load_state("load")
         assert_fits(page, path)
