@@ -15,6 +15,7 @@ from django.db import connection
 
 from conversations import services as conv_services
 from conversations.models import Conversation, Message
+from conversations.services import automation
 from whatsapp import services
 from whatsapp.models import WhatsAppSession
 
@@ -151,3 +152,57 @@ def test_a_killed_worker_hands_its_numbers_over_with_nothing_lost(worker_env, si
     )
     sent_ids = [s["message_id"] for s in c.sent("5511900000001")]
     assert sorted(sent_ids) == sorted(set(sent_ids)), "a reply went out twice"
+
+
+def test_automatic_replies_survive_a_killed_worker_exactly_once(worker_env, simulator, alice):
+    """Each customer message gets its keyword answer once: decided with the message, so
+    neither a SIGKILL after the commit (the outbox keeps it) nor a redelivery (the message
+    is a replay) sends it twice or skips it."""
+    c = simulator.control
+    number = services.session_create(owner=alice, name="Bot")
+    conf = automation.number_settings_get(session=number)
+    base = {f: getattr(conf, f) for f in automation.SETTINGS_FIELDS}
+    automation.number_settings_update(
+        session=number,
+        by=alice,
+        values={**base, "auto_daily_cap": 100, "auto_rate_per_minute": 600},
+    )
+    automation.keyword_rule_create(
+        session=number, values={"match": "contains", "pattern": "pedido", "answer": "Recebido"}
+    )
+    a = worker_env("a")
+    _wait(lambda: WhatsAppSession.objects.get(pk=number.pk).qr_code, 30, "QR")
+    c.post("/api/qr/scan", {"account": str(number.pk), "phone": "5511900000003"})
+    _wait(lambda: WhatsAppSession.objects.get(pk=number.pk).status == "connected", 30, "link")
+    (holder_a,) = _holders(number.pk)
+    b = worker_env("b")
+    customers = [f"55119888800{i:02d}" for i in range(4)]
+    inbound: list[str] = []
+    for i in range(40):
+        customer = customers[i % len(customers)]
+        inbound.append(c.send_message(to="5511900000003", **{"from": customer}, text=f"pedido {i}"))
+        if i == 15:
+            os.killpg(a.pid, signal.SIGKILL)
+        time.sleep(0.05)
+    _wait(
+        lambda: (h := _holders(number.pk)) and holder_a not in h and "" not in h,
+        45,
+        "the number moved to worker b",
+    )
+    _wait(
+        lambda: Message.objects.filter(wa_id__in=inbound).count() == len(inbound),
+        60,
+        "every message",
+    )
+    answers = Message.objects.filter(conversation__session=number, automatic=True)
+    assert answers.count() == len(inbound)  # one decided per message, none twice
+    sent = _wait(
+        lambda: (s := c.sent("5511900000003")) and len(s) >= len(inbound) and s,
+        60,
+        "every answer sent",
+    )
+    assert b.poll() is None
+    sent_ids = [s["message_id"] for s in sent]
+    assert sorted(sent_ids) == sorted(set(sent_ids)), "an answer went out twice"
+    assert set(answers.values_list("wa_id", flat=True)) <= set(sent_ids)
+    assert all(s["text"] == "Recebido" for s in sent)
