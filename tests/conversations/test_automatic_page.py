@@ -125,9 +125,7 @@ def test_agents_and_outsiders_cannot_open_it(client, number, bob, charlie):
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
 
 
-def test_rules_are_added_edited_moved_and_deleted_by_the_owner_only(
-    client, number, alice, charlie
-):
+def test_rules_are_added_edited_moved_and_deleted_by_the_owner_only(client, number, alice, charlie):
     c = _as(client, alice)
     url = f"/conversations/automatic/{number.pk}/rules/"
     c.post(url, {"match": "contains", "pattern": "preço", "answer": "Tabela", "active": "on"})
