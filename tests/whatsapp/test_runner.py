@@ -11,7 +11,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from conversations import services as conv_services
 from conversations.models import Contact, Conversation, Message
+from conversations.services import automation
 from whatsapp import services
 from whatsapp.config import WorkerConfig
 from whatsapp.dbthreads import Database
@@ -208,3 +210,77 @@ async def test_link_pressed_again_while_a_qr_code_shows_keeps_the_client(runner)
     runner.row = await sync_to_async(services.session_request_link)(session=runner.row)
     await runner._flush()
     assert not runner._restart.is_set()
+
+
+class SendingChild:
+    """Accepts every send, as a connected gateway child does."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def request(self, command: base.Command, timeout: float) -> object:
+        assert isinstance(command, base.SendText)
+        self.sent.append(command.text)
+        return base.SendResult(message_id=command.message_id, timestamp=timezone.now())
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_automatic_messages_are_paced_per_number_and_wait_rather_than_drop(
+    runner, alice, bob, monkeypatch
+):
+    """At most ``auto_rate_per_minute`` automatic messages a minute; the rest stay pending
+    for the next minute, and agents' replies are never held back."""
+
+    def arrange() -> Conversation:
+        WhatsAppSession.objects.filter(pk=runner.session_id).update(lease_token=runner.token)
+        conf = automation.number_settings_get(session=runner.row)
+        values = {f: getattr(conf, f) for f in automation.SETTINGS_FIELDS}
+        automation.number_settings_update(
+            session=runner.row, by=alice, values={**values, "auto_rate_per_minute": 2}
+        )
+        automation.keyword_rule_create(
+            session=runner.row, values={"match": "contains", "pattern": "oi", "answer": "Olá!"}
+        )
+        for i in range(4):
+            jid = f"55119888800{i:02d}@s.whatsapp.net"
+            conv_services.message_receive(
+                session=runner.row,
+                msg=base.InboundMessage(
+                    message_id=f"IN-{i}",
+                    chat=jid,
+                    sender=jid,
+                    timestamp=timezone.now(),
+                    kind=base.MessageKind.TEXT,
+                    text="oi",
+                ),
+            )
+        conversation = Conversation.objects.select_related("contact", "session").last()
+        conv_services.message_queue_outbound(user=alice, conversation=conversation, text="Oi!")
+        return conversation
+
+    await sync_to_async(arrange)()
+    runner.state = base.ConnState.CONNECTED
+    runner.child = SendingChild()
+    clock = [1000.0]
+    monkeypatch.setattr("whatsapp.runner.time.monotonic", lambda: clock[0])
+
+    await runner._send_outbox()
+
+    def statuses() -> list[tuple[bool, str]]:
+        return sorted(
+            Message.objects.filter(direction=Message.Direction.OUTBOUND).values_list(
+                "automatic", "status"
+            )
+        )
+
+    assert runner.child.sent.count("Olá!") == 2
+    # The agent's reply waits only behind its own conversation's automatic answer.
+    assert await sync_to_async(statuses)() in (
+        [(False, "pending"), (True, "pending"), (True, "pending"), (True, "sent"), (True, "sent")],
+        [(False, "sent"), (True, "pending"), (True, "pending"), (True, "sent"), (True, "sent")],
+    )
+    clock[0] += 61
+    await runner._send_outbox()
+    await runner._send_outbox()
+    assert runner.child.sent.count("Olá!") == 4 and "Oi!" in runner.child.sent
+    assert await sync_to_async(statuses)() == [(False, "sent")] + [(True, "sent")] * 4
