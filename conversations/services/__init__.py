@@ -16,9 +16,6 @@ from conversations.services.agent import (
     conversation_move,
     conversation_open,
     conversation_set_status,
-    quick_reply_create,
-    quick_reply_delete,
-    quick_reply_update,
 )
 from conversations.services.assignment import (
     conversation_auto_assign,
@@ -71,6 +68,14 @@ from conversations.services.team import (
     mentions_mark_read,
     note_add,
     tag_create,
+)
+from conversations.services.templates import (
+    quick_reply_create,
+    quick_reply_delete,
+    quick_reply_update,
+    template_render,
+    template_send,
+    template_upload,
 )
 
 __all__ = [
@@ -127,6 +132,9 @@ __all__ = [
     "quick_reply_create",
     "quick_reply_delete",
     "quick_reply_update",
+    "template_render",
+    "template_send",
+    "template_upload",
     "receipts_pending",
     "receipts_sent",
     "tag_create",
