@@ -12,6 +12,7 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from conversations import selectors, services
@@ -25,12 +26,12 @@ from whatsapp.selectors import session_owned_list
 
 # The variables table of the page: one row per value, its spellings.
 VARIABLE_HELP = [
-    ("{{nome}} · {{name}}", "The contact's name"),
-    ("{{agente}} · {{agent}}", "Your name (the agent sending it)"),
-    ("{{numero}} · {{number}}", "The number's phone (or its name)"),
-    ("{{saudacao}}", "bom dia / boa tarde / boa noite, by the number's clock"),
-    ("{{greeting}}", "good morning / good afternoon / good evening"),
-    ("{{protocolo}} · {{protocol}}", "The conversation's protocol (its id)"),
+    ("{{nome}} · {{name}}", gettext_noop("The contact's name")),
+    ("{{agente}} · {{agent}}", gettext_noop("Your name (the agent sending it)")),
+    ("{{numero}} · {{number}}", gettext_noop("The number's phone (or its name)")),
+    ("{{saudacao}}", gettext_noop("bom dia / boa tarde / boa noite, by the number's clock")),
+    ("{{greeting}}", gettext_noop("good morning / good afternoon / good evening, in English")),
+    ("{{protocolo}} · {{protocol}}", gettext_noop("The conversation's protocol (its id)")),
 ]
 
 
