@@ -278,6 +278,7 @@
       if (!q) return;
       closePicker();
       var ticket = ++picking;
+      var typed = text.value;
       text.value = "";
       text.placeholder = VB.t("template_loading");
       fetch(form.dataset.previewUrl + "?template=" + encodeURIComponent(q.id), {
@@ -303,7 +304,9 @@
           showPreview();
         })
         .catch(function () {
-          if (ticket === picking) VB.toast(VB.t("template_failed"), "error");
+          if (ticket !== picking) return;
+          text.value = typed;
+          VB.toast(VB.t("template_failed"), "error");
         })
         .finally(function () {
           if (ticket !== picking) return;
