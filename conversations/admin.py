@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -5,6 +6,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from conversations import services
@@ -157,6 +159,28 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
 
+@dataclass(frozen=True)
+class _FileLink:
+    name: str
+    url: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class _TemplateFileInput(forms.ClearableFileInput):
+    """Links the current file to the view that checks who asks (files are never public)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def format_value(self, value):
+        if self.is_initial(value):
+            return _FileLink(getattr(value.instance, "file_name", "") or str(value), self.url)
+        return None
+
+
 class TemplateAdminForm(forms.ModelForm):
     """The page's rules apply here too: unknown variables are refused on the text, a
     shared template belongs to its number's owner; saved by the template services."""
@@ -171,6 +195,8 @@ class TemplateAdminForm(forms.ModelForm):
             # Personal or shared stays as it was made.
             self.fields["owner"].disabled = True
             self.fields["session"].disabled = True
+            url = reverse("conversations:template_file", args=[self.instance.pk]) + "?download=1"
+            self.fields["file"].widget = _TemplateFileInput(url)
 
     def clean(self):
         data: dict[str, Any] = super().clean() or {}

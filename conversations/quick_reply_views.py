@@ -149,9 +149,9 @@ def template_delete(request: AuthedRequest, template_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def template_file(request: AuthedRequest, template_id: int) -> FileResponse:
-    """A template's file, only for those who may use the template."""
+    """A template's file, only for those who may use the template (and staff)."""
     try:
-        template = selectors.template_get(user=request.user, template_id=template_id)
+        template = selectors.template_file_get(user=request.user, template_id=template_id)
     except QuickReply.DoesNotExist:
         raise Http404 from None
     response = template_file_response(template, as_attachment=request.GET.get("download") == "1")

@@ -298,6 +298,14 @@ def template_get(*, user: AnyUser, template_id: int) -> QuickReply:
     return _templates_visible(user).select_related("session").get(pk=template_id)
 
 
+def template_file_get(*, user: AnyUser, template_id: int) -> QuickReply:
+    """A template whose file ``user`` may download: one they may use, or any for staff
+    (who manage every template in Django admin)."""
+    if user.is_authenticated and user.is_staff:
+        return QuickReply.objects.get(pk=template_id)
+    return template_get(user=user, template_id=template_id)
+
+
 def template_can_edit(*, user: AnyUser, template: QuickReply) -> bool:
     """Personal templates are their owner's to change; shared ones the number's owner's
     (its agents only use them)."""

@@ -226,6 +226,15 @@ def test_admin_refuses_unknown_variables_and_saves_through_the_services(staff, a
     assert template.text == "{{saudacao}}!"
 
 
+def test_admin_links_the_file_through_the_authorised_view(staff, alice):
+    template = services.quick_reply_create(owner=alice, shortcut="t", text="", upload=_pdf())
+    client = _as(staff)
+    page = client.get(f"/admin/conversations/quickreply/{template.pk}/change/").content.decode()
+    link = f"/conversations/templates/{template.pk}/file/?download=1"
+    assert f'href="{link}"' in page and "price list.pdf" in page
+    assert b"".join(client.get(link).streaming_content) == PDF
+
+
 def test_admin_refuses_a_shared_template_of_someone_else_s_number(staff, bob, number):
     response = _as(staff).post(
         "/admin/conversations/quickreply/add/",
