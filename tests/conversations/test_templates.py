@@ -196,6 +196,19 @@ def test_the_api_refuses_unknown_variables_on_the_text(alice):
     assert not QuickReply.objects.exists()
 
 
+def test_the_api_refuses_an_edit_with_unknown_variables_and_keeps_the_template(alice):
+    template = services.quick_reply_create(owner=alice, shortcut="oi", text="Oi {{nome}}")
+    response = _api(alice).put(
+        f"/api/whatsapp/templates/{template.pk}",
+        json.dumps({"shortcut": "novo", "text": "Oi {{nome}"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["code"] == "malformed_variable"
+    template.refresh_from_db()
+    assert (template.shortcut, template.text) == ("oi", "Oi {{nome}}")
+
+
 @pytest.fixture
 def staff(django_user_model):
     return django_user_model.objects.create_superuser(username="root", password="pw-root")
