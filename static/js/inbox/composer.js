@@ -294,8 +294,7 @@
           text.value = data.text;
           if (data.file) {
             file.value = "";
-            setKind("");
-            if (kind.value === "voice") kind.value = "";
+            setKind(""); // also drops a recorded voice note: one attachment at a time
             templateFile = data.file;
             templateInput.value = String(data.id);
           } else {
