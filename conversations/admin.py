@@ -1,9 +1,12 @@
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from conversations import services
@@ -21,6 +24,7 @@ from conversations.models import (
     Tag,
 )
 from conversations.services import contacts as contact_services
+from conversations.services import templates as template_services
 from conversations.services.queues import clean_queue_fields
 
 
@@ -155,12 +159,104 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
 
+@dataclass(frozen=True)
+class _FileLink:
+    name: str
+    url: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class _TemplateFileInput(forms.ClearableFileInput):
+    """Links the current file to the view that checks who asks (files are never public)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def format_value(self, value):
+        if self.is_initial(value):
+            return _FileLink(getattr(value.instance, "file_name", "") or str(value), self.url)
+        return None
+
+
+class TemplateAdminForm(forms.ModelForm):
+    """The page's rules apply here too: unknown variables are refused on the text, a
+    shared template belongs to its number's owner; saved by the template services."""
+
+    class Meta:
+        model = QuickReply
+        fields = ["owner", "session", "shortcut", "text", "file"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Personal or shared stays as it was made.
+            self.fields["owner"].disabled = True
+            self.fields["session"].disabled = True
+            url = reverse("conversations:template_file", args=[self.instance.pk]) + "?download=1"
+            self.fields["file"].widget = _TemplateFileInput(url)
+
+    def clean(self):
+        data: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return data
+        owner, session = data.get("owner"), data.get("session")
+        if session is not None and owner is not None and session.owner_id != owner.pk:
+            self.add_error("owner", _("A shared template belongs to its number's owner."))
+        upload = data.get("file")
+        new_upload = upload if isinstance(upload, UploadedFile) else None
+        has_file = new_upload is not None or (bool(upload) and upload is not False)
+        try:
+            if new_upload is not None:
+                template_services.template_file_check(new_upload)
+            data["shortcut"], data["text"] = template_services.template_clean(
+                data.get("shortcut") or "", data.get("text") or "", has_file
+            )
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        return data
+
+
 @admin.register(QuickReply)
 class QuickReplyAdmin(admin.ModelAdmin):
-    list_display = ["shortcut", "owner", "text"]
+    form = TemplateAdminForm
+    list_display = ["shortcut", "owner", "session", "file_name", "text"]
     search_fields = ["shortcut", "text"]
-    list_filter = ["owner"]
+    list_filter = ["session", "owner"]
+    list_select_related = ["owner", "session"]
     autocomplete_fields = ["owner"]
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        upload = data.get("file")
+        new_upload = upload if isinstance(upload, UploadedFile) else None
+        if change:
+            services.quick_reply_update(
+                quick_reply=QuickReply.objects.get(pk=obj.pk),
+                shortcut=data["shortcut"],
+                text=data["text"],
+                upload=new_upload,
+                remove_file=upload is False,
+            )
+        else:
+            created = services.quick_reply_create(
+                owner=data["owner"],
+                session=data.get("session"),
+                shortcut=data["shortcut"],
+                text=data["text"],
+                upload=new_upload,
+            )
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        services.quick_reply_delete(quick_reply=obj)
+
+    def delete_queryset(self, request, queryset):
+        for template in queryset:
+            services.quick_reply_delete(quick_reply=template)
 
 
 @admin.register(Tag)

@@ -1,4 +1,5 @@
-"""Serving a message's file (the same way to pages and to the API) and a group's picture."""
+"""Serving a message's file (the same way to pages and to the API), a template's file and a
+group's picture."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import mimetypes
 
 from django.http import FileResponse
 
-from conversations.models import Contact, Message
+from conversations.models import Contact, Message, QuickReply
 
 
 def _guarded(response: FileResponse) -> FileResponse:
@@ -35,5 +36,18 @@ def media_response(message: Message, *, as_attachment: bool) -> FileResponse | N
         content_type=content_type or "application/octet-stream",
         as_attachment=as_attachment,
         filename=message.file_name,  # "": Django names it after the stored file
+    )
+    return _guarded(response)
+
+
+def template_file_response(template: QuickReply, *, as_attachment: bool) -> FileResponse | None:
+    """The file of ``template`` (already access-checked), or None when it has none."""
+    if not template.file:
+        return None
+    response = FileResponse(
+        template.file.open("rb"),
+        content_type=template.mime_type or "application/octet-stream",
+        as_attachment=as_attachment,
+        filename=template.file_name,
     )
     return _guarded(response)

@@ -308,24 +308,60 @@ class Message(models.Model):
 
 
 class QuickReply(models.Model):
+    """A message template (it grew out of quick replies, hence its name here): personal
+    (``session`` empty: its owner's alone) or shared by a number's owner with that
+    number's agents (``session`` set). The text may hold variables
+    (``conversations/services/variables.py``), checked when it is saved; an optional file
+    goes with it as the caption's attachment."""
+
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quick_replies"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="quick_replies",
+        verbose_name=_("owner"),
+    )
+    session = models.ForeignKey(
+        WhatsAppSession,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="templates",
+        verbose_name=_("shared on number"),
+        help_text=_("Empty: personal, only its owner sees it."),
     )
     shortcut = models.SlugField(_("shortcut"), max_length=50)
-    text = models.TextField(_("text"))
+    text = models.TextField(_("text"), blank=True, default="")
+    file = models.FileField(_("file"), upload_to="templates/%Y/%m/", blank=True, max_length=255)
+    file_name = models.CharField(_("file name"), max_length=255, blank=True, default="")
+    mime_type = models.CharField(_("MIME type"), max_length=127, blank=True, default="")
+    file_size = models.BigIntegerField(_("size"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         db_table = "whatsapp_quick_replies"
-        verbose_name = _("quick reply")
-        verbose_name_plural = _("quick replies")
+        verbose_name = _("template")
+        verbose_name_plural = _("templates")
         ordering = ["shortcut"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "shortcut"], name="uniq_quick_reply"),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                condition=Q(session__isnull=True),
+                name="uniq_personal_template",
+            ),
+            models.UniqueConstraint(
+                fields=["session", "shortcut"],
+                condition=Q(session__isnull=False),
+                name="uniq_shared_template",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"/{self.shortcut}"
+
+    @property
+    def is_shared(self) -> bool:
+        return self.session_id is not None
 
 
 # Kinds that carry a file (the ones an agent can also send).

@@ -264,16 +264,73 @@ def sessions_with_work(*, session_ids: list[int]) -> set[int]:
     return set(outbox.distinct()) | set(receipts.distinct())
 
 
-def quick_reply_list(*, user: AnyUser) -> list[QuickReply]:
-    """The user's own quick replies, by shortcut."""
+def _templates_visible(user: AnyUser) -> QuerySet[QuickReply]:
+    if not user.is_authenticated:
+        return QuickReply.objects.none()
+    return QuickReply.objects.filter(
+        Q(owner=user, session__isnull=True) | Q(session__in=visible_session_ids(user))
+    )
+
+
+def template_list(*, user: AnyUser) -> list[QuickReply]:
+    """The templates ``user`` may use: their own personal ones, and those shared on the
+    numbers they own or work; by shortcut, personal first."""
+    rows = _templates_visible(user).select_related("session").order_by("shortcut", "pk")
+    return sorted(rows, key=lambda t: (t.shortcut, t.session_id is not None))
+
+
+def template_list_for_conversation(
+    *, user: AnyUser, conversation: Conversation
+) -> list[QuickReply]:
+    """The templates the composer offers in ``conversation`` (one ``user`` may see): their
+    personal ones and those shared on its number."""
     if not user.is_authenticated:
         return []
-    return list(QuickReply.objects.filter(owner=user).order_by("shortcut"))
+    rows = QuickReply.objects.filter(
+        Q(owner=user, session__isnull=True) | Q(session_id=conversation.session_id)
+    ).order_by("shortcut", "pk")
+    return sorted(rows, key=lambda t: (t.shortcut, t.session_id is not None))
 
 
-def quick_reply_get(*, user: AnyUser, quick_reply_id: int) -> QuickReply:
-    """One of the user's quick replies; ``QuickReply.DoesNotExist`` for anyone else's."""
-    return QuickReply.objects.get(pk=quick_reply_id, owner_id=user.pk)
+def template_get(*, user: AnyUser, template_id: int) -> QuickReply:
+    """A template ``user`` may use (and read the file of); ``QuickReply.DoesNotExist``
+    for anyone else's."""
+    return _templates_visible(user).select_related("session").get(pk=template_id)
+
+
+def template_file_get(*, user: AnyUser, template_id: int) -> QuickReply:
+    """A template whose file ``user`` may download: one they may use, or any for staff
+    (who manage every template in Django admin)."""
+    if user.is_authenticated and user.is_staff:
+        return QuickReply.objects.get(pk=template_id)
+    return template_get(user=user, template_id=template_id)
+
+
+def template_can_edit(*, user: AnyUser, template: QuickReply) -> bool:
+    """Personal templates are their owner's to change; shared ones the number's owner's
+    (its agents only use them)."""
+    if template.session_id is None:
+        return template.owner_id == user.pk
+    session = template.session
+    return session is not None and session.owner_id == user.pk
+
+
+def template_editable_get(*, user: AnyUser, template_id: int) -> QuickReply:
+    """A template ``user`` may change or delete; ``QuickReply.DoesNotExist`` otherwise
+    (a shared one an agent only uses answers as if it did not exist)."""
+    template = template_get(user=user, template_id=template_id)
+    if not template_can_edit(user=user, template=template):
+        raise QuickReply.DoesNotExist
+    return template
+
+
+def template_for_conversation(
+    *, user: AnyUser, conversation: Conversation, template_id: int
+) -> QuickReply:
+    """A template ``user`` may use in ``conversation``: theirs, or shared on its number."""
+    return QuickReply.objects.filter(
+        Q(owner_id=user.pk, session__isnull=True) | Q(session_id=conversation.session_id)
+    ).get(pk=template_id)
 
 
 # --- Teams: tags and mentions --------------------------------------------------------------

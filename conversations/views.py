@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.http import (
     FileResponse,
     Http404,
@@ -34,7 +35,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from conversations import selectors, services
 from conversations.files import group_picture_response, media_response
-from conversations.models import Contact, Conversation, Message
+from conversations.models import Contact, Conversation, Message, QuickReply
 from conversations.queue_selectors import (
     conversation_events,
     queue_visible_list,
@@ -42,7 +43,7 @@ from conversations.queue_selectors import (
 )
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
-from vbcrm.errors import error_items, first_error
+from vbcrm.errors import error_items, field_error, first_error
 from vbcrm.htmx import toast
 from vbcrm.params import positive_int
 from vbcrm.types import AuthedRequest
@@ -151,8 +152,16 @@ def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[
         "members": session_members(session=conversation.session),
         **thread_queue_context(conversation, page[-THREAD_PAGE:], len(page) > THREAD_PAGE),
         "quick_replies": [
-            {"shortcut": q.shortcut, "text": q.text}
-            for q in selectors.quick_reply_list(user=request.user)
+            {
+                "id": t.pk,
+                "shortcut": t.shortcut,
+                "text": t.text,
+                "shared": t.session_id is not None,
+                "file_name": t.file_name if t.file else "",
+            }
+            for t in selectors.template_list_for_conversation(
+                user=request.user, conversation=conversation
+            )
         ],
         "max_upload": settings.VBCRM_MAX_UPLOAD_BYTES,
     }
@@ -308,13 +317,18 @@ def send_message(request: AuthedRequest, conversation_id: int) -> JsonResponse:
     """The composer: text and/or one file. Answers the new (pending) message's fragment so
     the page shows it at once; the same message then arrives over the socket, by id."""
     conversation = _conversation_or_404(request, conversation_id)
+    upload = request.FILES.get("file")
+    template_id = positive_int(request.POST.get("template"))
     try:
+        if template_id is not None and upload is None and not request.POST.get("kind"):
+            # A template picked in the composer: its file goes with the (edited) text.
+            upload = _template_upload(request, conversation, template_id)
         message = services.message_send(
             user=request.user,
             conversation=conversation,
             # Browsers submit a textarea's new lines as CRLF; WhatsApp's are LF.
             text=request.POST.get("text", "").replace("\r\n", "\n"),
-            upload=request.FILES.get("file"),
+            upload=upload,
             # A recording from the page's microphone button goes as a voice note.
             kind="voice" if request.POST.get("kind") == "voice" else None,
             reply_to_id=positive_int(request.POST.get("reply_to")),
@@ -329,6 +343,18 @@ def send_message(request: AuthedRequest, conversation_id: int) -> JsonResponse:
         request=request,
     )
     return JsonResponse({"message": {**message_data(message), "html": html}}, status=201)
+
+
+def _template_upload(
+    request: AuthedRequest, conversation: Conversation, template_id: int
+) -> UploadedFile | None:
+    try:
+        template = selectors.template_for_conversation(
+            user=request.user, conversation=conversation, template_id=template_id
+        )
+    except QuickReply.DoesNotExist:
+        raise field_error("template", _("This template no longer exists."), "not_found") from None
+    return services.template_upload(template=template)
 
 
 def _float(value: str | None) -> float | None:

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from vbcrm.errors import unstorable
+from vbcrm.variables import variables_check
 from whatsapp import hours
 from whatsapp.models import KeywordRule
 
@@ -51,6 +52,11 @@ def _text_errors(field: str, value: str, errors: dict[str, list[str]]) -> None:
         errors.setdefault(field, []).append(
             _("At most %(n)d characters.") % {"n": MAX_MESSAGE_LENGTH}
         )
+    else:
+        try:
+            variables_check(value, field)
+        except ValidationError as exc:
+            errors.setdefault(field, []).extend(exc.message_dict[field])
 
 
 def settings_clean(values: dict[str, Any]) -> dict[str, Any]:

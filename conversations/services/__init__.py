@@ -17,9 +17,6 @@ from conversations.services.agent import (
     conversation_move,
     conversation_open,
     conversation_set_status,
-    quick_reply_create,
-    quick_reply_delete,
-    quick_reply_update,
 )
 from conversations.services.assignment import (
     conversation_auto_assign,
@@ -73,6 +70,14 @@ from conversations.services.team import (
     mentions_mark_read,
     note_add,
     tag_create,
+)
+from conversations.services.templates import (
+    quick_reply_create,
+    quick_reply_delete,
+    quick_reply_update,
+    template_render,
+    template_send,
+    template_upload,
 )
 
 __all__ = [
@@ -130,6 +135,9 @@ __all__ = [
     "quick_reply_create",
     "quick_reply_delete",
     "quick_reply_update",
+    "template_render",
+    "template_send",
+    "template_upload",
     "receipts_pending",
     "receipts_sent",
     "tag_create",

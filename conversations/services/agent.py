@@ -1,13 +1,12 @@
 """What an agent does in the inbox besides replying: reading, assigning, closing,
-naming contacts, opening conversations and keeping quick replies."""
+naming contacts and opening conversations."""
 
 from __future__ import annotations
 
 import logging
-import re
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,11 +16,9 @@ from conversations.models import (
     ConversationEvent,
     Message,
     Queue,
-    QuickReply,
 )
 from conversations.services import assignment, routing
 from conversations.services.inbound import _Addresses, _contact_for, _conversation_for
-from conversations.services.outbox import MAX_TEXT_LENGTH
 from realtime import events
 from vbcrm.errors import field_error
 from vbcrm.types import User
@@ -149,56 +146,3 @@ def conversation_open(*, session: WhatsAppSession, phone: str, jid: str = "") ->
         contact = _contact_for(session, _Addresses(jid=jid, lid="", phone=phone), "")
         conversation = _conversation_for(session, contact)
     return conversation
-
-
-# --- Quick replies ----------------------------------------------------------------------
-
-
-def _quick_reply_fields(shortcut: str, text: str) -> tuple[str, str]:
-    shortcut = (shortcut or "").strip().lstrip("/").lower()
-    if not re.fullmatch(r"[a-z0-9_-]{1,50}", shortcut):
-        raise field_error(
-            "shortcut",
-            _("Use 1 to 50 letters, digits, hyphens or underscores (no spaces)."),
-            "invalid_shortcut",
-        )
-    text = (text or "").strip()
-    if not text:
-        raise field_error("text", _("Write the text of the reply."), "required")
-    if len(text) > MAX_TEXT_LENGTH:
-        raise field_error(
-            "text",
-            _("Messages are limited to %(n)d characters.") % {"n": MAX_TEXT_LENGTH},
-            "too_long",
-        )
-    return shortcut, text
-
-
-def quick_reply_create(*, owner: User, shortcut: str, text: str) -> QuickReply:
-    """A canned answer the agent inserts by typing ``/shortcut`` in the composer."""
-    shortcut, text = _quick_reply_fields(shortcut, text)
-    try:
-        with transaction.atomic():
-            reply = QuickReply.objects.create(owner=owner, shortcut=shortcut, text=text)
-    except IntegrityError:
-        raise field_error(
-            "shortcut", _("You already have a quick reply with this shortcut."), "duplicate"
-        ) from None
-    logger.info("quick reply created id=%s owner=%s", reply.pk, owner.pk)
-    return reply
-
-
-def quick_reply_update(*, quick_reply: QuickReply, shortcut: str, text: str) -> QuickReply:
-    quick_reply.shortcut, quick_reply.text = _quick_reply_fields(shortcut, text)
-    try:
-        with transaction.atomic():
-            quick_reply.save(update_fields=["shortcut", "text"])
-    except IntegrityError:
-        raise field_error(
-            "shortcut", _("You already have a quick reply with this shortcut."), "duplicate"
-        ) from None
-    return quick_reply
-
-
-def quick_reply_delete(*, quick_reply: QuickReply) -> None:
-    quick_reply.delete()

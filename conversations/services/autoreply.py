@@ -40,6 +40,7 @@ from conversations.models import Conversation, ConversationEvent, Message
 from conversations.services.agent import conversation_set_status
 from conversations.services.inbound import _conversations_advance
 from conversations.services.routing import normalise_answer
+from conversations.services.variables import variables_render
 from realtime import events
 from whatsapp import hours
 from whatsapp.automation import compile_rule
@@ -195,6 +196,7 @@ def automatic_replies(
     now = timezone.now()
     for inbound in latest.values():
         conversation = inbound[0].conversation
+        conversation.session = session  # the variables read it: no query
         contact = conversation.contact
         if contact.is_group or contact.no_auto_messages or _is_self(session, conversation):
             continue
@@ -213,7 +215,8 @@ def automatic_replies(
                 budget,
             )
         for reason, text, file_name, delay in planned[:budget]:
-            replies.append(_reply(conversation, reason, text, file_name, now, delay))
+            body = variables_render(text, conversation=conversation, agent=None, zone=s.zone)
+            replies.append(_reply(conversation, reason, body, file_name, now, delay))
     if replies:
         Message.objects.bulk_create(replies)
         _conversations_advance(replies, live=True)
@@ -377,7 +380,10 @@ def _close_one(pk: int, conf: NumberSettings, cutoff: datetime, now: datetime) -
             or contact.no_auto_messages
             or _is_self(conversation.session, conversation)
         ):
-            message = _reply(conversation, CLOSE, text, "", now, 0)
+            body = variables_render(
+                text, conversation=conversation, agent=None, zone=number_zone(conf)
+            )
+            message = _reply(conversation, CLOSE, body, "", now, 0)
             message.save()
             _conversations_advance([message], live=True)
             message.conversation.contact = contact

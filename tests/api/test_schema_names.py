@@ -14,6 +14,7 @@ API_MODULES = [
     "conversations.contact_api",
     "conversations.team_api",
     "conversations.queue_api",
+    "conversations.template_api",
     "whatsapp.api",
     "vbcrm.api",
     "vbcrm.api_base",

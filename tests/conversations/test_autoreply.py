@@ -421,3 +421,30 @@ def test_bad_settings_are_refused_and_nothing_is_saved(number, alice, values, fi
     after = NumberSettings.objects.get(session=number)
     assert after.greeting_message == before.greeting_message
     assert after.updated_at == before.updated_at
+
+
+def test_automatic_messages_fill_their_variables_in_the_numbers_time_zone(number, alice):
+    setup(
+        number,
+        alice,
+        time_zone="Asia/Tokyo",
+        greeting_enabled=True,
+        greeting_message="{{saudacao}}, {{nome}}! Protocolo {{protocolo}}.",
+    )
+    with at(datetime(2026, 12, 2, 0, 30, tzinfo=UTC)):  # 09:30 in Tokyo, 21:30 in São Paulo
+        message = say(number, push_name="Rita")
+    assert auto(message.conversation) == [
+        ("greeting", f"Bom dia, Rita! Protocolo {message.conversation_id}.")
+    ]
+
+
+def test_unknown_variables_are_refused_when_saved(number, alice):
+    with pytest.raises(ValidationError) as exc:
+        setup(number, alice, away_message="Olá {{cliente}}", auto_close_message="{{nome}")
+    assert set(exc.value.message_dict) == {"away_message", "auto_close_message"}
+    with pytest.raises(ValidationError) as exc:
+        automation.keyword_rule_create(
+            session=number, values={"pattern": "oi", "answer": "Oi {{empresa}}"}
+        )
+    assert "{{empresa}}" in exc.value.message_dict["answer"][0]
+    assert NumberSettings.objects.get(session=number).away_message == ""

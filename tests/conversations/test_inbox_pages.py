@@ -438,22 +438,24 @@ def test_sync_refuses_a_missing_since_and_hides_others_conversations(client, con
 
 def test_quick_replies_are_managed_by_their_owner(client, alice, bob):
     _as(client, alice)
-    response = client.post("/conversations/quick-replies/", {"shortcut": "/Oi", "text": "Olá!"})
+    response = client.post("/conversations/templates/", {"shortcut": "/Oi", "text": "Olá!"})
     assert response.status_code == 302
     reply = QuickReply.objects.get()
     assert (reply.shortcut, reply.text, reply.owner) == ("oi", "Olá!", alice)
-    duplicate = client.post("/conversations/quick-replies/", {"shortcut": "oi", "text": "x"})
+    duplicate = client.post("/conversations/templates/", {"shortcut": "oi", "text": "x"})
     assert duplicate.status_code == 400 and "already have" in duplicate.content.decode()
-    bad = client.post("/conversations/quick-replies/", {"shortcut": "a b", "text": "x"})
+    # the old address of the page leads to the new one
+    assert client.get("/conversations/quick-replies/")["Location"] == "/conversations/templates/"
+    bad = client.post("/conversations/templates/", {"shortcut": "a b", "text": "x"})
     assert bad.status_code == 400
-    client.post(f"/conversations/quick-replies/{reply.pk}/", {"shortcut": "ola", "text": "Oi!"})
+    client.post(f"/conversations/templates/{reply.pk}/", {"shortcut": "ola", "text": "Oi!"})
     reply.refresh_from_db()
     assert reply.shortcut == "ola"
     _as(client, bob)
-    assert client.post(f"/conversations/quick-replies/{reply.pk}/delete/").status_code == 404
-    assert 'value="ola"' not in client.get("/conversations/quick-replies/").content.decode()
+    assert client.post(f"/conversations/templates/{reply.pk}/delete/").status_code == 404
+    assert 'value="ola"' not in client.get("/conversations/templates/").content.decode()
     _as(client, alice)
-    client.post(f"/conversations/quick-replies/{reply.pk}/delete/")
+    client.post(f"/conversations/templates/{reply.pk}/delete/")
     assert not QuickReply.objects.exists()
 
 

@@ -93,7 +93,7 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live, viewport):
         found += axe_violations(page, "the connect window")
 
         for path in (
-            "/conversations/quick-replies/",
+            "/conversations/templates/",
             f"/conversations/automatic/{live.session_id}/",
             "/profile/",
             "/password/",

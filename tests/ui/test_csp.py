@@ -87,7 +87,7 @@ def test_the_agents_pages_keep_their_policy(live, login):
     expect(page.locator("#messages")).to_contain_text("CSP check")
     assert_no_violations(page, "a thread's own page")
 
-    for path in ("/conversations/quick-replies/", "/profile/", "/password/"):
+    for path in ("/conversations/templates/", "/profile/", "/password/"):
         visit(page, path)
         assert_no_violations(page, path)
 

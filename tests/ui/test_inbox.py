@@ -230,11 +230,11 @@ def test_an_outsider_sees_none_of_it(live, login):
 
 def test_actions_contact_panel_and_quick_replies(live, login):
     page = login("alice")
-    page.goto("/conversations/quick-replies/")
+    page.goto("/conversations/templates/")
     page.fill("form.qr-form input[name=shortcut]", "pix")
     page.fill("form.qr-form textarea[name=text]", "Nossa chave PIX é 12.345.678/0001-90.")
     page.click("form.qr-form button[type=submit]")
-    expect(page.locator("form.qr-edit input[name=shortcut]")).to_have_value("pix")
+    expect(page.locator("form.qr-edit input[name=shortcut][value=pix]")).to_have_count(1)
     live.say("5511970000008", push_name="Gil Acoes", text="Como pago?")
     page.goto("/")
     open_conversation(page, "Gil Acoes")

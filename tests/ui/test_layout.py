@@ -18,7 +18,7 @@ VIEWPORTS = pytest.mark.parametrize(
 PAGES = [
     "/",
     "/numbers/",
-    "/conversations/quick-replies/",
+    "/conversations/templates/",
     "/contacts/",
     "/contacts/fields/",
     "/profile/",

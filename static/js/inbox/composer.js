@@ -1,7 +1,8 @@
 /* The inbox page: the composer under the open thread. Text and one file, a preview of
- * the file before it is sent, a location or a contact card instead (📍 / 👤), quick
- * replies picked by typing "/", and sending with a client key so that sending again
- * after a network error cannot make a duplicate. */
+ * the file before it is sent, a location or a contact card instead (📍 / 👤), templates
+ * picked by typing "/" (the server fills their variables for this conversation: the
+ * agent sees and may change the text, and the template's file goes with it), and sending
+ * with a client key so that sending again after a network error cannot make a duplicate. */
 (function () {
   "use strict";
 
@@ -31,6 +32,10 @@
     var preview = form.querySelector("#attach-preview");
     var picker = form.querySelector("#qr-picker");
     var quick = VB.readJSON("vb-quick-replies", []);
+    var templateInput = form.querySelector("input[name=template]");
+    // The picked template's file, sent with the text unless the agent removes it.
+    var templateFile = null;
+    var picking = 0;
     var maxBytes = Number(form.dataset.maxBytes);
     var matches = [];
     var chosen = 0;
@@ -65,6 +70,7 @@
       });
       if (value) {
         file.value = "";
+        clearTemplateFile();
         showPreview();
         form.querySelector("fieldset[data-kind=" + value + "] input").focus();
       }
@@ -142,9 +148,30 @@
       text.style.height = Math.min(text.scrollHeight, 200) + "px";
     }
 
+    function clearTemplateFile() {
+      templateFile = null;
+      templateInput.value = "";
+    }
+
     function showPreview(error) {
       preview.replaceChildren();
       var f = file.files[0];
+      if (!f && !error && templateFile) {
+        var from = document.createElement("span");
+        from.className = "file-name from-template";
+        from.textContent = "📎 " + templateFile.name + " · " + VB.t("template_file");
+        var drop = document.createElement("button");
+        drop.type = "button";
+        drop.className = "link";
+        drop.textContent = VB.t("remove_file");
+        drop.addEventListener("click", function () {
+          clearTemplateFile();
+          showPreview();
+        });
+        preview.append(from, drop);
+        preview.hidden = false;
+        return;
+      }
       if (error) {
         var msg = document.createElement("p");
         msg.className = "error";
@@ -192,6 +219,7 @@
 
     file.addEventListener("change", function () {
       var f = file.files[0];
+      if (f) clearTemplateFile();
       if (f && kind.value) setKind("");
       if (kind.value === "voice") kind.value = "";
       if (f && f.size > maxBytes) {
@@ -231,7 +259,8 @@
         var b = document.createElement("strong");
         b.textContent = "/" + q.shortcut;
         var s = document.createElement("span");
-        s.textContent = q.text;
+        s.textContent = (q.shared ? "👥 " : "") + (q.file_name ? "📎 " : "") + q.text;
+        if (q.shared) li.title = VB.t("shared_template");
         li.append(b, s);
         li.addEventListener("mousedown", function (e) {
           e.preventDefault();
@@ -242,13 +271,48 @@
       picker.hidden = false;
     }
 
+    // The preview: the text with this conversation's values, from the server; the agent
+    // can still change it before sending.
     function pick(i) {
       var q = matches[i];
       if (!q) return;
-      text.value = q.text;
       closePicker();
-      grow();
-      text.focus();
+      var ticket = ++picking;
+      var typed = text.value;
+      text.value = "";
+      text.placeholder = VB.t("template_loading");
+      fetch(form.dataset.previewUrl + "?template=" + encodeURIComponent(q.id), {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      })
+        .then(function (r) {
+          if (!r.ok) throw new Error(String(r.status));
+          return r.json();
+        })
+        .then(function (data) {
+          if (ticket !== picking) return;
+          text.value = data.text;
+          if (data.file) {
+            file.value = "";
+            setKind(""); // also drops a recorded voice note: one attachment at a time
+            templateFile = data.file;
+            templateInput.value = String(data.id);
+          } else {
+            clearTemplateFile();
+          }
+          showPreview();
+        })
+        .catch(function () {
+          if (ticket !== picking) return;
+          text.value = typed;
+          VB.toast(VB.t("template_failed"), "error");
+        })
+        .finally(function () {
+          if (ticket !== picking) return;
+          setNoteMode();
+          grow();
+          text.focus();
+        });
     }
 
     text.addEventListener("input", function () {
@@ -284,9 +348,10 @@
     });
 
     function send() {
-      if (sending || (!text.value.trim() && !file.files.length && !kind.value)) return;
+      if (sending || (!text.value.trim() && !file.files.length && !kind.value && !templateFile))
+        return;
       var noting = !!(noteMode && noteMode.checked);
-      if (noting && (file.files.length || kind.value)) {
+      if (noting && (file.files.length || kind.value || templateFile)) {
         VB.toast(VB.t("note_text_only"), "error");
         return;
       }
@@ -330,6 +395,7 @@
           text.value = "";
           file.value = "";
           setKind("");
+          clearTemplateFile();
           showPreview();
           grow();
           newClientKey(form);
