@@ -29,6 +29,7 @@ from whatsapp.config import WorkerConfig
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
 from whatsapp.gateway.process import GATEWAYS
+from whatsapp.gateway.shards import ShardPool
 from whatsapp.models import WhatsAppSession
 from whatsapp.runner import NumberRunner
 
@@ -45,6 +46,12 @@ class Worker:
     def __init__(self, config: WorkerConfig | None = None) -> None:
         self.config = config or WorkerConfig.from_settings()
         self.session_path = GATEWAYS[self.config.gateway]
+        # Several numbers per child process, when configured (whatsapp/gateway/shards.py).
+        self.shards = (
+            ShardPool(self.session_path, self.config.numbers_per_process)
+            if self.config.numbers_per_process > 1
+            else None
+        )
         self.db = Database()
         self.runners: dict[int, NumberRunner] = {}
         self._stopping = asyncio.Event()
@@ -198,6 +205,7 @@ class Worker:
                 row=row,
                 token=token,
                 drop=self.drop,
+                shards=self.shards,
             )
             self.runners[session_id] = runner
             await self._follow(session_id)
