@@ -17,6 +17,9 @@ from tests.test_settings import CLEAN, ROOT, settings_with
 from tests.whatsapp.conftest import link, running_worker, status_of, wait_for
 from whatsapp import services
 from whatsapp.config import WorkerConfig
+from whatsapp.gateway.base import ConnState, Event, QRCode, SessionConfig, StateChanged
+from whatsapp.gateway.process import GATEWAYS
+from whatsapp.gateway.shards import ShardPool
 from whatsapp.models import WhatsAppSession
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -119,3 +122,63 @@ def test_numbers_per_process_below_one_is_refused(tmp_path):
     )
     assert out.returncode != 0
     assert "WHATSAPP_NUMBERS_PER_PROCESS must be 1 or more" in out.stderr
+
+
+# --- real neonize clients sharing a shard (offline: they fail to connect and retry) ----
+
+
+def _neonize_config(tmp_path, account: str) -> SessionConfig:
+    return SessionConfig(
+        account=account,
+        store=str(tmp_path / f"number-{account}.sqlite3"),
+        device_jid="",
+        media_dir=str(tmp_path),
+        options={"retry_initial": 0.2, "retry_max": 1.0},
+    )
+
+
+async def _running(events: list[Event], timeout: float = 60) -> None:
+    """Wait until the client got past starting: a failed connect, or a QR code if online."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if any(
+            isinstance(e, QRCode)
+            or (isinstance(e, StateChanged) and e.state == ConnState.DISCONNECTED)
+            for e in events
+        ):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the client never ran: {events!r}")
+
+
+async def test_real_clients_share_a_shard_and_come_back_after_it_is_killed(tmp_path):
+    pool = ShardPool(GATEWAYS["neonize"], per_process=2)
+    events: dict[str, list[Event]] = {"1": [], "2": [], "3": []}
+    members = {a: pool.member(_neonize_config(tmp_path, a), events[a].append) for a in events}
+    for member in members.values():
+        await member.start()
+    try:
+        for account in events:
+            await _running(events[account])
+        assert members["1"].pid == members["2"].pid != members["3"].pid
+        killed, other = members["1"].pid, members["3"].pid
+        assert killed is not None
+
+        os.kill(killed, signal.SIGKILL)
+        await asyncio.wait_for(members["1"].wait_exited(), 30)
+        await asyncio.wait_for(members["2"].wait_exited(), 30)
+        assert members["3"].is_alive() and members["3"].pid == other
+
+        for account in ("1", "2"):  # what each number's runner does: start it again
+            events[account].clear()
+            members[account] = pool.member(
+                _neonize_config(tmp_path, account), events[account].append
+            )
+            await members[account].start()
+        for account in ("1", "2"):
+            await _running(events[account])
+        assert killed not in {m.pid for m in members.values()}
+        assert members["3"].pid == other  # never restarted
+    finally:
+        await asyncio.gather(*(m.stop(timeout=20) for m in members.values()))
+    assert pool.shards == [] or all(s.closing or s.gone for s in pool.shards)
