@@ -93,7 +93,9 @@ def shard_main(conn: Connection, session_path: str, name: str) -> None:
         except (BrokenPipeError, EOFError, OSError):
             closed.set()
 
-    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cmd")
+    # Commands and closes of all the shard's numbers: a number being closed (up to
+    # CLOSE_SECONDS) must not hold up its neighbours' sends.
+    pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cmd")
 
     def open_one(account: str, config: SessionConfig) -> None:
         one = _Hosted(account, send)
@@ -348,9 +350,13 @@ class ShardMember(GatewayChild):
         """The shard's process is joined by the shard, not by each of its numbers."""
 
     async def stop(self, timeout: float = 15.0) -> None:
-        """Close this number's session in the shard; kill the shard if it does not."""
+        """Close this number's session in the shard; kill the shard if it does not.
+
+        The session's own stop is bounded (CLOSE_SECONDS): it is given that long at least,
+        as killing the shard would restart its neighbours too."""
         if self._loop is None:
             return
+        timeout = max(timeout, CLOSE_SECONDS + 5)
         if not self._exited.is_set():
             try:
                 self._send(("stop",))
