@@ -185,6 +185,14 @@ class Worker:
             only=self.config.only_session,
         )
         for session_id, token in claimed:
+            running = self.runners.get(session_id)
+            if running is not None:
+                # Our own lease ran out before its renewal came round (a loop held up by
+                # a busy machine) and this claim took it back: keep the running client
+                # under the new token; a second runner would start a second child.
+                logger.warning("session=%s lease lapsed and was claimed again", session_id)
+                running.token = token
+                continue
             row = await self.db(selectors.session_get_by_id, session_id=session_id)
             if row is None:
                 # Deleted since the claim (created and deleted at once): nothing to run,
