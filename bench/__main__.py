@@ -15,6 +15,7 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
   BENCH_INGEST_RUNS    saturation runs (and batched baselines)      3
   BENCH_RAW_BATCH      messages per transaction, batched baseline   100
   BENCH_NUMBERS        numbers for the memory run                   1,10,50
+  BENCH_NUMBERS_PER_PROCESS  real numbers per child, shared rows     10 (1: none)
   BENCH_CONVERSATIONS  conversations generated for the reads        100000
   BENCH_MESSAGES       messages generated for the reads             2000000
   BENCH_READ_REPEAT    timed requests per read                      30
@@ -67,6 +68,7 @@ def knobs() -> dict[str, Any]:
         "ingest_runs": _int("BENCH_INGEST_RUNS", 3),
         "raw_batch": _int("BENCH_RAW_BATCH", 100),
         "numbers": [int(n) for n in (os.environ.get("BENCH_NUMBERS") or "1,10,50").split(",")],
+        "numbers_per_process": _int("BENCH_NUMBERS_PER_PROCESS", 10),
         "conversations": _int("BENCH_CONVERSATIONS", 100_000),
         "messages": _int("BENCH_MESSAGES", 2_000_000),
         "read_repeat": _int("BENCH_READ_REPEAT", 30),
@@ -222,13 +224,57 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
 
         section("loadhold", loadhold_all)
 
-        def memory_all() -> list:
-            log(f"memory: {k['numbers']} numbers")
-            return memory.measure(s, owner, k["numbers"])
+        def memory_all() -> dict:
+            log(f"memory: {k['numbers']} simulated numbers")
+            out = {"simulated": memory.measure(s, owner, k["numbers"])}
+            log(f"memory: {k['numbers']} real (neonize) numbers, one child each")
+            out["real"] = memory.measure_real(s, owner, k["numbers"])
+            per_process = k["numbers_per_process"]
+            if per_process > 1:
+                log(f"memory: {k['numbers']} real numbers, {per_process} per child")
+                try:
+                    out["real_shared"] = memory.measure_real(s, owner, k["numbers"], per_process)
+                except Exception as exc:  # the rows above are kept
+                    log(f"memory, {per_process} per child FAILED: {exc!r}")
+                    results.setdefault("errors", {})["memory_shared"] = traceback.format_exc()
+            return out
 
         section("memory", memory_all)
         section("reads", reads_all)
     return results
+
+
+def memory_rows(m: dict[str, Any], add) -> None:
+    """Real numbers against simulated ones (the baseline), per number of numbers."""
+    simulated = {row["numbers"]: row for row in m.get("simulated", [])}
+
+    def detail(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return ""
+        return (
+            f"{row['worker_rss_mib']}/{row['worker_pss_mib']}, "
+            f"{row['child_rss_mib']}/{row['child_pss_mib']}"
+        )
+
+    for key, label in (("real", "1 per child"), ("real_shared", "{k} per child")):
+        for row in m.get(key, []):
+            n, base = row["numbers"], simulated.get(row["numbers"])
+            ours = row["per_number_pss_mib"]
+            theirs = base["per_number_pss_mib"] if base else None
+            add(
+                f"memory, {n} real numbers ({label.format(k=row['per_process'])}): "
+                "PSS per number, worker share incl. (MiB) vs simulated",
+                ours,
+                theirs,
+                ratio(ours, theirs),
+                "≤ 40 MiB" if n == 50 else "",
+            )
+            add(
+                "  RSS/PSS (MiB): worker, child mean; worker share",
+                f"{detail(row)}; {row['worker_share_mib']}",
+                f"{detail(base)}; {base['worker_share_mib']}" if base else "",
+                None,
+            )
 
 
 def table(r: dict[str, Any]) -> str:
@@ -332,13 +378,7 @@ def table(r: dict[str, Any]) -> str:
                     ratio(a, raw),
                 )
     if "memory" in r:
-        for row in r["memory"]:
-            add(
-                f"memory, {row['numbers']} numbers: worker / child mean (MiB)",
-                f"{row['worker_mib']} / {row['child_mean_mib']}",
-                "",
-                None,
-            )
+        memory_rows(r["memory"], add)
     head = ("benchmark", "ours", "baseline", "ratio", "target")
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"]

@@ -351,6 +351,13 @@ WHATSAPP_LINK_WINDOW_SECONDS = env.int("WHATSAPP_LINK_WINDOW_SECONDS", default=6
 # WHATSAPP_GATEWAY, a missing store): those numbers are logged out and must be linked again.
 WHATSAPP_IGNORE_STORE_CHECK = env.bool("WHATSAPP_IGNORE_STORE_CHECK", default=False)
 
+# Numbers hosted by one WhatsApp child process. 1 (the default): a process of its own for each
+# number, so a crash touches that number only. K > 1: K numbers share a process and its fixed
+# cost (interpreter, library, Go runtime), and a crash restarts those K together.
+WHATSAPP_NUMBERS_PER_PROCESS = env.int("WHATSAPP_NUMBERS_PER_PROCESS", default=1)
+if WHATSAPP_NUMBERS_PER_PROCESS < 1:
+    raise ImproperlyConfigured("WHATSAPP_NUMBERS_PER_PROCESS must be 1 or more.")
+
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -33,6 +33,8 @@ class WorkerConfig:
     tick_seconds: float = 2.0
     silence_seconds: float = 90.0
     max_numbers: int = 100
+    # Numbers hosted by one child process (1: a process of its own for each).
+    numbers_per_process: int = 1
     only_session: int | None = None
     restart_backoff_max: float = 60.0
     media_retries: int = 3
@@ -43,6 +45,7 @@ class WorkerConfig:
             "gateway": settings.WHATSAPP_GATEWAY,
             "lease_seconds": settings.WHATSAPP_LEASE_SECONDS,
             "silence_seconds": settings.WHATSAPP_SILENCE_SECONDS,
+            "numbers_per_process": settings.WHATSAPP_NUMBERS_PER_PROCESS,
         }
         values.update(overrides)
         return cls(**values)

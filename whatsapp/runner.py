@@ -31,6 +31,7 @@ from whatsapp.config import WorkerConfig, store_for
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
 from whatsapp.gateway.process import ChildGone, GatewayChild
+from whatsapp.gateway.shards import ShardPool
 from whatsapp.media_names import received_media_name
 from whatsapp.models import WhatsAppSession
 
@@ -103,14 +104,17 @@ class NumberRunner:
         row: WhatsAppSession,
         token: uuid.UUID,
         drop: Callable[[int], None],
+        shards: ShardPool | None = None,
     ) -> None:
         """``session_path`` names the gateway's session class (run in the child);
         ``token`` is the lease the worker holds the number by; ``drop`` asks the worker
-        to stop running the number and free its lease."""
+        to stop running the number and free its lease; ``shards``, when given, hosts the
+        number in a child shared with other numbers instead of one of its own."""
         self.config = config
         self.db = db
         self.session_path = session_path
         self._drop = drop
+        self._shards = shards
         self.session_id = row.pk
         self.row = row
         self.token = token
@@ -185,9 +189,7 @@ class NumberRunner:
             self.qr_seen = False
             self.last_alive = time.monotonic()
             self._link_request = self.row.link_requested_at
-            child = GatewayChild(
-                self._config(), self.session_path, self._on_event, self._on_messages
-            )
+            child = self._new_child()
             self.child = child
             started = time.monotonic()
             try:
@@ -236,6 +238,12 @@ class NumberRunner:
                 await asyncio.wait_for(self._stopping.wait(), delay)
             except TimeoutError:
                 pass
+
+    def _new_child(self) -> GatewayChild:
+        """The number's client process: one of its own, or a place in a shared one."""
+        if self._shards is not None:
+            return self._shards.member(self._config(), self._on_event, self._on_messages)
+        return GatewayChild(self._config(), self.session_path, self._on_event, self._on_messages)
 
     def check_silence(self, now: float) -> None:
         """Watchdog: a child that stopped reporting (stuck in the library) is restarted."""

@@ -29,6 +29,7 @@ from whatsapp.config import WorkerConfig
 from whatsapp.dbthreads import Database
 from whatsapp.gateway import base
 from whatsapp.gateway.process import GATEWAYS
+from whatsapp.gateway.shards import ShardPool
 from whatsapp.models import WhatsAppSession
 from whatsapp.runner import NumberRunner
 
@@ -45,6 +46,12 @@ class Worker:
     def __init__(self, config: WorkerConfig | None = None) -> None:
         self.config = config or WorkerConfig.from_settings()
         self.session_path = GATEWAYS[self.config.gateway]
+        # Several numbers per child process, when configured (whatsapp/gateway/shards.py).
+        self.shards = (
+            ShardPool(self.session_path, self.config.numbers_per_process)
+            if self.config.numbers_per_process > 1
+            else None
+        )
         self.db = Database()
         self.runners: dict[int, NumberRunner] = {}
         self._stopping = asyncio.Event()
@@ -179,6 +186,14 @@ class Worker:
             only=self.config.only_session,
         )
         for session_id, token in claimed:
+            running = self.runners.get(session_id)
+            if running is not None:
+                # Our own lease ran out before its renewal came round (a loop held up by
+                # a busy machine) and this claim took it back: keep the running client
+                # under the new token; a second runner would start a second child.
+                logger.warning("session=%s lease lapsed and was claimed again", session_id)
+                running.token = token
+                continue
             row = await self.db(selectors.session_get_by_id, session_id=session_id)
             if row is None:
                 # Deleted since the claim (created and deleted at once): nothing to run,
@@ -199,6 +214,7 @@ class Worker:
                 row=row,
                 token=token,
                 drop=self.drop,
+                shards=self.shards,
             )
             self.runners[session_id] = runner
             await self._follow(session_id)

@@ -5,6 +5,7 @@ Simulator network -> child process -> worker -> database, and back."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 from datetime import timedelta
@@ -229,6 +230,32 @@ async def test_a_worker_that_loses_its_lease_stops_the_number(simulator, linked)
         await wait_for(lambda: not child.is_alive(), what="child gone")
     row = await sync_to_async(WhatsAppSession.objects.get)(pk=linked.pk)
     assert row.lease_holder == "other"  # the loser never touches the winner's lease
+
+
+async def test_a_lapsed_lease_claimed_back_keeps_the_one_running_client(simulator, linked):
+    earlier = set(multiprocessing.active_children())  # left by other tests, if any
+    async with running_worker(lease_seconds=60) as worker:  # renewals 20 s apart
+        await link(simulator, linked, "5511900000001")
+        runner = worker.runners[linked.pk]
+        pid = runner.child.pid
+        # The worker's own lease ran out before its renewal (a machine too busy to tick).
+        await sync_to_async(WhatsAppSession.objects.filter(pk=linked.pk).update)(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        await wait_for(
+            lambda: WhatsAppSession.objects.get(pk=linked.pk).lease_expires_at > timezone.now(),
+            what="lease claimed back",
+        )
+        row = await sync_to_async(WhatsAppSession.objects.get)(pk=linked.pk)
+        assert worker.runners[linked.pk] is runner and runner.child.pid == pid
+        assert runner.token == row.lease_token  # renewals go on under the new token
+        await asyncio.sleep(1)  # a second child, if one were started, would be up by now
+        spawned = [
+            p
+            for p in multiprocessing.active_children()
+            if p not in earlier and p.name == f"whatsapp-{linked.pk}"
+        ]
+        assert [p.pid for p in spawned] == [pid]
 
 
 async def test_a_number_deleted_as_it_is_claimed_is_skipped_quietly(

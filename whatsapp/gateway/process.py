@@ -298,11 +298,17 @@ class GatewayChild:
                 self._exited.set()
                 return
 
+    def _send(self, item: tuple) -> None:
+        """One item down the pipe; raises BrokenPipeError or OSError when it is gone."""
+        if self._conn is None:
+            raise BrokenPipeError("no pipe")
+        self._conn.send(item)
+
     def _confirm(self, seq: int) -> None:
-        if self._conn is None or self._exited.is_set():
+        if self._exited.is_set():
             return
         try:
-            self._conn.send(("done", seq))
+            self._send(("done", seq))
         except (BrokenPipeError, OSError):
             pass
 
@@ -331,13 +337,13 @@ class GatewayChild:
 
     async def request(self, command: Command, timeout: float = 120.0) -> object:
         """Run a command in the child; raises GatewayError (ChildGone when it died)."""
-        if self._conn is None or self._exited.is_set():
+        if self._loop is None or self._exited.is_set():
             raise ChildGone()
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            self._conn.send(("cmd", request_id, command))
+            self._send(("cmd", request_id, command))
         except (BrokenPipeError, OSError):
             self._pending.pop(request_id, None)
             raise ChildGone() from None
