@@ -285,7 +285,6 @@ def _plan_table(name: str, present: Sequence[str], report: TableReport) -> _Tabl
     """Which source column each field reads; None when the table cannot be imported."""
     if not present:
         report.absent = True
-        report.skipped["table not found in the source"] = 0
         return None
     lower = {c.lower(): c for c in present}
     columns: dict[str, str] = {}
@@ -571,11 +570,13 @@ def _import_sessions(
 
 
 def _import_settings(
-    rows: list[dict[str, Any]], sessions: dict[str, WhatsAppSession], report: TableReport
+    rows: list[dict[str, Any]],
+    sessions: dict[str, WhatsAppSession],
+    only: WhatsAppSession | None,
+    report: TableReport,
 ) -> None:
     known = _records(SETTINGS)
     seen: set[str] = set()
-    only = next(iter(sessions.values())) if len(sessions) == 1 else None
     for row in rows:
         report.read += 1
         source_id = _key(row["id"])
@@ -616,6 +617,10 @@ def _import_settings(
                 source=SETTINGS, source_id=source_id, target_id=settings_row.pk
             )
         report.imported += 1
+
+
+_GONE = ("gone",)  # the key of a conversation imported before and deleted here since
+_DONE = ("done",)  # the key of a conversation written in this run
 
 
 @dataclass
@@ -905,18 +910,17 @@ def _run(
     session_rows = _rows(conn, sessions_table) if sessions_table else []
     sessions = _import_sessions(session_rows, owner, report.tables[SESSIONS])
     progress(SESSIONS, len(session_rows), len(session_rows))
-    single = next(iter(sessions.values())) if len(sessions) == 1 else None
+    # Rows that name no number belong to the source's only number, when it has one.
+    single = next(iter(sessions.values())) if len(session_rows) == len(sessions) == 1 else None
     if settings_table:
         settings_rows = _rows(conn, settings_table)
-        _import_settings(settings_rows, sessions, report.tables[SETTINGS])
+        _import_settings(settings_rows, sessions, single, report.tables[SETTINGS])
         progress(SETTINGS, len(settings_rows), len(settings_rows))
 
     conv_report = report.tables[CONVERSATIONS]
-    plans = (
-        _conversation_plans(_rows(conn, conv_table), sessions, single, conv_report)
-        if conv_table
-        else {}
-    )
+    conv_rows = _rows(conn, conv_table) if conv_table else []
+    plans = _conversation_plans(conv_rows, sessions, single, conv_report)
+    progress(CONVERSATIONS, len(conv_rows), len(conv_rows))
     done_before = _records(CONVERSATIONS)
     existing = Conversation.objects.in_bulk(set(done_before.values()))
     for source_id in list(plans):
@@ -925,7 +929,7 @@ def _run(
             conversation = existing.get(done_before[source_id])
             if conversation is None:
                 conv_report.skipped["deleted here since an earlier import"] += 1
-                del plans[source_id]
+                plan.key, plan.source_id = _GONE, ""  # and its messages stay out
             else:
                 plan.source_id = ""  # already recorded: only its new messages, if any
                 conv_report.already += 1
@@ -940,7 +944,7 @@ def _run(
             )
         # Conversations without any message.
         for plan in plans.values():
-            if plan.key != ("done",) and plan.source_id:
+            if plan.key != _DONE and plan.source_id:
                 _commit(plan, report, None)
     finally:
         if client is not None:
@@ -975,7 +979,7 @@ def _import_messages(
             _commit(plan, report, client)
             plan.messages = []
             if plan.source_id or plan.key[0] == "a":
-                plan.key = ("done",)
+                plan.key = _DONE
 
     for batch in _stream(conn, table, order, batch_size):
         for row in batch:
@@ -1013,6 +1017,9 @@ def _plan_for(
     ref = _key(row.get("conversation"))
     if ref:
         plan = plans.get(ref)
+        if plan is not None and plan.key == _GONE:
+            report.skipped["its conversation was deleted here since an earlier import"] += 1
+            return None
         if plan is not None:
             return plan
     chat = _chat(row.get("chat"))

@@ -400,3 +400,22 @@ def test_imported_link_shows_in_the_thread(source, admin_user, client):
     assert page.status_code == 200
     assert b'href="http://media.invalid/foto.jpg"' in page.content
     assert b'rel="noopener noreferrer"' in page.content
+
+
+def test_what_was_deleted_here_is_not_brought_back(source, admin_user):
+    importer.legacy_import(database_url=source, owner=admin_user)
+    Conversation.objects.filter(contact__jid="5511999990001@s.whatsapp.net").delete()
+
+    report = importer.legacy_import(database_url=source, owner=admin_user)
+
+    assert not Conversation.objects.filter(contact__jid="5511999990001@s.whatsapp.net").exists()
+    assert report.tables["whatsapp_atendimentos"].skipped == {
+        "deleted here since an earlier import": 1
+    }
+    assert (
+        report.tables["whatsapp_mensagens"].skipped[
+            "its conversation was deleted here since an earlier import"
+        ]
+        == 3
+    )
+    assert report.tables["whatsapp_mensagens"].imported == 0
