@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Case, When
 from django.utils import timezone
 from psycopg import sql
 
@@ -540,15 +541,30 @@ def _import_sessions(
                 sessions[source_id] = session
                 report.already += 1
             continue
-        if WhatsAppSession.objects.filter(owner=owner).count() >= limit:
-            report.skipped["the owner has the most numbers allowed"] += 1
-            continue
         phone = ""
         if _text(row.get("phone")):
             try:
                 phone = normalise_phone(_text(row["phone"]))
             except ValidationError:
                 report.notes["phone not understood, left empty"] += 1
+        # The owner's number with that phone (linked here already, or imported from
+        # another source row): its history joins it instead of a second number.
+        match = (
+            WhatsAppSession.objects.filter(owner=owner, phone_number=phone)
+            .order_by(Case(When(status=WhatsAppSession.Status.LOGGED_OUT, then=1), default=0), "pk")
+            .first()
+            if phone
+            else None
+        )
+        if match is not None:
+            LegacyRecord.objects.create(source=SESSIONS, source_id=source_id, target_id=match.pk)
+            sessions[source_id] = match
+            report.imported += 1
+            report.notes["joined the owner's number with the same phone"] += 1
+            continue
+        if WhatsAppSession.objects.filter(owner=owner).count() >= limit:
+            report.skipped["the owner has the most numbers allowed"] += 1
+            continue
         name = _text(row.get("name")) or (f"+{phone}" if phone else f"Imported {source_id}")
         with transaction.atomic():
             session = WhatsAppSession.objects.create(
@@ -567,6 +583,16 @@ def _import_sessions(
     if report.imported:
         events.access_changed([owner.pk])
     return sessions
+
+
+# NumberSettings' defaults: a field still at its default was never set here.
+_SETTINGS_DEFAULTS: dict[str, Any] = {
+    "greeting_enabled": False,
+    "greeting_message": "",
+    "away_enabled": False,
+    "away_message": "",
+    "business_hours": {},
+}
 
 
 def _import_settings(
@@ -610,8 +636,15 @@ def _import_settings(
                 values["business_hours"] = hours
         with transaction.atomic():
             settings_row, _created = NumberSettings.objects.get_or_create(session=session)
+            kept = False
             for name, value in values.items():
-                setattr(settings_row, name, value)
+                # Only what is still at its default: a setting made here is never replaced.
+                if getattr(settings_row, name) == _SETTINGS_DEFAULTS[name]:
+                    setattr(settings_row, name, value)
+                elif getattr(settings_row, name) != value:
+                    kept = True
+            if kept:
+                report.notes["the number's own settings kept where set here"] += 1
             settings_row.save()
             LegacyRecord.objects.create(
                 source=SETTINGS, source_id=source_id, target_id=settings_row.pk

@@ -419,3 +419,29 @@ def test_what_was_deleted_here_is_not_brought_back(source, admin_user):
         == 3
     )
     assert report.tables["whatsapp_mensagens"].imported == 0
+
+
+def test_history_joins_the_owners_number_with_the_same_phone(source, admin_user):
+    linked = WhatsAppSession.objects.create(
+        owner=admin_user,
+        name="Comercial",
+        phone_number="5511988880001",
+        status=WhatsAppSession.Status.CONNECTED,
+    )
+    NumberSettings.objects.create(session=linked, greeting_enabled=True, greeting_message="Oi!")
+
+    report = importer.legacy_import(database_url=source, owner=admin_user)
+
+    assert set(WhatsAppSession.objects.values_list("name", flat=True)) == {"Comercial", "Suporte"}
+    assert report.tables["whatsapp_sessions"].notes == {
+        "joined the owner's number with the same phone": 1
+    }
+    assert Conversation.objects.filter(session=linked).count() == 3  # Maria, João, m-9's chat
+    linked.refresh_from_db()
+    assert linked.status == WhatsAppSession.Status.CONNECTED
+    ns = NumberSettings.objects.get(session=linked)
+    assert ns.greeting_message == "Oi!"  # set here: kept
+    assert ns.away_enabled and ns.away_message == "Estamos fora do horário."  # was empty: filled
+    assert report.tables["whatsapp_configuracoes"].notes == {
+        "the number's own settings kept where set here": 1
+    }
