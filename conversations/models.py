@@ -237,7 +237,7 @@ class Message(models.Model):
     location_name = models.CharField(max_length=255, blank=True, default="")
     # Where the previous system kept the file, for imported messages whose file was not
     # copied here (see the import_supabase command).
-    media_url = models.URLField(_("media link"), max_length=2048, blank=True, default="")
+    media_link = models.URLField(_("media link"), max_length=2048, blank=True, default="")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     error = models.TextField(_("error"), blank=True, default="")
     sent_by = models.ForeignKey(

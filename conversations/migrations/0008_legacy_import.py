@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='message',
-            name='media_url',
+            name='media_link',
             field=models.URLField(blank=True, default='', max_length=2048, verbose_name='media link'),
         ),
         migrations.CreateModel(

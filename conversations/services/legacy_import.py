@@ -85,7 +85,7 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "kind": ("tipo", "message_type", "tipo_mensagem"),
         "body": ("conteudo", "mensagem", "texto", "content", "body"),
         "time": ("timestamp", "data_hora", "created_at"),
-        "media_url": ("midia_url", "media_url", "arquivo_url"),
+        "media_link": ("midia_url", "media_url", "arquivo_url"),
         "mime_type": ("midia_tipo", "midia_mime", "media_mime", "mime_type"),
         "file_name": ("midia_nome", "media_name", "file_name"),
         "file_size": ("midia_tamanho", "media_size", "file_size"),
@@ -731,8 +731,8 @@ def _message(row: dict[str, Any], report: TableReport) -> Message | None:
     if kind is None:
         kind = Message.Kind.OTHER
         report.notes[f"unknown kind {raw_kind!r} imported as other"] += 1
-    media_url = _http_url(row.get("media_url"))
-    if _text(row.get("media_url")) and not media_url:
+    media_link = _http_url(row.get("media_link"))
+    if _text(row.get("media_link")) and not media_link:
         report.notes["media link not http(s), left out"] += 1
     try:
         size = int(row["file_size"]) if row.get("file_size") not in (None, "") else None
@@ -746,7 +746,7 @@ def _message(row: dict[str, Any], report: TableReport) -> Message | None:
         direction=direction,
         kind=kind,
         body=_text(row.get("body")),
-        media_url=media_url,
+        media_link=media_link,
         mime_type=_text(row.get("mime_type"))[:127],
         file_name=_text(row.get("file_name"))[:255],
         file_size=size,
@@ -836,7 +836,7 @@ def _download(client: httpx.Client, message: Message, report: ImportReport) -> N
     """Copy a message's file into our media store; on failure the link stays."""
     limit = settings.VBCRM_MAX_UPLOAD_BYTES
     try:
-        with client.stream("GET", message.media_url) as response:
+        with client.stream("GET", message.media_link) as response:
             response.raise_for_status()
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
@@ -883,7 +883,7 @@ def _commit(plan: _Conversation, report: ImportReport, client: httpx.Client | No
     if client is None:
         return
     for message in written.new:
-        if message.media_url and message.kind in FILE_KINDS:
+        if message.media_link and message.kind in FILE_KINDS:
             _download(client, message, report)
 
 

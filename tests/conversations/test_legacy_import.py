@@ -12,10 +12,12 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection
+from django.test import Client
 from django.urls import reverse
 
 from conversations.models import Contact, Conversation, LegacyRecord, Message
 from conversations.services import legacy_import as importer
+from vbcrm.services import token_create
 from whatsapp.models import NumberSettings, WhatsAppSession
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +106,7 @@ def test_import_everything_once_with_counts(source, admin_user):
     assert msgs[0].wa_timestamp.isoformat() == "2025-03-01T10:00:00+00:00"
     assert msgs[1].status == Message.Status.SENT and msgs[0].status == Message.Status.RECEIVED
     photo = msgs[2]
-    assert photo.media_url == "http://media.invalid/foto.jpg"
+    assert photo.media_link == "http://media.invalid/foto.jpg"
     assert (photo.mime_type, photo.file_name, photo.file_size) == ("image/jpeg", "foto.jpg", 1234)
     assert not photo.media
 
@@ -351,9 +353,9 @@ def test_download_media_stores_files_and_keeps_links_on_failure(
     assert photo.media.read() == b"\xff\xd8jpeg-bytes"
     assert photo.media.name.endswith(".jpg") and photo.file_size == 12
     audio = Message.objects.get(wa_id="legacy:m-4")
-    assert not audio.media and audio.media_url == f"{file_server}/audio.ogg"
+    assert not audio.media and audio.media_link == f"{file_server}/audio.ogg"
     video = Message.objects.get(wa_id="legacy:m-5")
-    assert not video.media and video.media_url.endswith("/missing.mp4")
+    assert not video.media and video.media_link.endswith("/missing.mp4")
     assert "media: 1 downloaded, 2 kept as links" in out
     assert "1: larger than the upload limit" in out
     assert "1: HTTP 404" in out
@@ -445,3 +447,16 @@ def test_history_joins_the_owners_number_with_the_same_phone(source, admin_user)
     assert report.tables["whatsapp_configuracoes"].notes == {
         "the number's own settings kept where set here": 1
     }
+
+
+def test_the_api_gives_an_imported_files_link(source, admin_user):
+    importer.legacy_import(database_url=source, owner=admin_user)
+    maria = Conversation.objects.get(contact__jid="5511999990001@s.whatsapp.net")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=admin_user, name='t').plain}")
+
+    items = api.get(f"/api/whatsapp/conversations/{maria.pk}/messages").json()["items"]
+
+    photo = next(i for i in items if i["kind"] == "image")
+    assert photo["media_link"] == "http://media.invalid/foto.jpg"
+    assert photo["media_url"] is None  # no file of ours to download
+    assert next(i for i in items if i["kind"] == "text")["media_link"] == ""
