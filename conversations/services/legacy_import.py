@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -863,8 +863,9 @@ def _download(client: httpx.Client, message: Message, report: ImportReport) -> N
     report.media_downloaded += 1
 
 
-def _commit(plan: _Conversation, report: ImportReport, client: httpx.Client | None) -> None:
-    """Write one source conversation; a failure is counted and leaves nothing of it."""
+def _commit(plan: _Conversation, report: ImportReport) -> list[Message]:
+    """Write one source conversation; a failure is counted and leaves nothing of it.
+    Returns its new messages whose file may be fetched."""
     conv_report, msg_report = report.tables[CONVERSATIONS], report.tables[MESSAGES]
     try:
         written = _write_conversation(plan)
@@ -872,7 +873,7 @@ def _commit(plan: _Conversation, report: ImportReport, client: httpx.Client | No
         logger.exception("legacy import: conversation %s failed", plan.key)
         msg_report.skipped["its conversation failed to import"] += len(plan.messages)
         conv_report.skipped[f"failed, nothing of it written ({type(exc).__name__})"] += 1
-        return
+        return []
     if plan.source_id:
         conv_report.imported += 1
     elif written.created:
@@ -880,10 +881,19 @@ def _commit(plan: _Conversation, report: ImportReport, client: httpx.Client | No
     report.contacts += written.contact_created
     msg_report.imported += len(written.new)
     msg_report.already += written.already
-    if client is None:
-        return
-    for message in written.new:
-        if message.media_link and message.kind in FILE_KINDS:
+    return [m for m in written.new if m.media_link and m.kind in FILE_KINDS]
+
+
+def _flush(pending: list[_Conversation], report: ImportReport, client: httpx.Client | None) -> None:
+    """Write the conversations read so far: one commit for all of them, each in a savepoint
+    of its own (so each is whole or absent); then fetch their files, if asked."""
+    files: list[Message] = []
+    with transaction.atomic():
+        for plan in pending:
+            files += _commit(plan, report)
+    pending.clear()
+    if client is not None:
+        for message in files:
             _download(client, message, report)
 
 
@@ -976,9 +986,9 @@ def _run(
                 conn, messages_table, plans, sessions, single, report, client, batch_size, progress
             )
         # Conversations without any message.
-        for plan in plans.values():
-            if plan.key != _DONE and plan.source_id:
-                _commit(plan, report, None)
+        pending = [p for p in plans.values() if p.key != _DONE and p.source_id]
+        for start in range(0, len(pending), batch_size):
+            _flush(pending[start : start + batch_size], report, None)
     finally:
         if client is not None:
             client.close()
@@ -1006,10 +1016,11 @@ def _import_messages(
     seen_ids: set[str] = set()
     current: _Conversation | None = None
     chats: dict[tuple[str, ...], _Conversation] = {}
+    pending: list[_Conversation] = []  # read whole, to be written with this batch
 
     def finish(plan: _Conversation | None) -> None:
         if plan is not None and (plan.messages or plan.source_id):
-            _commit(plan, report, client)
+            pending.append(replace(plan))  # what was read; the plan starts over
             plan.messages = []
             if plan.source_id or plan.key[0] == "a":
                 plan.key = _DONE
@@ -1034,8 +1045,10 @@ def _import_messages(
             message = _message(row, msg_report)
             if message is not None:
                 plan.messages.append(message)
+        _flush(pending, report, client)
         progress(MESSAGES, msg_report.read, total_rows)
     finish(current)
+    _flush(pending, report, client)
 
 
 def _plan_for(

@@ -69,10 +69,20 @@ class Command(BaseCommand):
         for line in import_summary(report):
             self.stdout.write(line)
 
+    _shown: tuple[str, int] = ("", -1)
+
     def _progress(self, table: str, done: int, total: int) -> None:
+        """One line per batch, redrawn in place on a terminal; in a log, every tenth."""
         width = 30
         filled = width * done // total if total else width
         percent = 100 * done // total if total else 100
+        live = sys.stderr.isatty()
+        if not live and self._shown[0] == table and percent // 10 == self._shown[1] // 10:
+            return
+        if live and self._shown[0] not in ("", table):
+            self.stderr.write("")  # keep the finished table's line
+        self._shown = (table, percent)
         bar = "#" * filled + "-" * (width - filled)
-        end = "\r" if sys.stderr.isatty() else "\n"
-        self.stderr.write(f"{table:<24} [{bar}] {done}/{total} ({percent}%)", ending=end)
+        self.stderr.write(
+            f"{table:<24} [{bar}] {done}/{total} ({percent}%)", ending="\r" if live else "\n"
+        )
