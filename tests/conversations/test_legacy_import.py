@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,10 @@ MARIA = "00000000-0000-0000-0000-0000000000b1"
 
 
 def _server_conninfo(dbname: str) -> str:
+    """A database on the test database's server, or on VBCRM_TEST_SOURCE_URL's when the
+    tests run on SQLite (the import's embedded mode)."""
+    if connection.vendor != "postgresql":
+        return psycopg.conninfo.make_conninfo(os.environ["VBCRM_TEST_SOURCE_URL"], dbname=dbname)
     db = connection.settings_dict
     return psycopg.conninfo.make_conninfo(
         host=db.get("HOST") or "127.0.0.1",
@@ -39,10 +44,13 @@ def _server_conninfo(dbname: str) -> str:
 
 @pytest.fixture
 def source() -> Iterator[str]:
-    """A scratch database on the test database's server, holding the fixture tables."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the source is PostgreSQL: set DATABASE_URL=postgres://... to run these tests")
-    name = f"vbcrm_seed_src_{connection.settings_dict['NAME']}"[:63]
+    """A scratch database on a PostgreSQL server, holding the fixture tables."""
+    if connection.vendor != "postgresql" and not os.environ.get("VBCRM_TEST_SOURCE_URL"):
+        pytest.skip(
+            "the source is PostgreSQL: run on DATABASE_URL=postgres://..., or set"
+            " VBCRM_TEST_SOURCE_URL=postgres://... (a server to make a scratch database on)"
+        )
+    name = f"vbcrm_seed_src_{Path(str(connection.settings_dict['NAME'])).stem}"[:63]
     with psycopg.connect(_server_conninfo("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
