@@ -668,7 +668,9 @@ class _Conversation:
     status: str = Conversation.Status.OPEN
     last_at: datetime | None = None
     unread: int = 0
+    note: str = ""  # what changed on the way in, counted once it is written
     messages: list[Message] = field(default_factory=list)
+    message_notes: dict[str, list[str]] = field(default_factory=dict)  # by wa_id
 
 
 def _conversation_plans(
@@ -701,8 +703,9 @@ def _conversation_plans(
             continue
         raw_status = _norm(row.get("status") or "")
         status = _STATUSES.get(raw_status, Conversation.Status.OPEN)
+        note = ""
         if raw_status and raw_status not in _STATUSES:
-            report.notes[f"unknown status {raw_status!r} imported as open"] += 1
+            note = f"unknown status {raw_status!r} imported as open"
         try:
             unread = max(0, int(row.get("unread") or 0))
         except (TypeError, ValueError):
@@ -716,12 +719,14 @@ def _conversation_plans(
             status=status,
             last_at=_when(row.get("last_at")),
             unread=unread,
+            note=note,
         )
     return plans
 
 
-def _message(row: dict[str, Any], report: TableReport) -> Message | None:
-    """An unsaved message from a source row, or None (counted as skipped)."""
+def _message(row: dict[str, Any], report: TableReport, notes: list[str]) -> Message | None:
+    """An unsaved message from a source row, or None (counted as skipped). What changes on
+    the way in goes to ``notes``."""
     direction = _DIRECTIONS.get(_norm(row.get("direction") or ""))
     if direction is None:
         report.skipped["unknown sender (neither CLIENTE nor ATENDENTE)"] += 1
@@ -730,10 +735,10 @@ def _message(row: dict[str, Any], report: TableReport) -> Message | None:
     kind = _KINDS.get(raw_kind)
     if kind is None:
         kind = Message.Kind.OTHER
-        report.notes[f"unknown kind {raw_kind!r} imported as other"] += 1
+        notes.append(f"unknown kind {raw_kind!r} imported as other")
     media_link = _http_url(row.get("media_link"))
     if _text(row.get("media_link")) and not media_link:
-        report.notes["media link not http(s), left out"] += 1
+        notes.append("media link not http(s), left out")
     try:
         size = int(row["file_size"]) if row.get("file_size") not in (None, "") else None
     except (TypeError, ValueError):
@@ -876,10 +881,15 @@ def _commit(plan: _Conversation, report: ImportReport) -> list[Message]:
         return []
     if plan.source_id:
         conv_report.imported += 1
+        if plan.note:
+            conv_report.notes[plan.note] += 1
     elif written.created:
         conv_report.notes["made from messages with no conversation row"] += 1
     report.contacts += written.contact_created
     msg_report.imported += len(written.new)
+    for message in written.new:
+        for note in plan.message_notes.get(message.wa_id, ()):
+            msg_report.notes[note] += 1
     msg_report.already += written.already
     return [m for m in written.new if m.media_link and m.kind in FILE_KINDS]
 
@@ -1021,7 +1031,7 @@ def _import_messages(
     def finish(plan: _Conversation | None) -> None:
         if plan is not None and (plan.messages or plan.source_id):
             pending.append(replace(plan))  # what was read; the plan starts over
-            plan.messages = []
+            plan.messages, plan.message_notes = [], {}
             if plan.source_id or plan.key[0] == "a":
                 plan.key = _DONE
 
@@ -1042,9 +1052,12 @@ def _import_messages(
             if plan is not current:
                 finish(current)
                 current = plan
-            message = _message(row, msg_report)
+            notes: list[str] = []
+            message = _message(row, msg_report, notes)
             if message is not None:
                 plan.messages.append(message)
+                if notes:
+                    plan.message_notes[message.wa_id] = notes
         _flush(pending, report, client)
         progress(MESSAGES, msg_report.read, total_rows)
     finish(current)

@@ -185,6 +185,8 @@ def test_second_run_imports_nothing_new(source, admin_user):
     assert "whatsapp_mensagens: 10 read, 0 imported, 7 imported before, 3 skipped" in second
     assert "whatsapp_configuracoes: 2 read, 0 imported, 1 imported before, 1 skipped" in second
     assert "contacts: 0 created" in second
+    assert "unknown kind 'enquete' imported as other" in first
+    assert "imported as other" not in second  # only what was written this time is noted
 
 
 def test_second_run_brings_only_new_rows(source, admin_user):
@@ -249,6 +251,21 @@ def test_a_conversation_failing_halfway_leaves_nothing_of_it(source, admin_user,
     assert again.tables["whatsapp_atendimentos"].imported == 1
     assert again.tables["whatsapp_mensagens"].imported == 3
     assert Message.objects.count() == 7
+
+
+def test_an_unknown_status_is_imported_as_open_and_noted(source, admin_user):
+    _source_sql(
+        source, "UPDATE whatsapp_atendimentos SET status = 'ARQUIVADO' WHERE nome_cliente = 'Pedro'"
+    )
+
+    report = importer.legacy_import(database_url=source, owner=admin_user)
+
+    pedro = Conversation.objects.get(contact__jid="5511999990004@s.whatsapp.net")
+    assert pedro.status == Conversation.Status.OPEN
+    assert report.tables["whatsapp_atendimentos"].notes == {
+        "unknown status 'arquivado' imported as open": 1,
+        "made from messages with no conversation row": 1,
+    }
 
 
 def test_missing_optional_columns_and_tables_are_tolerated(source, admin_user):
