@@ -90,6 +90,11 @@ class MessageOut(Schema):
     media_url: str | None = Field(
         description="Where to download the file (same authentication as the API)."
     )
+    media_link: str = Field(
+        default="",
+        description="Imported messages only: the file's address in the previous system, "
+        "when the file itself was not copied here.",
+    )
     mime_type: str
     file_name: str
     file_size: int | None

@@ -239,6 +239,9 @@ class Message(models.Model):
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
     location_name = models.CharField(max_length=255, blank=True, default="")
+    # Where the previous system kept the file, for imported messages whose file was not
+    # copied here (see the import_supabase command).
+    media_link = models.URLField(_("media link"), max_length=2048, blank=True, default="")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     error = models.TextField(_("error"), blank=True, default="")
     sent_by = models.ForeignKey(
@@ -533,7 +536,9 @@ class ContactFieldValue(models.Model):
 
 
 # The queues' models live in their own module; imported here so Django finds them (and
-# so `from conversations.models import Queue` keeps working).
+# so `from conversations.models import Queue` keeps working). LegacyRecord: what the import
+# from the previous system already brought in.
+from conversations.legacy_models import LegacyRecord  # noqa: E402, F401
 from conversations.queue_models import (  # noqa: E402, F401
     AgentPresence,
     ConversationEvent,

@@ -36,6 +36,7 @@ def message_data(m: Message) -> dict:
         "error": m.error,
         "media_status": m.media_status,
         "media_url": reverse("conversations:media", args=[m.pk]) if has_file else None,
+        "media_link": m.media_link,
         "mime_type": m.mime_type,
         "file_name": m.file_name,
         "file_size": m.file_size,
