@@ -139,6 +139,14 @@ class Conversation(models.Model):
     last_message_preview = models.CharField(
         _("last message preview"), max_length=200, blank=True, default=""
     )
+    # The current opening, for the reports (services/inbound.py keeps them): when it
+    # (re)opened (None: at ``created_at``), the customer's first message in it and the
+    # first human reply after that, and since when the customer waits for an answer
+    # (None: not waiting).
+    opened_at = models.DateTimeField(null=True, blank=True)
+    first_inbound_at = models.DateTimeField(null=True, blank=True)
+    first_reply_at = models.DateTimeField(null=True, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
