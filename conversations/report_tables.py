@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from conversations.report_selectors import Report
 
@@ -90,9 +91,9 @@ def chart_labels() -> dict[str, Any]:
         "agents": _("Agents' replies"),
         "automatic": _("Automatic"),
         "phone": _("From the phone"),
-        "new": _("New"),
-        "reopened": _("Reopened"),
-        "closed": _("Closed"),
+        "new": pgettext("conversations", "New"),
+        "reopened": pgettext("conversations", "Reopened"),
+        "closed": pgettext("conversations", "Closed"),
         "first_median": _("First response, median"),
         "first_p90": _("First response, 90th percentile"),
         "resolution_median": _("Resolution, median"),
@@ -109,7 +110,7 @@ def _timing_columns() -> list[tuple[str, str]]:
         (_("First responses"), "int"),
         (_("First response, median"), "duration"),
         (_("First response, 90th percentile"), "duration"),
-        (_("Closed"), "int"),
+        (pgettext("conversations", "Closed"), "int"),
         (_("Resolution, median"), "duration"),
         (_("Resolution, 90th percentile"), "duration"),
     ]
@@ -151,9 +152,9 @@ def report_tables(report: Report) -> list[dict[str, Any]]:
             "title": _("Conversations per day"),
             "columns": [
                 (day_head, "day"),
-                (_("New"), "int"),
-                (_("Reopened"), "int"),
-                (_("Closed"), "int"),
+                (pgettext("conversations", "New"), "int"),
+                (pgettext("conversations", "Reopened"), "int"),
+                (pgettext("conversations", "Closed"), "int"),
             ],
             "rows": [
                 [r["day"], r["new"], r["reopened"], r["closed"]] for r in report.conversations
