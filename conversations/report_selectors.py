@@ -17,7 +17,7 @@ from typing import Any, cast
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Case, Count, F, IntegerField, Min, Q, QuerySet, When
-from django.db.models.functions import Coalesce, ExtractHour, TruncDate
+from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -192,30 +192,33 @@ def messages_per_day(f: ReportFilters) -> tuple[list[dict], list[list[int]]]:
             conversation__assigned_to_id=f.agent_id, direction=Message.Direction.INBOUND
         )
     out = Q(direction=Message.Direction.OUTBOUND)
+    # One local hour per group (one time zone conversion per row); days and weekdays
+    # are read from the few hundred groups. Counted by a column the time index holds:
+    # the index alone answers.
     rows = (
         Message.objects.annotate(at=when)
         .filter(scope, at__gte=f.start, at__lt=f.end)
         .exclude(direction=Message.Direction.NOTE)
-        .annotate(day=TruncDate("at", tzinfo=f.zone), hour=ExtractHour("at", tzinfo=f.zone))
-        .values("day", "hour")
+        .annotate(hour=TruncHour("at", tzinfo=f.zone))
+        .values("hour")
         .annotate(
-            n_inbound=Count("pk", filter=Q(direction=Message.Direction.INBOUND)),
-            n_agents=Count("pk", filter=out & Q(automatic=False, sent_by__isnull=False)),
-            n_automatic=Count("pk", filter=out & Q(automatic=True)),
-            n_phone=Count("pk", filter=out & Q(automatic=False, sent_by__isnull=True)),
+            n_inbound=Count("direction", filter=Q(direction=Message.Direction.INBOUND)),
+            n_agents=Count("direction", filter=out & Q(automatic=False, sent_by__isnull=False)),
+            n_automatic=Count("direction", filter=out & Q(automatic=True)),
+            n_phone=Count("direction", filter=out & Q(automatic=False, sent_by__isnull=True)),
         )
         .order_by()
     )
     by_day = {d: {"day": d, "inbound": 0, "agents": 0, "automatic": 0, "phone": 0} for d in f.days}
     hours = [[0] * 24 for _ in range(7)]
     for row in cast(list[dict[str, Any]], list(rows)):
-        day = _as_date(row["day"])
-        counts = by_day.get(day)
+        local = timezone.localtime(row["hour"], f.zone)
+        counts = by_day.get(local.date())
         if counts is None:
             continue
         for key in ("inbound", "agents", "automatic", "phone"):
             counts[key] += row[f"n_{key}"]
-        hours[day.weekday()][int(row["hour"])] += row["n_inbound"]
+        hours[local.weekday()][local.hour] += row["n_inbound"]
     return list(by_day.values()), hours
 
 
