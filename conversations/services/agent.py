@@ -100,13 +100,15 @@ def conversation_set_status(
     if status not in Conversation.Status.values:
         raise field_error("status", _("Unknown status."))
     with transaction.atomic():
-        # The stored status, not the instance's: a form may have set it already.
-        before = (
+        # The stored status and opening, not the instance's: a form may have set the
+        # status already, and a customer's message may have reopened it since it was read.
+        before, opened_at = (
             Conversation.objects.select_for_update(no_key=True)
             .filter(pk=conversation.pk)
-            .values_list("status", flat=True)
-            .first()
+            .values_list("status", "opened_at")
+            .get()
         )
+        conversation.opened_at = opened_at
         closing = status == Conversation.Status.CLOSED and before != status
         reopening = before == Conversation.Status.CLOSED and status != before
         conversation.status = status
