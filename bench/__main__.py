@@ -1,11 +1,12 @@
-"""``python -m bench`` (``make bench``): run the four benchmarks on loopback and print, for
+"""``python -m bench`` (``make bench``): run the benchmarks on loopback and print, for
 each, our figure, the baseline measured in the same run, and the ratio.
 
 Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes):
 
   BENCH_DATABASE_URL   PostgreSQL server + database to (re)create   postgres://postgres@127.0.0.1:5432/vbcrm_bench
   BENCH_REDIS_URL      use this Redis instead of starting a private redis-server
-  BENCH_ONLY           comma list of fanout,ingest,memory,reads     all
+  BENCH_ONLY           comma list of fanout,ingest,loadhold,memory,
+                       reads,reports                                all
   BENCH_SOCKETS        agent sockets for the fan-out                1000
   BENCH_FANOUT_EVENTS  inbound messages streamed per fan-out run    40
   BENCH_FANOUT_RATE    messages per second in that stream           5
@@ -19,6 +20,7 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
   BENCH_CONVERSATIONS  conversations generated for the reads        100000
   BENCH_MESSAGES       messages generated for the reads             2000000
   BENCH_READ_REPEAT    timed requests per read                      30
+  BENCH_REPORT_REPEAT  timed requests per report                    10
   BENCH_HOLD_RATES     load-hold rates, messages/s in all           50,100,150
   BENCH_HOLD_SECONDS   how long each load-hold rate is held         60
   BENCH_HOLD_NUMBERS   numbers the load-hold rate is spread over    20
@@ -55,7 +57,7 @@ def knobs() -> dict[str, Any]:
         or "postgres://postgres@127.0.0.1:5432/vbcrm_bench",
         "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
         "only": set(
-            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads")
+            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads,reports")
             .replace(" ", "")
             .split(",")
         ),
@@ -72,6 +74,7 @@ def knobs() -> dict[str, Any]:
         "conversations": _int("BENCH_CONVERSATIONS", 100_000),
         "messages": _int("BENCH_MESSAGES", 2_000_000),
         "read_repeat": _int("BENCH_READ_REPEAT", 30),
+        "report_repeat": _int("BENCH_REPORT_REPEAT", 10),
         "hold_rates": [
             float(r) for r in (os.environ.get("BENCH_HOLD_RATES") or "50,100,150").split(",")
         ],
@@ -108,7 +111,7 @@ def machine() -> dict[str, Any]:
 
 
 def run(k: dict[str, Any]) -> dict[str, Any]:
-    from bench import common, fanout, ingest, loadhold, memory, reads
+    from bench import common, fanout, ingest, loadhold, memory, reads, reports
 
     results: dict[str, Any] = {"machine": machine(), "knobs": {**k, "only": sorted(k["only"])}}
     with infra.stack(k["database_url"], k["redis_url"]) as s:
@@ -194,14 +197,33 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
                 "raw_single": ingest.run_raw(s.database_url, min(k["ingest_n"], 2000), 1),
             }
 
-        def reads_all() -> list:
+        def reads_data():
+            """The reads' data set (made once: the reports measure it too), and its reader."""
             reader = common.make_users("bench-reader", 1)[0]
-            log(f"reads: generating {k['conversations']} conversations, {k['messages']} messages")
-            results["reads_data"] = reads.generate(
-                s.database_url, reader, k["conversations"], k["messages"]
-            )
-            log(f"reads: generated in {results['reads_data']['seconds']}s; measuring")
+            if "reads_data" not in results:
+                log(
+                    f"reads: generating {k['conversations']} conversations, "
+                    f"{k['messages']} messages"
+                )
+                results["reads_data"] = reads.generate(
+                    s.database_url, reader, k["conversations"], k["messages"]
+                )
+                log(f"reads: generated in {results['reads_data']['seconds']}s")
+            return reader
+
+        def reads_all() -> list:
+            reader = reads_data()
+            log("reads: measuring")
             return reads.measure(s.database_url, reader, k["read_repeat"])
+
+        def reports_all() -> list:
+            reader = reads_data()
+            results["reports_data"] = reports.generate_records(s.database_url)
+            log(
+                f"reports: {results['reports_data']['events']} conversation events in "
+                f"{results['reports_data']['seconds']}s; measuring"
+            )
+            return reports.measure(s.database_url, reader, k["report_repeat"])
 
         section("fanout", fanout_all)
         section("ingest", ingest_all)
@@ -241,6 +263,7 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
 
         section("memory", memory_all)
         section("reads", reads_all)
+        section("reports", reports_all)
     return results
 
 
@@ -376,6 +399,18 @@ def table(r: dict[str, Any]) -> str:
                     a,
                     raw,
                     ratio(a, raw),
+                )
+    if "reports" in r:
+        for row in r["reports"]:
+            q = row["queries"]
+            for p in ("p50", "p95"):
+                a, raw = row[f"{p}_ms"], row[f"raw_{p}_ms"]
+                add(
+                    f"{row['read']} {p} (ms) vs raw SQL ({q} queries vs {row['raw_queries']})",
+                    a,
+                    raw,
+                    ratio(a, raw),
+                    "p50 ≤ 1000 ms" if p == "p50" else "",
                 )
     if "memory" in r:
         memory_rows(r["memory"], add)

@@ -128,7 +128,7 @@ class ConversationAdmin(admin.ModelAdmin):
         if "queue" in form.changed_data:
             services.conversation_move(conversation=obj, queue=obj.queue, by=request.user)
         if "status" in form.changed_data:
-            services.conversation_set_status(conversation=obj, status=obj.status)
+            services.conversation_set_status(conversation=obj, status=obj.status, by=request.user)
 
 
 @admin.register(Message)

@@ -410,7 +410,9 @@ def conversation_assign(
 )
 def conversation_close(request: HttpRequest, conversation_id: int = ConversationId) -> dict:
     conversation = _conversation(request, conversation_id)
-    services.conversation_set_status(conversation=conversation, status=Conversation.Status.CLOSED)
+    services.conversation_set_status(
+        conversation=conversation, status=Conversation.Status.CLOSED, by=request_user(request)
+    )
     return conversation_data(conversation)
 
 
@@ -421,7 +423,9 @@ def conversation_close(request: HttpRequest, conversation_id: int = Conversation
 )
 def conversation_reopen(request: HttpRequest, conversation_id: int = ConversationId) -> dict:
     conversation = _conversation(request, conversation_id)
-    services.conversation_set_status(conversation=conversation, status=Conversation.Status.OPEN)
+    services.conversation_set_status(
+        conversation=conversation, status=Conversation.Status.OPEN, by=request_user(request)
+    )
     return conversation_data(conversation)
 
 

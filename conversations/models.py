@@ -143,6 +143,14 @@ class Conversation(models.Model):
     # An agent's last reply (not the bot's): automatic greetings and away messages stay
     # quiet for a while after it.
     last_agent_reply_at = models.DateTimeField(null=True, blank=True)
+    # The current opening, for the reports (services/inbound.py keeps them): when it
+    # (re)opened (None: at ``created_at``), the customer's first message in it and the
+    # first human reply after that, and since when the customer waits for an answer
+    # (None: not waiting).
+    opened_at = models.DateTimeField(null=True, blank=True)
+    first_inbound_at = models.DateTimeField(null=True, blank=True)
+    first_reply_at = models.DateTimeField(null=True, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -287,6 +295,9 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index("conversation", models.F("id").desc(), name="msg_by_conversation"),
+            # msg_by_time, the reports' index on when a message was said, is made by
+            # migration 0008_reports: PostgreSQL's covers the columns the reports count
+            # by (index-only scans), which Django would warn about on SQLite.
             models.Index(fields=["status"], condition=Q(status="pending"), name="msg_outbox"),
             models.Index(
                 fields=["conversation"], condition=Q(receipt_pending=True), name="msg_receipts"

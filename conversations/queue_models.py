@@ -139,13 +139,22 @@ class AgentPresence(models.Model):
 
 
 class ConversationEvent(models.Model):
-    """An assignment, transfer or queue change, as the thread's system line shows it.
-    ``actor`` None: done automatically (the menu bot, round-robin)."""
+    """What happened to a conversation, with when: an assignment, transfer or queue change
+    (shown in the thread as a system line), and the moments the reports measure: closed,
+    reopened, and the first human reply of each opening. ``actor`` None: done
+    automatically (the menu bot, round-robin, a customer's message reopening it, a reply
+    from the phone).
+
+    ``since``: for ``closed``, when that opening began (resolution time); for
+    ``replied``, the customer's first message of that opening (first response time).
+    ``to_user`` of ``closed``: who held the conversation when it closed."""
 
     class Kind(models.TextChoices):
         ASSIGNED = "assigned", _("Assigned")
         QUEUE = "queue", _("Queue changed")
         CLOSED = "closed", _("Closed")
+        REOPENED = "reopened", _("Reopened")
+        REPLIED = "replied", _("First reply")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="routing_events"
@@ -166,13 +175,18 @@ class ConversationEvent(models.Model):
     to_queue = models.ForeignKey(
         Queue, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         db_table = "whatsapp_conversation_events"
         verbose_name = _("conversation event")
         verbose_name_plural = _("conversation events")
-        indexes = [models.Index(fields=["conversation", "created_at"], name="conv_event_by_time")]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="conv_event_by_time"),
+            # The reports: one kind over a date range.
+            models.Index(fields=["kind", "created_at"], name="conv_event_by_kind"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.conversation_id}"

@@ -60,12 +60,20 @@ def session_queues(*, session_id: int) -> list[Queue]:
     return list(Queue.objects.filter(session_id=session_id).order_by("position", "pk"))
 
 
+# The events a thread shows as system lines (the others are the reports' records), and
+# the automatic close of an idle conversation (a close by nobody).
+SYSTEM_LINE_KINDS = (ConversationEvent.Kind.ASSIGNED, ConversationEvent.Kind.QUEUE)
+SYSTEM_LINES = Q(kind__in=SYSTEM_LINE_KINDS) | Q(
+    kind=ConversationEvent.Kind.CLOSED, actor__isnull=True
+)
+
+
 def conversation_events(*, conversation_id: int, since=None, until=None) -> list[ConversationEvent]:
     """A conversation's assignments and queue changes (from ``since``, before ``until``),
     oldest first, with what their system lines show."""
-    qs = ConversationEvent.objects.filter(conversation_id=conversation_id).select_related(
-        "actor", "from_user", "to_user", "from_queue", "to_queue"
-    )
+    qs = ConversationEvent.objects.filter(
+        SYSTEM_LINES, conversation_id=conversation_id
+    ).select_related("actor", "from_user", "to_user", "from_queue", "to_queue")
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if until is not None:

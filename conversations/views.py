@@ -500,7 +500,7 @@ def set_status(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
     status = request.POST.get("status", "")
     try:
-        services.conversation_set_status(conversation=conversation, status=status)
+        services.conversation_set_status(conversation=conversation, status=status, by=request.user)
     except ValidationError as exc:
         return _action_failed(request, conversation, first_error(exc)[1])
     done = {

@@ -20,6 +20,7 @@ from pydantic import Field
 from conversations.api import router as conversations_router
 from conversations.contact_api import router as contacts_router
 from conversations.queue_api import router as queues_router
+from conversations.report_api import router as reports_router
 from conversations.team_api import router as team_router
 from conversations.template_api import router as templates_router
 from realtime.layer import layer_round_trip
@@ -50,6 +51,7 @@ api.add_router("/whatsapp/", numbers_router)
 api.add_router("/whatsapp/", contacts_router)
 api.add_router("/whatsapp/", queues_router)
 api.add_router("/whatsapp/", templates_router)
+api.add_router("/whatsapp/", reports_router)
 
 
 # --- Health ------------------------------------------------------------------------------

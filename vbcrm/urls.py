@@ -34,6 +34,7 @@ urlpatterns = [
     path("conversations/", include("conversations.urls")),
     path("numbers/", include("whatsapp.urls")),
     path("contacts/", include("conversations.contact_urls")),
+    path("reports/", include("conversations.report_urls")),
     path("admin/", admin.site.urls),
     path("profile/", profile, name="profile"),
     path("api/", api.urls),

@@ -18,7 +18,13 @@ from conversations.models import (
     Queue,
 )
 from conversations.services import assignment, routing
-from conversations.services.inbound import _Addresses, _contact_for, _conversation_for
+from conversations.services.inbound import (
+    OPENING_FIELDS,
+    _Addresses,
+    _contact_for,
+    _conversation_for,
+    opening_start,
+)
 from realtime import events
 from vbcrm.errors import field_error
 from vbcrm.types import User
@@ -83,13 +89,43 @@ def conversation_assign(
     return conversation
 
 
-def conversation_set_status(*, conversation: Conversation, status: str) -> Conversation:
+def conversation_set_status(
+    *, conversation: Conversation, status: str, by: User | None = None
+) -> Conversation:
+    """Open, mark pending or close; ``by``: who did it. Closing records how long the
+    opening lasted and reopening starts a new one (the reports' resolution times)."""
     if status not in Conversation.Status.values:
         raise field_error("status", _("Unknown status."))
     with transaction.atomic():
-        closing = status == Conversation.Status.CLOSED and conversation.status != status
+        # The stored status and opening, not the instance's: a form may have set the
+        # status already, and a customer's message may have reopened it since it was read.
+        before, opened_at = (
+            Conversation.objects.select_for_update(no_key=True)
+            .filter(pk=conversation.pk)
+            .values_list("status", "opened_at")
+            .get()
+        )
+        conversation.opened_at = opened_at
+        closing = status == Conversation.Status.CLOSED and before != status
+        reopening = before == Conversation.Status.CLOSED and status != before
         conversation.status = status
-        _conversation_save(conversation, ["status"])
+        fields = ["status"]
+        now = timezone.now()
+        if closing:
+            ConversationEvent.objects.create(
+                conversation=conversation,
+                kind=ConversationEvent.Kind.CLOSED,
+                actor=by,
+                to_user_id=conversation.assigned_to_id,
+                since=conversation.opened_at or conversation.created_at,
+                created_at=now,
+            )
+            conversation.waiting_since = None
+            fields.append("waiting_since")
+        elif reopening:
+            opening_start(conversation, when=now, actor_id=by.pk if by else None).save()
+            fields += sorted(OPENING_FIELDS)
+        _conversation_save(conversation, fields)
         if closing and conversation.assigned_to_id:
             assignment.after_assignment_change(
                 conversation=conversation, previous_id=conversation.assigned_to_id

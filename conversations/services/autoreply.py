@@ -390,10 +390,18 @@ def _close_one(pk: int, conf: NumberSettings, cutoff: datetime, now: datetime) -
             message.conversation.session = conversation.session
             events.message_created(message)
             events.worker_wakeup(conversation.session_id)
-        conversation_set_status(conversation=conversation, status=Conversation.Status.CLOSED)
-        event = ConversationEvent.objects.create(
-            conversation=conversation, kind=ConversationEvent.Kind.CLOSED, actor=None
+        # Closed by nobody: the close's record is also the thread's system line.
+        conversation_set_status(
+            conversation=conversation, status=Conversation.Status.CLOSED, by=None
         )
-        events.conversation_event(event)
+        event = (
+            ConversationEvent.objects.filter(
+                conversation=conversation, kind=ConversationEvent.Kind.CLOSED
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if event is not None:
+            events.conversation_event(event)
     logger.info("conversation closed for idleness id=%s", pk)
     return True

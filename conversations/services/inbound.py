@@ -14,7 +14,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations.models import Contact, Conversation, Message, message_preview
+from conversations.models import (
+    Contact,
+    Conversation,
+    ConversationEvent,
+    Message,
+    message_preview,
+)
 from realtime import events
 from vbcrm import metrics
 from whatsapp.gateway.base import (
@@ -272,6 +278,55 @@ def _when(message: Message) -> datetime:
     return message.wa_timestamp or message.created_at
 
 
+# The fields of a conversation's current opening (see Conversation.opened_at).
+OPENING_FIELDS = {"opened_at", "first_inbound_at", "first_reply_at"}
+
+
+def opening_start(conv: Conversation, *, when: datetime, actor_id: int | None) -> ConversationEvent:
+    """A closed conversation opens again at ``when``: a new opening starts, whose first
+    customer message and first reply are measured afresh. Returns its ``reopened``
+    record (for the caller to save: in bulk here, one by one when an agent reopens)."""
+    conv.opened_at = when
+    conv.first_inbound_at = None
+    conv.first_reply_at = None
+    return ConversationEvent(
+        conversation=conv,
+        kind=ConversationEvent.Kind.REOPENED,
+        actor_id=actor_id,
+        created_at=when,
+    )
+
+
+def _customer_wrote(conv: Conversation, when: datetime) -> set[str]:
+    """The customer's message at ``when``: the first of the opening, and the start of a
+    wait for an answer, unless those started already. Returns the fields it changed."""
+    fields = set()
+    if conv.first_inbound_at is None:
+        conv.first_inbound_at = when
+        fields.add("first_inbound_at")
+    if conv.waiting_since is None:
+        conv.waiting_since = when
+        fields.add("waiting_since")
+    return fields
+
+
+def _human_replied(
+    conv: Conversation, when: datetime, sender_id: int | None
+) -> ConversationEvent | None:
+    """A person answered (an agent, or someone on the phone): the wait ends, and if it is
+    the opening's first answer to the customer, its ``replied`` record is returned."""
+    if conv.first_inbound_at is None or conv.first_reply_at is not None:
+        return None
+    conv.first_reply_at = when
+    return ConversationEvent(
+        conversation=conv,
+        kind=ConversationEvent.Kind.REPLIED,
+        actor_id=sender_id,
+        since=conv.first_inbound_at,
+        created_at=when,
+    )
+
+
 def _conversations_advance(
     messages: Sequence[Message], *, live: bool, reopened: set[int] | None = None
 ) -> dict[int, Conversation]:
@@ -302,6 +357,7 @@ def _conversations_advance(
                 newest[message.conversation_id] = message
         shown = list(newest.values())
     changed: dict[int, set[str]] = {pk: set() for pk in locked}
+    marks: list[ConversationEvent] = []  # what the reports measure: reopenings, first replies
     for message in shown:
         conv = locked[message.conversation_id]
         fields = changed[conv.pk]
@@ -329,9 +385,22 @@ def _conversations_advance(
                 fields.add("status")
                 if reopened is not None:
                     reopened.add(conv.pk)
+                marks.append(opening_start(conv, when=when, actor_id=None))
+                fields |= OPENING_FIELDS
+            fields |= _customer_wrote(conv, when)
+        elif live and message.direction == Message.Direction.OUTBOUND and not message.automatic:
+            mark = _human_replied(conv, when, message.sent_by_id)
+            if mark is not None:
+                marks.append(mark)
+                fields.add("first_reply_at")
+            if conv.waiting_since is not None:
+                conv.waiting_since = None
+                fields.add("waiting_since")
     for pk, conv in locked.items():
         if live or changed[pk]:
             conv.save(update_fields=sorted(changed[pk] | {"updated_at"}))
+    if marks:
+        ConversationEvent.objects.bulk_create(marks)
     for message in messages:
         message.conversation = locked[message.conversation_id]
     return locked
