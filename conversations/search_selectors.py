@@ -1,0 +1,231 @@
+"""Full-text search over the messages (and private notes) and the contacts a user may see.
+
+Messages match through the index of ``conversations/search_index.py``: every word of
+the search must be there (accents folded, Portuguese stems on PostgreSQL), the last
+one also as the start of a word. Best first: the database's rank, then the newest.
+Contacts match by the start of a name (or of any word of it) and by phone digits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.contrib.postgres.search import SearchHeadline, SearchRank
+from django.db import connection
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from conversations import search_index
+from conversations.models import Conversation, Message, Tag
+from conversations.search_index import START, STOP
+from conversations.selectors import conversation_queryset, with_tags
+from vbcrm.types import AnyUser
+from whatsapp.selectors import visible_session_ids
+
+SNIPPET_CHARS = 160
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    session_id: int | None = None
+    date_from: date | None = None  # days in the current time zone, both included
+    date_to: date | None = None
+    direction: str = ""  # "" or a Message.Direction value (notes are NOTA)
+    tag_id: int | None = None  # on the conversation or on its contact
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    message: Message
+    snippet: SafeString  # the text around the match, escaped, matches in <mark>
+    rank: float
+
+
+def _with_rank(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
+    kind = search_index.backend()
+    if kind == "postgresql":
+        query = search_index.match_query(terms)
+        return qs.annotate(
+            # ts_rank is a float4: as a float8, the page cursor's value reads back exactly
+            rank=Cast(SearchRank(search_index.SearchVectorColumn(), query), FloatField()),
+            snippet=SearchHeadline(
+                "body",
+                query,
+                config=search_index.CONFIG,
+                start_sel=START,
+                stop_sel=STOP,
+                max_words=24,
+                min_words=8,
+                short_word="2",
+                max_fragments=2,
+                fragment_delimiter=" … ",
+            ),
+        )
+    if kind == "fts5":
+        fts = search_index.FTS_TABLE
+        match = search_index.fts5_query(terms)
+        own = f"{fts} MATCH %s AND rowid = {Message._meta.db_table}.id"
+        # bm25 is lower for a better match; ranks here are higher for better ones.
+        return qs.annotate(
+            rank=RawSQL(f"(SELECT -bm25({fts}) FROM {fts} WHERE {own})", [match]),  # noqa: S608, S611
+            snippet=RawSQL(  # noqa: S611
+                f"(SELECT snippet({fts}, 0, %s, %s, '…', 24) FROM {fts} WHERE {own})",  # noqa: S608
+                [START, STOP, match],
+            ),
+        )
+    return qs.annotate(rank=Value(0.0, output_field=FloatField()), snippet=F("body"))
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _filtered(qs: QuerySet[Message], f: SearchFilters) -> QuerySet[Message]:
+    if f.session_id:
+        qs = qs.filter(conversation__session_id=f.session_id)
+    if f.direction:
+        qs = qs.filter(direction=f.direction)
+    if f.date_from or f.date_to:
+        # The time a message shows (WhatsApp's, else when it arrived), by the reader's days.
+        qs = qs.alias(_when=Coalesce("wa_timestamp", "created_at"))
+        if f.date_from:
+            qs = qs.filter(_when__gte=_day_start(f.date_from))
+        if f.date_to:
+            qs = qs.filter(_when__lt=_day_start(f.date_to + timedelta(days=1)))
+    if f.tag_id:
+        qs = qs.filter(
+            Exists(
+                Tag.conversations.through.objects.filter(
+                    conversation=OuterRef("conversation"), tag=f.tag_id
+                )
+            )
+            | Exists(
+                Tag.contacts.through.objects.filter(
+                    contact=OuterRef("conversation__contact"), tag=f.tag_id
+                )
+            )
+        )
+    return qs
+
+
+def message_search(
+    *,
+    user: AnyUser,
+    text: str,
+    filters: SearchFilters | None = None,
+    after: tuple[float, int] | None = None,
+    limit: int = 50,
+) -> list[SearchHit]:
+    """Messages and notes of the numbers ``user`` sees that hold every word of ``text``,
+    best first (rank, then newest). ``after``: the ``(rank, id)`` of the last hit of the
+    previous page."""
+    terms = search_index.words(text)
+    if not terms:
+        return []
+    qs = Message.objects.filter(
+        conversation__session_id__in=visible_session_ids(user)
+    ).select_related("conversation__contact", "conversation__session", "sent_by")
+    qs = _with_rank(search_index.matching(_filtered(qs, filters or SearchFilters()), terms), terms)
+    if after is not None:
+        rank, pk = after
+        qs = qs.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
+    rows = list(qs.order_by(F("rank").desc(), "-pk")[:limit])
+    return [
+        SearchHit(message=m, snippet=_snippet(m, terms), rank=float(m.rank))  # type: ignore[attr-defined]
+        for m in rows
+    ]
+
+
+def conversation_search(
+    *, user: AnyUser, text: str, filters: SearchFilters | None = None, limit: int = 10
+) -> list[Conversation]:
+    """Conversations whose contact's name (or a word of it) starts with ``text``, or
+    whose phone holds its digits; newest activity first."""
+    text = " ".join(text.split())
+    if not text:
+        return []
+    f = filters or SearchFilters()
+    match = Q()
+    for field in ("saved_name", "push_name", "group_subject"):
+        match |= Q(**{f"contact__{field}__istartswith": text})
+        match |= Q(**{f"contact__{field}__icontains": " " + text})
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 3 and len(digits) * 2 >= len(text.replace(" ", "")):
+        match |= Q(contact__phone__startswith=digits)
+        if len(digits) >= 6:  # typed without the country code
+            match |= Q(contact__phone__contains=digits)
+    qs = (
+        conversation_queryset(user=user)
+        .filter(match)
+        .exclude(contact__is_group=True, session__ignore_groups=True)
+    )
+    if f.session_id:
+        qs = qs.filter(session_id=f.session_id)
+    if f.tag_id:
+        qs = qs.filter(
+            Exists(
+                Tag.conversations.through.objects.filter(conversation=OuterRef("pk"), tag=f.tag_id)
+            )
+            | Exists(Tag.contacts.through.objects.filter(contact=OuterRef("contact"), tag=f.tag_id))
+        )
+    return with_tags(list(qs.order_by("-last_message_at", "-pk")[:limit]))
+
+
+# --- snippets ---------------------------------------------------------------------------------
+
+
+def _snippet(message: Message, terms: list[str]) -> SafeString:
+    raw = getattr(message, "snippet", None) or ""
+    if START not in raw:
+        # LIKE matches, and text the database did not mark (a match in the file name)
+        raw = _mark_words(message.body or message.file_name or message.location_name, terms)
+    return marked_html(raw)
+
+
+def _mark_words(text: str, terms: list[str]) -> str:
+    """``text`` cut around its first match of ``terms`` (case-insensitive), matches
+    between the markers."""
+    text = " ".join(text.split())
+    if not terms:
+        return text[:SNIPPET_CHARS]
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.I)
+    first = pattern.search(text)
+    start = max(0, first.start() - SNIPPET_CHARS // 3) if first else 0
+    if start:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < (first.start() if first else start) else start
+    cut = text[start : start + SNIPPET_CHARS]
+    marked = pattern.sub(lambda m: START + m.group(0) + STOP, cut)
+    return ("… " if start else "") + marked + (" …" if start + SNIPPET_CHARS < len(text) else "")
+
+
+def marked_html(raw: str) -> SafeString:
+    """Text with START/STOP markers as escaped HTML with <mark>: markers out of place
+    (text that held the characters itself) are dropped, so the tags always balance."""
+    out: list[str] = []
+    open_ = False
+    for part in re.split(f"([{START}{STOP}])", raw):
+        if part == START:
+            if not open_:
+                out.append("<mark>")
+                open_ = True
+        elif part == STOP:
+            if open_:
+                out.append("</mark>")
+                open_ = False
+        else:
+            out.append(escape(part))
+    if open_:
+        out.append("</mark>")
+    return mark_safe("".join(out))  # noqa: S308 - every piece of text is escaped above
+
+
+def search_available() -> bool:
+    """Whether the database has the index (PostgreSQL, or SQLite with FTS5)."""
+    return search_index.backend(connection) != "like"
