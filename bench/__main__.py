@@ -5,7 +5,8 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
 
   BENCH_DATABASE_URL   PostgreSQL server + database to (re)create   postgres://postgres@127.0.0.1:5432/vbcrm_bench
   BENCH_REDIS_URL      use this Redis instead of starting a private redis-server
-  BENCH_ONLY           comma list of fanout,ingest,memory,reads     all
+  BENCH_ONLY           comma list of fanout,ingest,loadhold,memory, all
+                       reads,search
   BENCH_SOCKETS        agent sockets for the fan-out                1000
   BENCH_FANOUT_EVENTS  inbound messages streamed per fan-out run    40
   BENCH_FANOUT_RATE    messages per second in that stream           5
@@ -16,8 +17,8 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
   BENCH_RAW_BATCH      messages per transaction, batched baseline   100
   BENCH_NUMBERS        numbers for the memory run                   1,10,50
   BENCH_CONVERSATIONS  conversations generated for the reads        100000
-  BENCH_MESSAGES       messages generated for the reads             2000000
-  BENCH_READ_REPEAT    timed requests per read                      30
+  BENCH_MESSAGES       messages generated for the reads and search  2000000
+  BENCH_READ_REPEAT    timed requests per read (and per search)     30
   BENCH_HOLD_RATES     load-hold rates, messages/s in all           50,100,150
   BENCH_HOLD_SECONDS   how long each load-hold rate is held         60
   BENCH_HOLD_NUMBERS   numbers the load-hold rate is spread over    20
@@ -54,7 +55,7 @@ def knobs() -> dict[str, Any]:
         or "postgres://postgres@127.0.0.1:5432/vbcrm_bench",
         "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
         "only": set(
-            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads")
+            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads,search")
             .replace(" ", "")
             .split(",")
         ),
@@ -106,7 +107,7 @@ def machine() -> dict[str, Any]:
 
 
 def run(k: dict[str, Any]) -> dict[str, Any]:
-    from bench import common, fanout, ingest, loadhold, memory, reads
+    from bench import common, fanout, ingest, loadhold, memory, reads, search
 
     results: dict[str, Any] = {"machine": machine(), "knobs": {**k, "only": sorted(k["only"])}}
     with infra.stack(k["database_url"], k["redis_url"]) as s:
@@ -192,14 +193,26 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
                 "raw_single": ingest.run_raw(s.database_url, min(k["ingest_n"], 2000), 1),
             }
 
-        def reads_all() -> list:
+        def reads_reader():
+            """The reads' user, once their data set (the search's too) is generated."""
             reader = common.make_users("bench-reader", 1)[0]
-            log(f"reads: generating {k['conversations']} conversations, {k['messages']} messages")
-            results["reads_data"] = reads.generate(
-                s.database_url, reader, k["conversations"], k["messages"]
-            )
-            log(f"reads: generated in {results['reads_data']['seconds']}s; measuring")
+            if "reads_data" not in results:
+                log(f"generating {k['conversations']} conversations, {k['messages']} messages")
+                results["reads_data"] = reads.generate(
+                    s.database_url, reader, k["conversations"], k["messages"]
+                )
+                log(f"generated in {results['reads_data']['seconds']}s")
+            return reader
+
+        def reads_all() -> list:
+            reader = reads_reader()
+            log("reads: measuring")
             return reads.measure(s.database_url, reader, k["read_repeat"])
+
+        def search_all() -> list:
+            reader = reads_reader()
+            log("search: measuring")
+            return search.measure(s.database_url, reader, k["read_repeat"])
 
         section("fanout", fanout_all)
         section("ingest", ingest_all)
@@ -228,6 +241,7 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
 
         section("memory", memory_all)
         section("reads", reads_all)
+        section("search", search_all)
     return results
 
 
@@ -330,6 +344,18 @@ def table(r: dict[str, Any]) -> str:
                     a,
                     raw,
                     ratio(a, raw),
+                )
+    if "search" in r:
+        for row in r["search"]:
+            for p in ("p50", "p95"):
+                a, raw = row[f"{p}_ms"], row[f"raw_{p}_ms"]
+                add(
+                    f"search page, {row['search']} ({row['matches']} matches) {p} (ms) vs "
+                    f"raw SQL ({row['queries']} queries vs {row['raw_queries']})",
+                    a,
+                    raw,
+                    ratio(a, raw),
+                    "≤ 2×, p50 ≤ 100 ms" if p == "p50" else "",
                 )
     if "memory" in r:
         for row in r["memory"]:
