@@ -26,12 +26,13 @@ from typing import Any
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Expression, QuerySet
+from django.db.models import BooleanField, Expression, FloatField, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 
 logger = logging.getLogger(__name__)
 
 CONFIG = "vbcrm_search"
+NAMES = "vbcrm_names"
 TABLE = "whatsapp_mensagens"
 FTS_TABLE = "message_search"
 
@@ -45,6 +46,12 @@ _PG_COLUMN = (
     " || ' ' || coalesce(location_name, ''))) STORED"
 )
 _PG_INDEX = f"CREATE INDEX msg_search ON {TABLE} USING gin (search_vector)"
+# A contact's names as words: the expression of its index, which queries repeat
+# (``{table}.`` is the contacts' alias in a query, and nothing in the index).
+_NAMES = (
+    f"to_tsvector('{NAMES}'::regconfig, {{table}}.saved_name || ' ' || {{table}}.push_name"
+    " || ' ' || {table}.group_subject)"
+)
 
 
 def _pg_unaccent_schema(cursor: Any) -> str | None:
@@ -76,9 +83,20 @@ def _pg_create(cursor: Any) -> None:
         )
     cursor.execute(_PG_COLUMN)
     cursor.execute(_PG_INDEX)
+    # Contacts' names: every word, accents folded, never stemmed (names are not words).
+    cursor.execute(f"CREATE TEXT SEARCH CONFIGURATION {NAMES} (COPY = pg_catalog.simple)")
+    if schema is not None:
+        cursor.execute(
+            f"ALTER TEXT SEARCH CONFIGURATION {NAMES} ALTER MAPPING FOR hword, hword_part, word"
+            f" WITH {connection.ops.quote_name(schema)}.unaccent, simple"
+        )
+    names = _NAMES.replace("{table}.", "")
+    cursor.execute(f"CREATE INDEX contact_names_search ON whatsapp_contacts USING gin ({names})")
 
 
 def _pg_drop(cursor: Any) -> None:
+    cursor.execute("DROP INDEX IF EXISTS contact_names_search")
+    cursor.execute(f"DROP TEXT SEARCH CONFIGURATION IF EXISTS {NAMES}")
     cursor.execute("DROP INDEX IF EXISTS msg_search")
     cursor.execute(f"ALTER TABLE {TABLE} DROP COLUMN IF EXISTS search_vector")
     cursor.execute(f"DROP TEXT SEARCH CONFIGURATION IF EXISTS {CONFIG}")
@@ -97,16 +115,24 @@ def pg_folds_accents() -> bool:
     return bool(row and row[0])
 
 
-class SearchVectorColumn(Expression):
-    """The generated ``search_vector`` column of the query's message table."""
+class OnTable(Expression):
+    """SQL about the row of the query's own table (``{table}`` in ``template``: its
+    alias, which Django renames when the query becomes a subquery)."""
 
-    output_field = SearchVectorField()
+    def __init__(self, template: str, params: list, output_field: Any) -> None:
+        super().__init__(output_field=output_field)
+        self.template, self.params = template, params
 
     def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, tuple]:
-        alias = compiler.query.base_table or TABLE
+        table = compiler.quote_name_unless_alias(compiler.query.base_table)
         # a list, as Django's own lookups add their parameters to it (the stubs say tuple)
-        params: Any = []
-        return f"{compiler.quote_name_unless_alias(alias)}.search_vector", params
+        params: Any = list(self.params)
+        return self.template.replace("{table}", table), params
+
+
+def SearchVectorColumn() -> OnTable:  # noqa: N802 - reads as the column it is
+    """The generated ``search_vector`` column of the query's message table."""
+    return OnTable("{table}.search_vector", [], SearchVectorField())
 
 
 # --- SQLite -----------------------------------------------------------------------------
@@ -268,3 +294,29 @@ def matching(qs: QuerySet, terms: list[str], *, prefix: bool = False) -> QuerySe
     for term in terms:
         qs = qs.filter(body__icontains=term)
     return qs
+
+
+def names_match(terms: list[str]) -> OnTable:
+    """A contact whose names hold a word starting with each of ``terms`` (PostgreSQL)."""
+    template = f"{_NAMES} @@ to_tsquery('{NAMES}'::regconfig, %s)"
+    query = " & ".join(f"'{w}':*" for w in terms)
+    return OnTable(template, [query], BooleanField())
+
+
+def fts5_rank(terms: list[str]) -> OnTable:
+    """bm25 of the row's match, negated: higher is better, as on PostgreSQL."""
+    return OnTable(
+        f"(SELECT -bm25({FTS_TABLE}) FROM {FTS_TABLE}"  # noqa: S608
+        f" WHERE {FTS_TABLE} MATCH %s AND rowid = {{table}}.id)",
+        [fts5_query(terms)],
+        FloatField(),
+    )
+
+
+def fts5_snippet(terms: list[str]) -> OnTable:
+    return OnTable(
+        f"(SELECT snippet({FTS_TABLE}, 0, %s, %s, '…', 24) FROM {FTS_TABLE}"  # noqa: S608
+        f" WHERE {FTS_TABLE} MATCH %s AND rowid = {{table}}.id)",
+        [START, STOP, fts5_query(terms)],
+        TextField(),
+    )

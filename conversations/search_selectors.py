@@ -9,26 +9,30 @@ Contacts match by the start of a name (or of any word of it) and by phone digits
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchHeadline, SearchRank
 from django.db import connection
 from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from conversations import search_index
-from conversations.models import Conversation, Message, Tag
+from conversations.models import Contact, Conversation, Message, Tag
 from conversations.search_index import START, STOP
-from conversations.selectors import conversation_queryset, with_tags
+from conversations.selectors import conversation_queryset
 from vbcrm.types import AnyUser
+from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import visible_session_ids
 
 SNIPPET_CHARS = 160
+# How many of the newest matching messages are ranked (the results' pages end there).
+WINDOW = 2000
 
 
 @dataclass(frozen=True)
@@ -47,16 +51,25 @@ class SearchHit:
     rank: float
 
 
-def _with_rank(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
+def _ranked(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
+    """``qs`` with each message's ``rank``: higher for a better match (0 without an index)."""
     kind = search_index.backend()
     if kind == "postgresql":
-        query = search_index.match_query(terms)
+        # ts_rank is a float4: as a float8, the page cursor's value reads back exactly
+        rank = SearchRank(search_index.SearchVectorColumn(), search_index.match_query(terms))
+        return qs.annotate(rank=Cast(rank, FloatField()))
+    if kind == "fts5":
+        return qs.annotate(rank=search_index.fts5_rank(terms))
+    return qs.annotate(rank=Value(0.0, output_field=FloatField()))
+
+
+def _with_snippet(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
+    kind = search_index.backend()
+    if kind == "postgresql":
         return qs.annotate(
-            # ts_rank is a float4: as a float8, the page cursor's value reads back exactly
-            rank=Cast(SearchRank(search_index.SearchVectorColumn(), query), FloatField()),
             snippet=SearchHeadline(
                 "body",
-                query,
+                search_index.match_query(terms),
                 config=search_index.CONFIG,
                 start_sel=START,
                 stop_sel=STOP,
@@ -65,21 +78,11 @@ def _with_rank(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
                 short_word="2",
                 max_fragments=2,
                 fragment_delimiter=" … ",
-            ),
+            )
         )
     if kind == "fts5":
-        fts = search_index.FTS_TABLE
-        match = search_index.fts5_query(terms)
-        own = f"{fts} MATCH %s AND rowid = {Message._meta.db_table}.id"
-        # bm25 is lower for a better match; ranks here are higher for better ones.
-        return qs.annotate(
-            rank=RawSQL(f"(SELECT -bm25({fts}) FROM {fts} WHERE {own})", [match]),  # noqa: S608, S611
-            snippet=RawSQL(  # noqa: S611
-                f"(SELECT snippet({fts}, 0, %s, %s, '…', 24) FROM {fts} WHERE {own})",  # noqa: S608
-                [START, STOP, match],
-            ),
-        )
-    return qs.annotate(rank=Value(0.0, output_field=FloatField()), snippet=F("body"))
+        return qs.annotate(snippet=search_index.fts5_snippet(terms))
+    return qs.annotate(snippet=F("body"))
 
 
 def _day_start(day: date) -> datetime:
@@ -121,48 +124,83 @@ def message_search(
     filters: SearchFilters | None = None,
     after: tuple[float, int] | None = None,
     limit: int = 50,
+    sessions: Mapping[int, WhatsAppSession] | None = None,
 ) -> list[SearchHit]:
     """Messages and notes of the numbers ``user`` sees that hold every word of ``text``,
-    best first (rank, then newest). ``after``: the ``(rank, id)`` of the last hit of the
-    previous page."""
+    best first (rank, then newest), among the newest ``WINDOW`` that match. ``after``:
+    the ``(rank, id)`` of the last hit of the previous page. ``sessions``: the numbers
+    ``user`` sees, by id, when the caller has them (each hit's number comes from there
+    instead of a join)."""
     terms = search_index.words(text)
     if not terms:
         return []
-    qs = Message.objects.filter(
-        conversation__session_id__in=visible_session_ids(user)
-    ).select_related("conversation__contact", "conversation__session", "sent_by")
-    qs = _with_rank(search_index.matching(_filtered(qs, filters or SearchFilters()), terms), terms)
+    seen = Message.objects.filter(conversation__session_id__in=visible_session_ids(user))
+    found = search_index.matching(_filtered(seen, filters or SearchFilters()), terms)
+    # Ranked among the newest matches only: a common word matches a good part of all
+    # messages, and ranking every one of them would read them all.
+    window = found.order_by("-pk").values("pk")[:WINDOW]
+    ranked = _ranked(Message.objects.filter(pk__in=window), terms)
     if after is not None:
         rank, pk = after
-        qs = qs.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
-    rows = list(qs.order_by(F("rank").desc(), "-pk")[:limit])
+        ranked = ranked.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
+    # (without an index every rank is 0: a constant PostgreSQL refuses to order by)
+    best = ["-pk"] if search_index.backend() == "like" else [F("rank").desc(), "-pk"]
+    page = ranked.order_by(*best).values("pk")[:limit]
+    # The page's rows (a few) are read whole, with their snippets, in the same query.
+    joined = ["conversation__contact"]
+    if sessions is None:
+        joined.append("conversation__session")
+    qs = _ranked(Message.objects.filter(pk__in=page), terms).select_related(*joined)
+    rows = list(_with_snippet(qs, terms).order_by(*best))
+    if sessions is not None:
+        _attach(sessions, [m.conversation for m in rows])
     return [
         SearchHit(message=m, snippet=_snippet(m, terms), rank=float(m.rank))  # type: ignore[attr-defined]
         for m in rows
     ]
 
 
+def _attach(sessions: Mapping[int, WhatsAppSession], conversations: list[Conversation]) -> None:
+    for c in conversations:
+        # A number missing here (shared with the user since) loads on first use.
+        if c.session_id in sessions:
+            c.session = sessions[c.session_id]
+
+
 def conversation_search(
-    *, user: AnyUser, text: str, filters: SearchFilters | None = None, limit: int = 10
+    *,
+    user: AnyUser,
+    text: str,
+    filters: SearchFilters | None = None,
+    limit: int = 10,
+    sessions: Mapping[int, WhatsAppSession] | None = None,
 ) -> list[Conversation]:
-    """Conversations whose contact's name (or a word of it) starts with ``text``, or
-    whose phone holds its digits; newest activity first."""
+    """Conversations whose contact has a name word starting with each word of ``text``
+    (accents folded on PostgreSQL), or a phone starting with its digits (with or
+    without ``VBCRM_DEFAULT_COUNTRY_CODE``); newest activity first."""
     text = " ".join(text.split())
     if not text:
         return []
     f = filters or SearchFilters()
+    contacts = Contact.objects.filter(session_id__in=visible_session_ids(user))
     match = Q()
-    for field in ("saved_name", "push_name", "group_subject"):
-        match |= Q(**{f"contact__{field}__istartswith": text})
-        match |= Q(**{f"contact__{field}__icontains": " " + text})
+    terms = search_index.words(text)
+    if terms and connection.vendor == "postgresql":
+        match |= Q(search_index.names_match(terms))  # through the names' index
+    elif terms:
+        for field in ("saved_name", "push_name", "group_subject"):
+            match |= Q(**{f"{field}__istartswith": text}) | Q(**{f"{field}__icontains": " " + text})
     digits = re.sub(r"\D", "", text)
     if len(digits) >= 3 and len(digits) * 2 >= len(text.replace(" ", "")):
-        match |= Q(contact__phone__startswith=digits)
-        if len(digits) >= 6:  # typed without the country code
-            match |= Q(contact__phone__contains=digits)
+        match |= Q(phone__startswith=digits)
+        country = settings.VBCRM_DEFAULT_COUNTRY_CODE
+        if country and not digits.startswith(country):  # typed without the country code
+            match |= Q(phone__startswith=country + digits)
+    if not match:
+        return []
     qs = (
         conversation_queryset(user=user)
-        .filter(match)
+        .filter(contact__in=contacts.filter(match).values("pk"))
         .exclude(contact__is_group=True, session__ignore_groups=True)
     )
     if f.session_id:
@@ -174,7 +212,12 @@ def conversation_search(
             )
             | Exists(Tag.contacts.through.objects.filter(contact=OuterRef("contact"), tag=f.tag_id))
         )
-    return with_tags(list(qs.order_by("-last_message_at", "-pk")[:limit]))
+    if sessions is not None:
+        qs = qs.select_related(None).select_related("contact")
+    rows = list(qs.order_by("-last_message_at", "-pk")[:limit])
+    if sessions is not None:
+        _attach(sessions, rows)
+    return rows
 
 
 # --- snippets ---------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ def search(request: AuthedRequest) -> HttpResponse:
     Each opens its conversation at the message. ``after_rank``/``after_id``: the next
     page (cursor, never OFFSET)."""
     form = SearchForm(request.GET)
+    sessions = list(session_list(user=request.user).select_related(None).order_by("name"))
+    by_id = {s.pk: s for s in sessions}
     text = ""
     hits: list[search_selectors.SearchHit] = []
     conversations = []
@@ -87,12 +89,17 @@ def search(request: AuthedRequest) -> HttpResponse:
         text = form.cleaned_data["q"]
         filters = form.filters()
         rows = search_selectors.message_search(
-            user=request.user, text=text, filters=filters, after=after, limit=PAGE + 1
+            user=request.user,
+            text=text,
+            filters=filters,
+            after=after,
+            limit=PAGE + 1,
+            sessions=by_id,
         )
         hits = rows[:PAGE]
         if after is None:
             conversations = search_selectors.conversation_search(
-                user=request.user, text=text, filters=filters, limit=CONTACTS
+                user=request.user, text=text, filters=filters, limit=CONTACTS, sessions=by_id
             )
     more_url = ""
     if len(hits) == PAGE and form.is_valid() and len(rows) > PAGE:
@@ -107,7 +114,7 @@ def search(request: AuthedRequest) -> HttpResponse:
         "conversations": conversations,
         "more_url": more_url,
         "next_page": after is not None,
-        "sessions": list(session_list(user=request.user).select_related(None).order_by("name")),
+        "sessions": sessions,
         "tags": tag_list(user=request.user),
         "directions": DIRECTIONS,
         "indexed": search_selectors.search_available(),

@@ -198,7 +198,8 @@ def test_the_page_says_what_is_wrong_with_the_filters(client, number, alice):
 # --- contacts ---------------------------------------------------------------------------------
 
 
-def test_contacts_match_by_name_start_and_phone(number, alice):
+def test_contacts_match_by_name_start_and_phone(number, alice, settings):
+    settings.VBCRM_DEFAULT_COUNTRY_CODE = "55"
     services.message_receive(
         session=number, msg=inbound(phone="5541999990001", text="hi", push_name="Ana Souza")
     )
@@ -214,7 +215,8 @@ def test_contacts_match_by_name_start_and_phone(number, alice):
     assert names("uza") == []  # not the middle of a word
     assert names("5541") == ["Ana Souza"]
     assert names("+55 11 97777") == ["Bruno"]
-    assert names("977770") == ["Bruno"]  # without the country code
+    assert names("11977770") == ["Bruno"]  # without the country code
+    assert names("ana sou") == ["Ana Souza"]
 
 
 # --- the page and the thread it opens -------------------------------------------------------
@@ -295,3 +297,30 @@ def test_sqlite_triggers_come_back_after_a_migrate(number, alice):
     assert _bodies(alice, "trigger") == [missed.body]  # the index was rebuilt
     _say(number, "and the trigger works again")
     assert len(_bodies(alice, "trigger")) == 2
+
+
+def test_the_page_runs_the_same_queries_for_3_or_30_hits(
+    client, number, alice, django_assert_num_queries
+):
+    client.force_login(alice)
+    for i in range(3):
+        _say(number, f"invoice {i}", phone=f"551190000{i:04d}", push_name=f"Invoice {i}")
+    url = "/conversations/search/?q=invoice"
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for i in range(3, 30):
+        _say(number, f"invoice {i}", phone=f"551190000{i:04d}", push_name=f"Invoice {i}")
+    with django_assert_num_queries(len(few.captured_queries)):
+        body = client.get(url).content.decode()
+    assert body.count('class="contact-row search-hit"') == 30
+    # session, user, the numbers, the tags, availability, the messages, the contacts
+    assert len(few.captured_queries) == 7
+
+
+def test_only_the_newest_matches_are_ranked(number, alice, monkeypatch):
+    if search_index.backend() == "like":
+        pytest.skip("the plain fallback has no rank: newest first only")
+    monkeypatch.setattr("conversations.search_selectors.WINDOW", 2)
+    _say(number, "invoice invoice invoice, the best match but the oldest")
+    newer = [_say(number, f"one invoice among many other words, number {i}").pk for i in range(2)]
+    assert sorted(h.message.pk for h in message_search(user=alice, text="invoice")) == newer
