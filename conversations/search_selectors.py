@@ -134,7 +134,11 @@ def message_search(
     terms = search_index.words(text)
     if not terms:
         return []
-    seen = Message.objects.filter(conversation__session_id__in=visible_session_ids(user))
+    seen = Message.objects.filter(
+        conversation__session_id__in=visible_session_ids(user)
+    ).exclude(  # a number that ignores groups hides them, as the inbox does
+        conversation__contact__is_group=True, conversation__session__ignore_groups=True
+    )
     found = search_index.matching(_filtered(seen, filters or SearchFilters()), terms)
     # Ranked among the newest matches only: a common word matches a good part of all
     # messages, and ranking every one of them would read them all.

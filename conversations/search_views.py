@@ -84,6 +84,7 @@ def search(request: AuthedRequest) -> HttpResponse:
     text = ""
     hits: list[search_selectors.SearchHit] = []
     conversations = []
+    more_url = ""
     after = _cursor(request)
     if form.is_valid():
         text = form.cleaned_data["q"]
@@ -97,16 +98,15 @@ def search(request: AuthedRequest) -> HttpResponse:
             sessions=by_id,
         )
         hits = rows[:PAGE]
+        if len(rows) > PAGE:
+            more = request.GET.copy()
+            more["after_rank"] = repr(hits[-1].rank)
+            more["after_id"] = str(hits[-1].message.pk)
+            more_url = "?" + more.urlencode()
         if after is None:
             conversations = search_selectors.conversation_search(
                 user=request.user, text=text, filters=filters, limit=CONTACTS, sessions=by_id
             )
-    more_url = ""
-    if len(hits) == PAGE and form.is_valid() and len(rows) > PAGE:
-        more = request.GET.copy()
-        more["after_rank"] = repr(hits[-1].rank)
-        more["after_id"] = str(hits[-1].message.pk)
-        more_url = "?" + more.urlencode()
     context = {
         "form": form,
         "q": text,

@@ -324,3 +324,19 @@ def test_only_the_newest_matches_are_ranked(number, alice, monkeypatch):
     _say(number, "invoice invoice invoice, the best match but the oldest")
     newer = [_say(number, f"one invoice among many other words, number {i}").pk for i in range(2)]
     assert sorted(h.message.pk for h in message_search(user=alice, text="invoice")) == newer
+
+
+def test_groups_of_a_number_that_ignores_them_stay_hidden(number, alice):
+    services.message_receive(
+        session=number,
+        msg=inbound(
+            chat="120363000000000001@g.us",
+            sender="5511988880001@s.whatsapp.net",
+            push_name="Ana",
+            is_group=True,
+            text="invoice in the group",
+        ),
+    )
+    assert _bodies(alice, "invoice") == ["invoice in the group"]
+    whatsapp_services.session_update_options(session=number, ignore_groups=True)
+    assert _bodies(alice, "invoice") == []
