@@ -8,6 +8,7 @@ Contacts match by the start of a name (or of any word of it) and by phone digits
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,18 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.contrib.postgres.search import SearchHeadline, SearchRank
 from django.db import connection
-from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Value
+from django.db.models import (
+    BigIntegerField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OrderBy,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.html import escape
@@ -33,6 +45,12 @@ from whatsapp.selectors import visible_session_ids
 SNIPPET_CHARS = 160
 # How many of the newest matching messages are ranked (the results' pages end there).
 WINDOW = 2000
+# From how many matches (estimated) the newest are found by walking the messages from
+# the newest rather than by reading every match through the index (_newest_first).
+WALK_ABOVE = 50_000
+# The most contacts a name or phone search reads (the newest), to show the few most
+# recently active of.
+CONTACT_IDS = 500
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,7 @@ def message_search(
     found = search_index.matching(_filtered(seen, filters or SearchFilters()), terms)
     # Ranked among the newest matches only: a common word matches a good part of all
     # messages, and ranking every one of them would read them all.
-    window = found.order_by("-pk").values("pk")[:WINDOW]
+    window = found.order_by(_newest_first(found)).values("pk")[:WINDOW]
     ranked = _ranked(Message.objects.filter(pk__in=window), terms)
     if after is not None:
         rank, pk = after
@@ -162,6 +180,26 @@ def message_search(
         SearchHit(message=m, snippet=_snippet(m, terms), rank=float(m.rank))  # type: ignore[attr-defined]
         for m in rows
     ]
+
+
+def _newest_first(found: QuerySet[Message]) -> OrderBy:
+    """How to find the newest matches. Walking the messages from the newest reads about
+    ``WINDOW / share`` rows, where ``share`` is the part of all messages that match:
+    few for a common word, and a great many for a rare one or several words together,
+    which PostgreSQL's planner (unaware of what each row's match costs) still walks.
+    Below ``WALK_ABOVE`` matches (its estimate, from the index's statistics), ordering by
+    an expression no index has makes it read every match once through the index."""
+    if search_index.backend() != "postgresql":
+        return F("pk").desc()
+    sql, params = found.values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    if plan[0]["Plan"]["Plan Rows"] >= WALK_ABOVE:
+        return F("pk").desc()
+    return ExpressionWrapper(F("pk") + 0, output_field=BigIntegerField()).desc()
 
 
 def _attach(sessions: Mapping[int, WhatsAppSession], conversations: list[Conversation]) -> None:
@@ -202,9 +240,14 @@ def conversation_search(
             match |= Q(phone__startswith=country + digits)
     if not match:
         return []
+    # The contacts first, on their own (through the names' index): inside the
+    # conversations' query the planner would rather test every contact's names.
+    ids = list(contacts.filter(match).order_by("-pk").values_list("pk", flat=True)[:CONTACT_IDS])
+    if not ids:
+        return []
     qs = (
         conversation_queryset(user=user)
-        .filter(contact__in=contacts.filter(match).values("pk"))
+        .filter(contact__in=ids)
         .exclude(contact__is_group=True, session__ignore_groups=True)
     )
     if f.session_id:

@@ -313,8 +313,9 @@ def test_the_page_runs_the_same_queries_for_3_or_30_hits(
     with django_assert_num_queries(len(few.captured_queries)):
         body = client.get(url).content.decode()
     assert body.count('class="contact-row search-hit"') == 30
-    # session, user, the numbers, the tags, availability, the messages, the contacts
-    assert len(few.captured_queries) == 7
+    # session, user, the numbers, the tags, availability, the messages (on PostgreSQL
+    # after the planner's estimate of how many match), the contacts and their conversations
+    assert len(few.captured_queries) == (9 if connection.vendor == "postgresql" else 8)
 
 
 def test_only_the_newest_matches_are_ranked(number, alice, monkeypatch):
