@@ -6,7 +6,7 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
   BENCH_DATABASE_URL   PostgreSQL server + database to (re)create   postgres://postgres@127.0.0.1:5432/vbcrm_bench
   BENCH_REDIS_URL      use this Redis instead of starting a private redis-server
   BENCH_ONLY           comma list of fanout,ingest,loadhold,memory,
-                       reads,reports                                all
+                       reads,reports,search                         all
   BENCH_SOCKETS        agent sockets for the fan-out                1000
   BENCH_FANOUT_EVENTS  inbound messages streamed per fan-out run    40
   BENCH_FANOUT_RATE    messages per second in that stream           5
@@ -18,8 +18,8 @@ Knobs (environment variables, defaults fit a 2-core machine in under 10 minutes)
   BENCH_NUMBERS        numbers for the memory run                   1,10,50
   BENCH_NUMBERS_PER_PROCESS  real numbers per child, shared rows     10 (1: none)
   BENCH_CONVERSATIONS  conversations generated for the reads        100000
-  BENCH_MESSAGES       messages generated for the reads             2000000
-  BENCH_READ_REPEAT    timed requests per read                      30
+  BENCH_MESSAGES       messages generated for the reads and search  2000000
+  BENCH_READ_REPEAT    timed requests per read (and per search)     30
   BENCH_REPORT_REPEAT  timed requests per report                    10
   BENCH_HOLD_RATES     load-hold rates, messages/s in all           50,100,150
   BENCH_HOLD_SECONDS   how long each load-hold rate is held         60
@@ -57,7 +57,7 @@ def knobs() -> dict[str, Any]:
         or "postgres://postgres@127.0.0.1:5432/vbcrm_bench",
         "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
         "only": set(
-            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads,reports")
+            (os.environ.get("BENCH_ONLY") or "fanout,ingest,loadhold,memory,reads,reports,search")
             .replace(" ", "")
             .split(",")
         ),
@@ -111,7 +111,7 @@ def machine() -> dict[str, Any]:
 
 
 def run(k: dict[str, Any]) -> dict[str, Any]:
-    from bench import common, fanout, ingest, loadhold, memory, reads, reports
+    from bench import common, fanout, ingest, loadhold, memory, reads, reports, search
 
     results: dict[str, Any] = {"machine": machine(), "knobs": {**k, "only": sorted(k["only"])}}
     with infra.stack(k["database_url"], k["redis_url"]) as s:
@@ -225,6 +225,11 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
             )
             return reports.measure(s.database_url, reader, k["report_repeat"])
 
+        def search_all() -> list:
+            reader = reads_data()
+            log("search: measuring")
+            return search.measure(s.database_url, reader, k["read_repeat"])
+
         section("fanout", fanout_all)
         section("ingest", ingest_all)
         s.stop(web1)
@@ -264,6 +269,7 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
         section("memory", memory_all)
         section("reads", reads_all)
         section("reports", reports_all)
+        section("search", search_all)
     return results
 
 
@@ -411,6 +417,18 @@ def table(r: dict[str, Any]) -> str:
                     raw,
                     ratio(a, raw),
                     "p50 ≤ 1000 ms" if p == "p50" else "",
+                )
+    if "search" in r:
+        for row in r["search"]:
+            for p in ("p50", "p95"):
+                a, raw = row[f"{p}_ms"], row[f"raw_{p}_ms"]
+                add(
+                    f"search page, {row['search']} ({row['matches']} matches) {p} (ms) vs "
+                    f"raw SQL ({row['queries']} queries vs {row['raw_queries']})",
+                    a,
+                    raw,
+                    ratio(a, raw),
+                    "≤ 2×, p50 ≤ 100 ms" if p == "p50" else "",
                 )
     if "memory" in r:
         memory_rows(r["memory"], add)

@@ -22,6 +22,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
     sees (owner of half, agent of the rest), in INSERT ... SELECT statements."""
     import psycopg
 
+    from bench import search
     from whatsapp import services
 
     others = _others(reader)
@@ -70,7 +71,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
         # Messages interleaved across conversations (round by round), as real traffic
         # is: one conversation's messages are scattered over the table.
         conn.execute(
-            """
+            f"""
             INSERT INTO whatsapp_mensagens (conversation_id, wa_id, direction, kind, body,
                 sender_jid, sender_name, media, media_status, mime_type, file_name,
                 location_name, status, error, wa_timestamp, created_at, updated_at,
@@ -79,7 +80,8 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
             SELECT a.id, 'GEN' || a.id || '-' || r,
                    CASE WHEN r %% 3 = 0 THEN 'ATENDENTE' ELSE 'CLIENTE' END, 'text',
                    'Message ' || r || ' of conversation ' || a.id
-                       || ': hello, I would like to know about my order, thanks!',
+                       || ': hello, I would like to know about my order, thanks! '
+                       || {search.words_sql()},
                    '', '', '', '', '', '', '',
                    CASE WHEN r %% 3 = 0 THEN 'read' ELSE 'received' END, '',
                    a.last_message_at - make_interval(mins => %(per)s - r),
@@ -90,7 +92,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
              WHERE a.session_id = ANY(%(sessions)s)
              ORDER BY r, a.id
             """,
-            {"per": per_conv, "sessions": sessions},
+            {"per": per_conv, "sessions": sessions, "words": list(search.WORDS)},
         )
         conn.commit()
     with psycopg.connect(database_url, autocommit=True) as conn:

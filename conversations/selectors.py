@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Exists, Max, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.functions import Lower
 
+from conversations import search_index
 from conversations.models import (
     Contact,
     Conversation,
@@ -89,14 +90,18 @@ def conversation_list(
         qs = qs.filter(queue_id=f.queue_id)
     if f.search:
         term = f.search.strip()
-        text_match = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=term)
-        qs = qs.filter(
+        match = (
             Q(contact__saved_name__icontains=term)
             | Q(contact__group_subject__icontains=term)
             | Q(contact__push_name__icontains=term)
             | Q(contact__phone__icontains=term)
-            | Exists(text_match)
         )
+        terms = search_index.words(term)
+        if terms:
+            # The search page's index; the last word as typed so far (a prefix).
+            own = Message.objects.filter(conversation=OuterRef("pk"))
+            match |= Q(Exists(search_index.matching(own, terms, prefix=True)))
+        qs = qs.filter(match)
     if before is not None:
         when, pk = before
         qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=pk))

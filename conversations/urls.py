@@ -1,11 +1,19 @@
 from django.urls import path
 
-from conversations import automation_views, queue_views, quick_reply_views, team_views, views
+from conversations import (
+    automation_views,
+    queue_views,
+    quick_reply_views,
+    search_views,
+    team_views,
+    views,
+)
 
 app_name = "conversations"
 
 urlpatterns = [
     path("rows/", views.conversation_rows, name="rows"),
+    path("search/", search_views.search, name="search"),
     path("sync/", views.sync, name="sync"),
     path("start/", views.start_conversation, name="start"),
     path("<int:conversation_id>/", views.conversation_detail, name="detail"),

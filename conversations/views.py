@@ -9,6 +9,7 @@ script) get a redirect with a message, so every action also works without htmx.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 LIST_PAGE = 50
 THREAD_PAGE = 50
+# A thread opened at a message: this many up to it (itself included), this many after.
+AROUND = THREAD_PAGE // 2
 SYNC_LIMIT = 200
 # A reconnecting page asks for changes since the last sync minus this margin: a write
 # whose transaction began before the sync's read but committed after it is not missed.
@@ -143,14 +146,49 @@ def _panel_context(conversation: Conversation) -> dict[str, Any]:
     return {"conversation": conversation, "participants": members}
 
 
-def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ThreadPage:
+    messages: list[Message]
+    has_older: bool
+    has_newer: bool = False
+    hit_id: int | None = None  # the message it opened at (a search result)
+    until: Any = None  # the time of the first newer message not shown
+
+
+def _thread_page(conversation: Conversation, around: int | None) -> ThreadPage:
+    """The newest page, or, ``around`` a message of this conversation, the messages
+    before and after it (one query more: older and newer pages load as it scrolls)."""
+    if around is not None:
+        older = selectors.message_list(
+            conversation=conversation, before_id=around + 1, limit=AROUND + 1
+        )
+        if older and older[-1].pk == around:
+            newer = selectors.message_list(
+                conversation=conversation, after_id=around, limit=AROUND + 1
+            )
+            has_newer = len(newer) > AROUND
+            return ThreadPage(
+                messages=older[-AROUND:] + newer[:AROUND],
+                has_older=len(older) > AROUND,
+                has_newer=has_newer,
+                hit_id=around,
+                until=newer[AROUND].created_at if has_newer else None,
+            )
     page = selectors.message_list(conversation=conversation, limit=THREAD_PAGE + 1)
+    return ThreadPage(messages=page[-THREAD_PAGE:], has_older=len(page) > THREAD_PAGE)
+
+
+def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[str, Any]:
+    """``?message=<id>``: open at that message (highlighted) instead of the newest."""
+    page = _thread_page(conversation, positive_int(request.GET.get("message")))
     return {
         **_panel_context(conversation),
-        "messages_page": page[-THREAD_PAGE:],
-        "has_older": len(page) > THREAD_PAGE,
+        "messages_page": page.messages,
+        "has_older": page.has_older,
+        "has_newer": page.has_newer,
+        "hit_id": page.hit_id,
         "members": session_members(session=conversation.session),
-        **thread_queue_context(conversation, page[-THREAD_PAGE:], len(page) > THREAD_PAGE),
+        **thread_queue_context(conversation, page.messages, page.has_older, page.until),
         "quick_replies": [
             {
                 "id": t.pk,
@@ -168,12 +206,12 @@ def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[
 
 
 def thread_queue_context(
-    conversation: Conversation, page: list[Message], has_older: bool
+    conversation: Conversation, page: list[Message], has_older: bool, until=None
 ) -> dict[str, Any]:
     """The thread's queue picker, and its system lines."""
     return {
         "session_queues": session_queues(session_id=conversation.session_id),
-        "syslines": _syslines(conversation, page, has_older),
+        "syslines": _syslines(conversation, page, has_older, until=until),
     }
 
 
@@ -283,9 +321,13 @@ def _header_response(request: AuthedRequest, conversation: Conversation) -> Http
 @login_required
 @require_GET
 def older_messages(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    """A page of messages before ``?before=<id>`` (scrolling up the thread)."""
+    """A page of messages before ``?before=<id>`` (scrolling up the thread), or after
+    ``?after=<id>`` (scrolling down a thread opened at an older message)."""
     conversation = _conversation_or_404(request, conversation_id)
     before = positive_int(request.GET.get("before"))
+    after = positive_int(request.GET.get("after"))
+    if after is not None and before is None:
+        return _newer_messages(request, conversation, after)
     if before is None:
         return HttpResponseBadRequest("before")
     page = selectors.message_list(
@@ -303,6 +345,27 @@ def older_messages(request: AuthedRequest, conversation_id: int) -> HttpResponse
                 page[-THREAD_PAGE:],
                 len(page) > THREAD_PAGE,
                 until=Message.objects.filter(pk=before).values("created_at")[:1],
+            ),
+        },
+    )
+
+
+def _newer_messages(request: AuthedRequest, conversation: Conversation, after: int) -> HttpResponse:
+    page = selectors.message_list(conversation=conversation, after_id=after, limit=THREAD_PAGE + 1)
+    shown, has_newer = page[:THREAD_PAGE], len(page) > THREAD_PAGE
+    return render(
+        request,
+        "conversations/_messages.html",
+        {
+            "conversation": conversation,
+            "messages_page": shown,
+            "has_older": False,
+            "has_newer": has_newer,
+            "syslines": _syslines(
+                conversation,
+                shown,
+                True,  # from this page's first message: earlier lines came with the page before
+                until=page[THREAD_PAGE].created_at if has_newer else None,
             ),
         },
     )

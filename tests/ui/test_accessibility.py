@@ -102,6 +102,18 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live, viewport):
             page.goto(path)
             found += axe_violations(page, path)
 
+        # search results (a contact and a message), and a thread opened at a result
+        page.goto("/conversations/search/?q=ajuda")
+        expect(page.locator("#search-hits .search-hit").first).to_be_visible()
+        found += axe_violations(page, "the search results")
+        page.goto("/conversations/search/?q=Axe+Beatriz&date_from=2026-03-10&date_to=2026-03-09")
+        expect(page.locator("#search-errors")).to_be_visible()
+        found += axe_violations(page, "the search page's errors")
+        page.goto("/conversations/search/?q=ajuda")
+        page.locator("#search-hits .search-hit a").first.click()
+        expect(page.locator("#messages .msg.hit")).to_be_visible()
+        found += axe_violations(page, "a thread opened at a result")
+
         # the contacts page, one contact (with a custom field), its report, the fields page
         page.goto("/contacts/fields/")
         if not page.locator(".field-list input[value='Axe campo']").count():

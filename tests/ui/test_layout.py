@@ -23,6 +23,7 @@ PAGES = [
     "/contacts/fields/",
     "/profile/",
     "/password/",
+    "/conversations/search/?q=mensagem",
 ]
 MIN_TOUCH = 44
 

@@ -390,8 +390,10 @@
             VB.toast((err && err.message) || VB.t("error"), "error");
             return;
           }
-          inbox.upsertMessage(res.body.message.html);
-          inbox.scrollBottom(inbox.messagesBox());
+          if (!inbox.showNewest()) {
+            inbox.upsertMessage(res.body.message.html);
+            inbox.scrollBottom(inbox.messagesBox());
+          }
           text.value = "";
           file.value = "";
           setKind("");

@@ -33,7 +33,8 @@
     var f = e.detail;
     if (f.conversation_id !== inbox.current) return;
     var box = inbox.messagesBox();
-    if (!box || document.getElementById("sysline-" + f.id)) return;
+    // (a thread opened at an older message gets it with its newer pages)
+    if (!box || box.querySelector(".newer") || document.getElementById("sysline-" + f.id)) return;
     var el = inbox.fromHTML(f.html);
     if (!el) return;
     box.appendChild(el);

@@ -1,5 +1,6 @@
 /* The inbox page: the open conversation's thread. Messages are inserted or replaced by
- * id (the newest rendering wins), older ones load as it scrolls up, it is marked read,
+ * id (the newest rendering wins), older ones load as it scrolls up (and newer ones as it
+ * scrolls down, when it opened at a search result), it is marked read,
  * and the socket is told which conversation to send ticks for. */
 (function () {
   "use strict";
@@ -54,6 +55,11 @@
       return el;
     }
     if (onlyReplace) return null;
+    var msgs0 = box.querySelectorAll(".msg");
+    var last0 = msgs0[msgs0.length - 1];
+    // Opened at an older message (a search result): newer ones come with the next
+    // page as it scrolls down, not at the end of what is shown.
+    if (box.querySelector(".newer") && (!last0 || Number(last0.dataset.id) < id)) return null;
     var stick = nearBottom(box);
     var none = box.querySelector(".no-messages");
     if (none) none.remove();
@@ -123,6 +129,68 @@
       });
   }
 
+  var loadingNewer = false;
+  function loadNewer() {
+    var box = inbox.messagesBox();
+    var marker = box && box.querySelector(".newer");
+    if (!marker || loadingNewer) return;
+    loadingNewer = true;
+    var conversation = inbox.current;
+    fetch(box.dataset.olderUrl + "?after=" + encodeURIComponent(marker.dataset.after), {
+      credentials: "same-origin",
+    })
+      .then(function (r) {
+        if (!r.ok) throw new Error(String(r.status));
+        return r.text();
+      })
+      .then(function (html) {
+        if (conversation !== inbox.current || !box.isConnected) return;
+        var t = document.createElement("template");
+        t.innerHTML = html;
+        // A message shown already (a reply sent from here meanwhile) keeps its place.
+        t.content.querySelectorAll(".msg").forEach(function (m) {
+          if (document.getElementById(m.id)) m.remove();
+        });
+        marker.remove();
+        box.append(t.content);
+        dedupeDaySeparators(box);
+      })
+      .catch(function () {
+        VB.toast(VB.t("error"), "error");
+      })
+      .finally(function () {
+        loadingNewer = false;
+        var b = inbox.messagesBox();
+        if (b && b.querySelector(".newer") && nearBottom(b)) setTimeout(loadNewer, 0);
+      });
+  }
+
+  // A thread opened at one message (a search result): show it, marked, mid-screen.
+  function showHit(box) {
+    var hit = box.dataset.hit && document.getElementById("message-" + box.dataset.hit);
+    if (!hit) return false;
+    hit.classList.add("hit");
+    hit.setAttribute("tabindex", "-1");
+    hit.scrollIntoView({ block: "center" });
+    hit.focus({ preventScroll: true });
+    // The list's filters stay in the address; the message to open does not, or it
+    // would ride along to the next conversation opened.
+    var url = new URL(location.href);
+    if (url.searchParams.has("message")) {
+      url.searchParams.delete("message");
+      history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    }
+    return true;
+  }
+
+  // After sending from a thread opened at an older message: show the newest instead.
+  inbox.showNewest = function () {
+    var box = inbox.messagesBox();
+    if (!box || !box.querySelector(".newer")) return false;
+    inbox.openConversation(inbox.current, false);
+    return true;
+  };
+
   inbox.markRead = function () {
     var current = inbox.current;
     if (!current || document.hidden || !inbox.unread.get(current)) return;
@@ -148,12 +216,15 @@
     inbox.joinCurrent();
     if (!inbox.current) return;
     var box = inbox.messagesBox();
-    scrollBottom(box);
+    var atHit = showHit(box);
+    if (!atHit) scrollBottom(box);
     box.addEventListener("scroll", function () {
-      box.dataset.stick = nearBottom(box) ? "1" : "";
+      var bottom = nearBottom(box);
+      box.dataset.stick = bottom && !box.querySelector(".newer") ? "1" : "";
       if (box.scrollTop < 200) loadOlder();
+      if (bottom) loadNewer();
     });
-    box.dataset.stick = "1";
+    box.dataset.stick = atHit ? "" : "1";
     // Images and players change the height as they load: stay at the bottom if we were.
     box.addEventListener(
       "load",
@@ -162,7 +233,10 @@
       },
       true
     );
-    if (box.scrollHeight <= box.clientHeight) loadOlder();
+    if (box.scrollHeight <= box.clientHeight) {
+      loadOlder();
+      loadNewer();
+    }
     inbox.initComposer();
     inbox.markRead();
   };

@@ -1,0 +1,122 @@
+"""The search page: messages, private notes and contacts of the numbers the user works,
+matching what was typed in the header's search box, with filters."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET
+
+from conversations import search_selectors
+from conversations.models import Message
+from conversations.search_selectors import SearchFilters
+from conversations.selectors import tag_list
+from vbcrm.params import positive_int
+from vbcrm.types import AuthedRequest
+from whatsapp.selectors import session_list
+
+PAGE = 50
+CONTACTS = 10
+
+DIRECTIONS = [
+    ("", gettext_lazy("Any direction")),
+    (Message.Direction.INBOUND, gettext_lazy("From the customer")),
+    (Message.Direction.OUTBOUND, gettext_lazy("From the team")),
+    (Message.Direction.NOTE, gettext_lazy("Private notes")),
+]
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, strip=True, label=gettext_lazy("Words"))
+    number = forms.IntegerField(required=False, min_value=1, label=gettext_lazy("Number"))
+    date_from = forms.DateField(required=False, label=gettext_lazy("From"))
+    date_to = forms.DateField(required=False, label=gettext_lazy("To"))
+    direction = forms.ChoiceField(
+        required=False, choices=DIRECTIONS, label=gettext_lazy("Direction")
+    )
+    tag = forms.IntegerField(required=False, min_value=1, label=gettext_lazy("Tag"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise ValidationError(_("The first day comes after the last one."), code="date_order")
+        return data
+
+    def filters(self) -> SearchFilters:
+        data = self.cleaned_data
+        return SearchFilters(
+            session_id=data.get("number"),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            direction=data.get("direction") or "",
+            tag_id=data.get("tag"),
+        )
+
+
+def _cursor(request: AuthedRequest) -> tuple[float, int] | None:
+    """The last hit of the previous page: ``after_rank`` and ``after_id``."""
+    pk = positive_int(request.GET.get("after_id"))
+    try:
+        rank = float(request.GET.get("after_rank", ""))
+    except ValueError:
+        return None
+    return (rank, pk) if pk and math.isfinite(rank) else None
+
+
+@login_required
+@require_GET
+def search(request: AuthedRequest) -> HttpResponse:
+    """Results best first: the best match by the database's rank, then the newest.
+    Each opens its conversation at the message. ``after_rank``/``after_id``: the next
+    page (cursor, never OFFSET)."""
+    form = SearchForm(request.GET)
+    sessions = list(session_list(user=request.user).select_related(None).order_by("name"))
+    by_id = {s.pk: s for s in sessions}
+    text = ""
+    hits: list[search_selectors.SearchHit] = []
+    conversations = []
+    more_url = ""
+    after = _cursor(request)
+    if form.is_valid():
+        text = form.cleaned_data["q"]
+        filters = form.filters()
+        rows = search_selectors.message_search(
+            user=request.user,
+            text=text,
+            filters=filters,
+            after=after,
+            limit=PAGE + 1,
+            sessions=by_id,
+        )
+        hits = rows[:PAGE]
+        if len(rows) > PAGE:
+            more = request.GET.copy()
+            more["after_rank"] = repr(hits[-1].rank)
+            more["after_id"] = str(hits[-1].message.pk)
+            more_url = "?" + more.urlencode()
+        if after is None:
+            conversations = search_selectors.conversation_search(
+                user=request.user, text=text, filters=filters, limit=CONTACTS, sessions=by_id
+            )
+    context = {
+        "form": form,
+        "q": text,
+        "hits": hits,
+        "conversations": conversations,
+        "more_url": more_url,
+        "next_page": after is not None,
+        "sessions": sessions,
+        "tags": tag_list(user=request.user),
+        "directions": DIRECTIONS,
+        "indexed": search_selectors.search_available(),
+    }
+    return render(request, "conversations/search.html", context)
