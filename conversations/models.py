@@ -494,3 +494,6 @@ from conversations.queue_models import (  # noqa: E402, F401
     QueueAgent,
     QueueSettings,
 )
+
+# Outgoing webhooks' endpoints and deliveries, in their own module likewise.
+from conversations.webhook_models import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

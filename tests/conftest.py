@@ -8,6 +8,7 @@ from django.db import connection
 
 from conversations import services as conversation_services
 from conversations.services.routing import _has_queues
+from conversations.services.webhooks import webhook_endpoints_changed
 from tests.factories import inbound
 from whatsapp import services as whatsapp_services
 
@@ -29,8 +30,10 @@ def _test_storage(settings, tmp_path):
 
 
 def session_queues_changed_all() -> None:
-    """The menu bot remembers which numbers have queues; ids repeat across tests."""
+    """The menu bot remembers which numbers have queues, webhooks which have endpoints;
+    ids repeat across tests."""
     _has_queues.clear()
+    webhook_endpoints_changed()
 
 
 @pytest.fixture(scope="session", autouse=True)

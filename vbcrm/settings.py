@@ -280,6 +280,13 @@ VBCRM_PHONE_LOOKUP_SECONDS = env.float("VBCRM_PHONE_LOOKUP_SECONDS", default=15.
 # A reply still waiting for its number (disconnected, logged out, no worker) after this many
 # hours is marked failed, with the reason and a Retry button.
 VBCRM_OUTBOX_EXPIRY_HOURS = env.int("VBCRM_OUTBOX_EXPIRY_HOURS", default=24)
+# Outgoing webhooks: endpoints on loopback, private, link-local or metadata addresses are
+# refused unless this is on (tests, on-premise installs that post to their own network).
+VBCRM_WEBHOOKS_ALLOW_PRIVATE = env.bool("VBCRM_WEBHOOKS_ALLOW_PRIVATE", default=False)
+# How long a delivery may take (connect + answer), and for how many hours a failing
+# delivery is retried (backoff with jitter) before it is marked failed.
+VBCRM_WEBHOOK_TIMEOUT_SECONDS = env.float("VBCRM_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+VBCRM_WEBHOOK_RETRY_HOURS = env.float("VBCRM_WEBHOOK_RETRY_HOURS", default=24.0)
 # Bearer token Prometheus must send to read /metrics; empty = /metrics answers 404.
 VBCRM_METRICS_TOKEN = env.str("VBCRM_METRICS_TOKEN", default="")
 

@@ -19,7 +19,7 @@ from conversations.models import (
     Queue,
     QuickReply,
 )
-from conversations.services import assignment, routing
+from conversations.services import assignment, routing, webhooks
 from conversations.services.inbound import _Addresses, _contact_for, _conversation_for
 from conversations.services.outbox import MAX_TEXT_LENGTH
 from realtime import events
@@ -93,6 +93,8 @@ def conversation_set_status(*, conversation: Conversation, status: str) -> Conve
         closing = status == Conversation.Status.CLOSED and conversation.status != status
         conversation.status = status
         _conversation_save(conversation, ["status"])
+        if closing:
+            webhooks.webhook_conversation(conversation, webhooks.Event.CONVERSATION_CLOSED)
         if closing and conversation.assigned_to_id:
             assignment.after_assignment_change(
                 conversation=conversation, previous_id=conversation.assigned_to_id

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversations.models import Contact, Conversation, Message, message_preview
+from conversations.services import webhooks
 from realtime import events
 from vbcrm import metrics
 from whatsapp.gateway.base import (
@@ -120,9 +121,10 @@ def _conversation_for(session: WhatsAppSession, contact: Contact) -> Conversatio
         WhatsAppSession.objects.select_for_update(no_key=True).filter(pk=session.pk).values(
             "pk"
         ).first()
-        conversation, _created = Conversation.objects.get_or_create(
-            session=session, contact=contact
-        )
+        conversation, created = Conversation.objects.get_or_create(session=session, contact=contact)
+        if created:
+            conversation.contact = contact
+            webhooks.webhook_conversation(conversation, webhooks.Event.CONVERSATION_CREATED)
     return conversation
 
 
@@ -235,6 +237,7 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
         reopened: set[int] = set()
         _conversations_advance([message], live=True, reopened=reopened)
         message.conversation.contact = contact  # the event renders it: no extra query
+        webhooks.webhook_messages_stored([message])
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
     _route([message], reopened)
@@ -332,6 +335,7 @@ def message_receive_batch(
     try:
         with transaction.atomic():
             created = _receive_many(session, wanted, reopened)
+            webhooks.webhook_messages_stored(created)
     except IntegrityError:
         # Someone stored one of them between our check and our insert: one by one,
         # each deduped on its own.
