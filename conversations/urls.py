@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import queue_views, quick_reply_views, team_views, views
+from conversations import queue_views, quick_reply_views, team_views, views, webhook_views
 
 app_name = "conversations"
 
@@ -44,4 +44,12 @@ urlpatterns = [
     path("queues/<int:queue_id>/delete/", queue_views.queue_remove, name="queue_delete"),
     path("availability/", queue_views.availability, name="availability"),
     path("<int:conversation_id>/queue/", queue_views.conversation_queue, name="queue"),
+    path("webhooks/", webhook_views.webhooks_page, name="webhooks"),
+    path("webhooks/<int:endpoint_id>/", webhook_views.webhook_detail, name="webhook_detail"),
+    path("webhooks/<int:endpoint_id>/delete/", webhook_views.webhook_delete, name="webhook_delete"),
+    path(
+        "webhooks/deliveries/<int:delivery_id>/resend/",
+        webhook_views.webhook_resend,
+        name="webhook_resend",
+    ),
 ]

@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message, WebhookDelivery, WebhookEndpoint
 from conversations.serializers import conversation_data, message_data
+from conversations.webhook_addresses import AddressRefused, url_check
 from vbcrm.types import User
 from whatsapp.models import WhatsAppSession
 
@@ -216,6 +217,14 @@ def _clean_events(events: Iterable[str]) -> list[str]:
     return chosen
 
 
+def _check_url(endpoint: WebhookEndpoint) -> None:
+    endpoint.full_clean()
+    try:
+        url_check(endpoint.url)
+    except AddressRefused as exc:
+        raise ValidationError({"url": str(exc)}) from None
+
+
 def webhook_endpoint_create(
     *,
     owner: User,
@@ -235,7 +244,7 @@ def webhook_endpoint_create(
         active=active,
         secret=new_secret(),
     )
-    endpoint.full_clean()
+    _check_url(endpoint)
     with transaction.atomic():
         endpoint.save()
         endpoint.sessions.set(sessions)
@@ -258,7 +267,7 @@ def webhook_endpoint_update(
     endpoint.events = _clean_events(events)
     endpoint.description = " ".join(description.split())[:120]
     endpoint.active = active
-    endpoint.full_clean()
+    _check_url(endpoint)
     with transaction.atomic():
         endpoint.save()
         endpoint.sessions.set(sessions)

@@ -14,19 +14,15 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from conversations import services
 from conversations.models import Conversation, Message, WebhookDelivery, WebhookEndpoint
 from conversations.services import webhooks
-from conversations.webhook_delivery import (
-    AddressRefused,
-    address_allowed,
-    client_new,
-    deliver,
-    url_check,
-)
+from conversations.webhook_addresses import AddressRefused, address_allowed, url_check
+from conversations.webhook_delivery import client_new, deliver
 from conversations.webhook_verify import WebhookError, verify
 from tests.factories import inbound
 from whatsapp import services as whatsapp_services
@@ -152,8 +148,8 @@ def test_no_endpoint_costs_the_ingest_path_no_query(number, django_assert_num_qu
     assert not WebhookDelivery.objects.exists()
 
 
-def test_a_batch_is_one_insert_and_a_rolled_back_change_sends_nothing(alice, number):
-    _endpoint(alice, number, "https://example.com/hook")
+def test_a_batch_is_one_insert_and_a_rolled_back_change_sends_nothing(allow_private, alice, number):
+    _endpoint(alice, number, "http://127.0.0.1:9/hook")
     msgs = [inbound(text="a"), inbound(text="b", phone="5511988880002"), inbound(text="c")]
     services.message_receive_batch(session=number, msgs=msgs)
     assert WebhookDelivery.objects.filter(event_type="message.received").count() == 3
@@ -164,11 +160,11 @@ def test_a_batch_is_one_insert_and_a_rolled_back_change_sends_nothing(alice, num
     assert WebhookDelivery.objects.filter(event_type="message.received").count() == 3
 
 
-def test_only_the_events_and_numbers_chosen_and_active_endpoints(alice, number):
+def test_only_the_events_and_numbers_chosen_and_active_endpoints(allow_private, alice, number):
     other = whatsapp_services.session_create(owner=alice, name="Sales")
-    _endpoint(alice, other, "https://example.com/other")
-    closed = _endpoint(alice, number, "https://example.com/closed", [Event.CONVERSATION_CLOSED])
-    off = _endpoint(alice, number, "https://example.com/off")
+    _endpoint(alice, other, "http://127.0.0.1:9/other")
+    closed = _endpoint(alice, number, "http://127.0.0.1:9/closed", [Event.CONVERSATION_CLOSED])
+    off = _endpoint(alice, number, "http://127.0.0.1:9/off")
     webhooks.webhook_endpoint_update(
         endpoint=off, url=off.url, events=off.events, sessions=[number], active=False
     )
@@ -180,8 +176,8 @@ def test_only_the_events_and_numbers_chosen_and_active_endpoints(alice, number):
     assert json.loads(delivery.body)["data"]["conversation"]["status"] == "closed"
 
 
-def test_message_conversation_and_number_events(alice, bob, number):
-    _endpoint(alice, number, "https://example.com/all", Event.values)
+def test_message_conversation_and_number_events(allow_private, alice, bob, number):
+    _endpoint(alice, number, "http://127.0.0.1:9/all", Event.values)
     conversation = services.message_receive(session=number, msg=inbound()).conversation
     reply = services.message_queue_outbound(user=bob, conversation=conversation, text="Oi")
     services.outbox_sent(message_id=reply.pk, wa_id="WA1", timestamp=timezone.now())
@@ -351,3 +347,10 @@ def test_a_dead_receiver_times_out(allow_private, alice, number, settings):
         assert not result.ok and not result.permanent
     finally:
         silent.close()
+
+
+def test_an_endpoint_on_a_private_address_is_refused_when_saved(alice, number):
+    with pytest.raises(ValidationError) as exc:
+        _endpoint(alice, number, "http://169.254.169.254/latest/meta-data/")
+    assert "not allowed" in str(exc.value.message_dict["url"])
+    assert not WebhookEndpoint.objects.exists()

@@ -92,7 +92,12 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live, viewport):
         expect(page.locator("#connect-dialog")).to_be_visible()
         found += axe_violations(page, "the connect window")
 
-        for path in ("/conversations/quick-replies/", "/profile/", "/password/"):
+        for path in (
+            "/conversations/quick-replies/",
+            "/conversations/webhooks/",
+            "/profile/",
+            "/password/",
+        ):
             page.goto(path)
             found += axe_violations(page, path)
 

@@ -1,0 +1,56 @@
+"""Webhooks in a real browser, on a phone: an owner registers one (its secret shown
+once), a customer writes, the worker delivers the signed event to a receiver that
+verifies it, and the delivery shows in the endpoint's log."""
+
+from __future__ import annotations
+
+import json
+
+from playwright.sync_api import expect
+
+from conversations.webhook_verify import verify
+from tests.conversations.test_webhooks import Receiver
+from tests.ui.conftest import LiveServer, _wait
+
+PHONE_SIZE = {"width": 360, "height": 740}
+CUSTOMER = "5511970008001"
+
+
+def test_an_owner_adds_a_webhook_on_a_phone_and_receives_a_signed_event(live: LiveServer, login):
+    receiver = Receiver()
+    try:
+        page = login("alice", "/conversations/webhooks/")
+        page.set_viewport_size(PHONE_SIZE)
+        page.fill(".webhook-form input[name=url]", receiver.url)
+        page.fill(".webhook-form input[name=description]", "Meu CRM")
+        page.check(".webhook-form input[name=events][value='message.received']")
+        page.locator(".webhook-form button[type=submit]").click()
+        secret = page.locator("#new-secret code").inner_text()
+        assert secret.startswith("whsec_")
+        # the form fits a phone's width
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
+
+        live.say(CUSTOMER, push_name="Webhook Rita", text="Quero um orçamento")
+        _wait(lambda: receiver.requests, 30, "the webhook delivery")
+        request = receiver.requests[0]
+        event = verify(secret, request["body"], request["headers"])
+        assert event["type"] == "message.received"
+        assert event["data"]["message"]["body"] == "Quero um orçamento"
+        assert json.loads(request["body"])["data"]["conversation"]["contact"]["name"]
+
+        page.goto("/conversations/webhooks/")
+        page.locator("table.webhooks a", has_text="Meu CRM").click()
+        expect(page.locator("table.webhook-log")).to_contain_text("message.received")
+        expect(page.locator("table.webhook-log")).to_contain_text("HTTP 200")
+        assert secret not in page.content()
+        page.locator("table.webhook-log form button").first.click()
+        _wait(lambda: len(receiver.requests) >= 2, 30, "the delivery sent again")
+        assert receiver.requests[1]["headers"]["X-VBCRM-Event-Id"] == event["id"]
+        assert page.errors == []
+    finally:
+        receiver.close()
+        live.manage(
+            "shell",
+            "-c",
+            "from conversations.models import WebhookEndpoint as W; W.objects.all().delete()",
+        )
