@@ -487,6 +487,7 @@ class ContactFieldValue(models.Model):
 
 # The queues' models live in their own module; imported here so Django finds them (and
 # so `from conversations.models import Queue` keeps working).
+from conversations.push_models import PushOutbox, PushSubscription, PushThrottle  # noqa: E402, F401
 from conversations.queue_models import (  # noqa: E402, F401
     AgentPresence,
     ConversationEvent,

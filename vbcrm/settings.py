@@ -287,6 +287,13 @@ VBCRM_WEBHOOKS_ALLOW_PRIVATE = env.bool("VBCRM_WEBHOOKS_ALLOW_PRIVATE", default=
 # delivery is retried (backoff with jitter) before it is marked failed.
 VBCRM_WEBHOOK_TIMEOUT_SECONDS = env.float("VBCRM_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 VBCRM_WEBHOOK_RETRY_HOURS = env.float("VBCRM_WEBHOOK_RETRY_HOURS", default=24.0)
+# Web push (agents' notifications with every tab closed): the VAPID key pair (base64url,
+# as `vapid --gen` / the keys file prints them); empty = generated once into
+# DATA_DIR/vapid_private.pem. The subject is a contact push services may write to.
+VBCRM_VAPID_PRIVATE_KEY = env.str("VBCRM_VAPID_PRIVATE_KEY", default="")
+VBCRM_VAPID_SUBJECT = env.str("VBCRM_VAPID_SUBJECT", default="mailto:admin@localhost")
+# Whether a message in an unassigned conversation notifies every agent of its number.
+VBCRM_PUSH_UNASSIGNED = env.bool("VBCRM_PUSH_UNASSIGNED", default=True)
 # Bearer token Prometheus must send to read /metrics; empty = /metrics answers 404.
 VBCRM_METRICS_TOKEN = env.str("VBCRM_METRICS_TOKEN", default="")
 

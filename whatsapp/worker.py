@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from conversations import selectors as conv_selectors
 from conversations import services as conv_services
+from conversations.push_delivery import PushSender
 from conversations.webhook_delivery import WebhookSender
 from realtime.layer import WorkerInbox
 from vbcrm import metrics
@@ -66,6 +67,7 @@ class Worker:
         # Webhooks go out beside the numbers, never in their way: a slow receiver holds
         # only its own deliveries (the sender's tasks), never a number's events.
         webhooks = asyncio.create_task(WebhookSender(self.db).run(self._stopping))
+        pushes = asyncio.create_task(PushSender(self.db).run(self._stopping))
         try:
             while not self._stopping.is_set():
                 try:
@@ -81,7 +83,7 @@ class Worker:
         finally:
             listener.cancel()
             self._stopping.set()
-            await asyncio.gather(webhooks, return_exceptions=True)
+            await asyncio.gather(webhooks, pushes, return_exceptions=True)
             await self._release_all()
             self.db.close()
             metrics.CONNECTED_NUMBERS.set(0)

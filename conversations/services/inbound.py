@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversations.models import Contact, Conversation, Message, message_preview
-from conversations.services import webhooks
+from conversations.services import push, webhooks
 from realtime import events
 from vbcrm import metrics
 from whatsapp.gateway.base import (
@@ -238,6 +238,7 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
         _conversations_advance([message], live=True, reopened=reopened)
         message.conversation.contact = contact  # the event renders it: no extra query
         webhooks.webhook_messages_stored([message])
+        push.push_messages_stored([message])
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
     _route([message], reopened)
@@ -336,6 +337,7 @@ def message_receive_batch(
         with transaction.atomic():
             created = _receive_many(session, wanted, reopened)
             webhooks.webhook_messages_stored(created)
+            push.push_messages_stored(created)
     except IntegrityError:
         # Someone stored one of them between our check and our insert: one by one,
         # each deduped on its own.
