@@ -1,6 +1,13 @@
 from django.urls import path
 
-from conversations import queue_views, quick_reply_views, team_views, views, webhook_views
+from conversations import (
+    push_views,
+    queue_views,
+    quick_reply_views,
+    team_views,
+    views,
+    webhook_views,
+)
 
 app_name = "conversations"
 
@@ -44,6 +51,8 @@ urlpatterns = [
     path("queues/<int:queue_id>/delete/", queue_views.queue_remove, name="queue_delete"),
     path("availability/", queue_views.availability, name="availability"),
     path("<int:conversation_id>/queue/", queue_views.conversation_queue, name="queue"),
+    path("push/subscribe/", push_views.push_subscribe, name="push_subscribe"),
+    path("push/unsubscribe/", push_views.push_unsubscribe, name="push_unsubscribe"),
     path("webhooks/", webhook_views.webhooks_page, name="webhooks"),
     path("webhooks/<int:endpoint_id>/", webhook_views.webhook_detail, name="webhook_detail"),
     path("webhooks/<int:endpoint_id>/delete/", webhook_views.webhook_delete, name="webhook_delete"),

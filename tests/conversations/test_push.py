@@ -191,3 +191,31 @@ def test_a_subscription_on_a_private_address_is_refused(bob, settings):
         push.push_subscription_save(
             user=bob, endpoint="http://169.254.169.254/x", p256dh=Browser().p256dh, auth="abc"
         )
+
+
+def test_a_browser_subscribes_and_unsubscribes_from_the_profile_page(client, bob, settings):
+    client.force_login(bob)
+    page = client.get("/profile/").content.decode()
+    assert f'data-key="{push_keys.public_key()}"' in page
+    browser = Browser()
+    endpoint = "http://127.0.0.1:9/push/abc"
+    body = {"endpoint": endpoint, "keys": {"p256dh": browser.p256dh, "auth": b64(browser.auth)}}
+    answer = client.post(
+        "/conversations/push/subscribe/", json.dumps(body), content_type="application/json"
+    )
+    assert answer.status_code == 201
+    assert PushSubscription.objects.get().user == bob
+    bad = client.post(
+        "/conversations/push/subscribe/", json.dumps({"endpoint": endpoint}), "application/json"
+    )
+    assert bad.status_code == 400
+    client.post("/conversations/push/unsubscribe/", json.dumps(body), "application/json")
+    assert not PushSubscription.objects.exists()
+
+
+def test_the_service_worker_is_served_for_the_whole_site(client):
+    answer = client.get("/sw.js")
+    assert answer.status_code == 200
+    assert answer["Service-Worker-Allowed"] == "/"
+    assert answer["Content-Type"].startswith("text/javascript")
+    assert b"notificationclick" in answer.content

@@ -1,6 +1,7 @@
-"""Webhooks in a real browser, on a phone: an owner registers one (its secret shown
-once), a customer writes, the worker delivers the signed event to a receiver that
-verifies it, and the delivery shows in the endpoint's log."""
+"""Webhooks and push in a real browser, on a phone: an owner registers a webhook (its
+secret shown once), a customer writes, the worker delivers the signed event to a
+receiver that verifies it, and the delivery shows in the endpoint's log; the profile
+page registers the service worker for notifications."""
 
 from __future__ import annotations
 
@@ -54,3 +55,18 @@ def test_an_owner_adds_a_webhook_on_a_phone_and_receives_a_signed_event(live: Li
             "-c",
             "from conversations.models import WebhookEndpoint as W; W.objects.all().delete()",
         )
+
+
+def test_the_profile_page_offers_notifications_on_a_phone(live: LiveServer, login):
+    """The service worker registers under the page's CSP, and the button shows (no
+    push service is reachable here, so subscribing itself is covered by the server's tests)."""
+    page = login("bob", "/profile/")
+    page.set_viewport_size(PHONE_SIZE)
+    expect(page.locator("#push-settings .push-state")).not_to_be_empty()
+    expect(page.locator("#push-on")).to_be_visible()
+    registered = page.evaluate(
+        "() => navigator.serviceWorker.ready.then(r => r.active && r.active.scriptURL)"
+    )
+    assert registered.endswith("/sw.js")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
+    assert page.errors == []
