@@ -15,6 +15,7 @@ from conversations.models import (
     ConversationEvent,
     CustomField,
     Message,
+    PushSubscription,
     Queue,
     QueueSettings,
     QuickReply,
@@ -424,3 +425,17 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset:
             webhook_services.webhook_delivery_resend(delivery=delivery)
         messages.success(request, _("The events will be sent again."))
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Browsers with notifications on; deleting one stops its notifications."""
+
+    list_display = ["user", "user_agent", "created_at", "last_sent_at"]
+    search_fields = ["user__username", "user_agent"]
+    list_select_related = ["user"]
+    fields = ["user", "user_agent", "created_at", "last_sent_at"]
+    readonly_fields = ["user", "user_agent", "created_at", "last_sent_at"]
+
+    def has_add_permission(self, request):
+        return False

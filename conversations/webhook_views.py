@@ -80,7 +80,7 @@ def webhooks_page(request: AuthedRequest) -> HttpResponse:
         else:
             # Rendered, not redirected: the secret is on this answer and nowhere else.
             status = 201
-    return _page(
+    response = _page(
         request,
         "conversations/webhooks.html",
         {
@@ -93,6 +93,10 @@ def webhooks_page(request: AuthedRequest) -> HttpResponse:
         },
         status,
     )
+    if created is not None:
+        # This answer holds the secret: no cache (nor the back button) may keep it.
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 def _endpoint_or_404(request: AuthedRequest, endpoint_id: int) -> WebhookEndpoint:

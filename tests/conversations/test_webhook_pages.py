@@ -42,6 +42,7 @@ def test_an_owner_registers_a_webhook_and_sees_its_secret_once(client, alice, nu
     assert list(endpoint.sessions.all()) == [number]
     assert endpoint.events == ["conversation.closed", "message.received"]
     assert endpoint.secret in page.content.decode()
+    assert page["Cache-Control"] == "no-store"
     # never again
     for url in [
         reverse("conversations:webhooks"),
