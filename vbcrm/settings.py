@@ -381,5 +381,7 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         # the PostgreSQL pool logs every connection it lends and takes back at INFO
         "psycopg.pool": {"level": "WARNING"},
+        # httpx logs every webhook request with its URL (which may carry a token) at INFO
+        "httpx": {"level": "WARNING"},
     },
 }

@@ -43,6 +43,7 @@ _TTL = 5.0
 _any: list[tuple[bool, float]] = []
 THROTTLE_SECONDS = 60
 GONE = {404, 410}
+STALE_SECONDS = 600
 PREVIEW_CHARS = 120
 
 
@@ -141,6 +142,8 @@ def push_claim(*, limit: int = 100) -> list[PushJob]:
     """Take the waiting rows and turn them into the pushes to send now: each agent's
     browsers, for agents with no inbox tab open, not notified of that conversation in
     the last minute (the throttle moves here, so a second worker never sends it too)."""
+    if not _any_subscription():
+        return []  # the worker polls every second: no query while no browser subscribed
     now = timezone.now()
     jobs: list[PushJob] = []
     with transaction.atomic():
@@ -161,6 +164,8 @@ def push_claim(*, limit: int = 100) -> list[PushJob]:
         latest: dict[int, Message] = {}
         for row in taken:
             message = messages.get(row.message_id)
+            if row.created_at < now - timedelta(seconds=STALE_SECONDS):
+                continue  # waited while no worker ran: old news, not a notification
             if message is not None:
                 latest[message.conversation_id] = message
         for conversation_id, message in latest.items():

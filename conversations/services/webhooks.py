@@ -332,6 +332,8 @@ def webhook_deliveries_claim(*, limit: int = 50, now: datetime | None = None) ->
 
     Claimed rows move their ``next_attempt_at`` past the send's longest time, so another
     worker skips them (and takes them over if this one dies mid-send)."""
+    if not _any_active():
+        return []  # the worker polls every second: no query while no endpoint is active
     now = now or timezone.now()
     earlier = WebhookDelivery.objects.filter(
         endpoint_id=OuterRef("endpoint_id"),

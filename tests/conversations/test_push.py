@@ -219,3 +219,12 @@ def test_the_service_worker_is_served_for_the_whole_site(client):
     assert answer["Service-Worker-Allowed"] == "/"
     assert answer["Content-Type"].startswith("text/javascript")
     assert b"notificationclick" in answer.content
+
+
+def test_old_news_is_not_pushed(bob, number, service):
+    _subscribe(bob, service, Browser())
+    services.message_receive(session=number, msg=inbound())
+    later = timezone.now() + timedelta(minutes=11)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        assert push.push_claim() == []
+    assert not PushOutbox.objects.exists()
