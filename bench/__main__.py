@@ -188,6 +188,11 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
                 log(f"ingest baseline {n}/{k['ingest_runs']}: raw psycopg, batched")
                 raws.append(ingest.run_raw(s.database_url, k["ingest_n"], k["raw_batch"]))
             log("ingest baseline: raw psycopg, one transaction per message")
+            small = min(k["ingest_n"], 2000)
+            log(f"ingest: {small} messages at once, no webhook, then a dead webhook receiver")
+            webhook = ingest.run_dead_receiver(
+                s, port1, owner_cookie, phone, contacts, small, owner, number
+            )
             return {
                 "light": light,
                 "saturation": _median_run(sats),
@@ -195,6 +200,7 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
                 "raw_batched": _median_run(raws),
                 "raw_batched_runs": [r["per_second"] for r in raws],
                 "raw_single": ingest.run_raw(s.database_url, min(k["ingest_n"], 2000), 1),
+                "webhook": webhook,
             }
 
         def reads_data():
@@ -357,6 +363,16 @@ def table(r: dict[str, Any]) -> str:
                 f"{cpu['worker']} / {cpu['web1']} / {cpu['postgres']}",
                 f"{raw_cpu['client']} / {raw_cpu['postgres']}",
                 None,
+            )
+        hook = i.get("webhook")
+        if hook:
+            a, b = hook["dead_receiver"]["per_second"], hook["none"]["per_second"]
+            add(
+                "ingest with a dead webhook receiver (msg/s) vs no webhook",
+                a,
+                b,
+                ratio(a, b),
+                "≥ 0.9×",
             )
         light = i["light"]
         add(

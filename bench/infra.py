@@ -224,6 +224,8 @@ class Stack:
                 "VBCRM_DATA_DIR": str(self.workdir / "data"),
                 "VBCRM_MEDIA_ROOT": str(self.workdir / "media"),
                 "VBCRM_MAX_NUMBERS_PER_OWNER": "1000",
+                # the ingest bench's dead webhook receiver listens on loopback
+                "VBCRM_WEBHOOKS_ALLOW_PRIVATE": "1",
                 "WHATSAPP_GATEWAY": "simulator",
                 "WHATSAPP_SIMULATOR_URL": self.simulator_url or "http://127.0.0.1:1",
                 "WHATSAPP_STORE_DIR": str(self.workdir / "store"),

@@ -7,6 +7,7 @@ counters and preview) with one transaction per message, and batched, on the same
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 
@@ -104,6 +105,37 @@ def run_saturation(
         # where the work went: CPU milliseconds per message, by process
         "cpu_ms_per_message": {name: round(1000 * used / count, 3) for name, used in cpu.items()},
     }
+
+
+def run_dead_receiver(
+    s: Stack, port: int, cookie: str, phone: str, contacts: int, count: int, owner, number
+) -> dict:
+    """Saturation with no webhook, then with one whose receiver accepts connections and
+    never answers (every delivery waits for its timeout): the worker must ingest as fast."""
+    from django.conf import settings
+
+    from conversations.models import WebhookDelivery
+    from conversations.services import webhooks
+
+    none = run_saturation(s, port, cookie, phone, contacts, count)
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(1)
+    settings.VBCRM_WEBHOOKS_ALLOW_PRIVATE = True
+    endpoint = webhooks.webhook_endpoint_create(
+        owner=owner,
+        url=f"http://127.0.0.1:{dead.getsockname()[1]}/hook",
+        events=["message.received"],
+        sessions=[number],
+    )
+    try:
+        time.sleep(6)  # the worker notices new endpoints within a few seconds
+        with_dead = run_saturation(s, port, cookie, phone, contacts, count)
+        written = WebhookDelivery.objects.filter(endpoint=endpoint).count()
+    finally:
+        webhooks.webhook_endpoint_delete(endpoint=endpoint)
+        dead.close()
+    return {"none": none, "dead_receiver": with_dead, "deliveries_written": written}
 
 
 def _cpu(s: Stack) -> dict[str, float]:

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -18,14 +18,19 @@ from conversations.models import (
     ConversationEvent,
     CustomField,
     Message,
+    PushSubscription,
     Queue,
     QueueSettings,
     QuickReply,
     Tag,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from conversations.services import contacts as contact_services
 from conversations.services import templates as template_services
+from conversations.services import webhooks as webhook_services
 from conversations.services.queues import clean_queue_fields
+from conversations.webhook_addresses import AddressRefused, url_check
 
 
 class ContactFieldValueInline(admin.TabularInline):
@@ -415,3 +420,118 @@ class AgentPresenceAdmin(admin.ModelAdmin):
     list_display = ["user", "available", "sockets", "last_socket_closed_at", "changed_at"]
     list_filter = ["available"]
     readonly_fields = ["sockets", "last_socket_closed_at", "changed_at"]
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    """The page's rules apply here too (known events, an allowed address); the secret is
+    made when the endpoint is, shown once, and never a field."""
+
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    events = forms.MultipleChoiceField(
+        label=_("events"),
+        choices=WebhookEndpoint.Event.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["owner", "description", "url", "events", "sessions", "active"]
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        try:
+            url_check(url)
+        except AddressRefused as exc:
+            raise ValidationError(str(exc)) from None
+        return url
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fields = ("created_at", "event_type", "status", "attempts", "response_status", "latency_ms",
+              "error")  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["-id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("body")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ["__str__", "url", "owner", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["url", "description"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner"]
+    filter_horizontal = ["sessions"]
+    readonly_fields = ["masked_secret"]
+    inlines = [WebhookDeliveryInline]
+
+    @admin.display(description=_("secret"))
+    def masked_secret(self, obj: WebhookEndpoint) -> str:
+        return f"{obj.secret[:6]}…" if obj.secret else "—"
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = {
+            "url": data["url"],
+            "events": data["events"],
+            "sessions": list(data["sessions"]),
+            "description": data.get("description") or "",
+            "active": data.get("active", False),
+        }
+        if change:
+            webhook_services.webhook_endpoint_update(endpoint=obj, **fields)
+            return
+        created = webhook_services.webhook_endpoint_create(owner=data["owner"], **fields)
+        obj.pk, obj.secret = created.pk, created.secret
+        messages.warning(
+            request,
+            _("The webhook's secret, shown this once: %(secret)s") % {"secret": created.secret},
+        )
+
+    def delete_model(self, request, obj):
+        webhook_services.webhook_endpoint_delete(endpoint=obj)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["event_type", "endpoint", "status", "attempts", "response_status",
+                    "latency_ms", "created_at"]  # fmt: skip
+    list_filter = ["status", "event_type"]
+    search_fields = ["event_id"]
+    list_select_related = ["endpoint"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["send_again"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Send again"))
+    def send_again(self, request, queryset):
+        for delivery in queryset:
+            webhook_services.webhook_delivery_resend(delivery=delivery)
+        messages.success(request, _("The events will be sent again."))
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Browsers with notifications on; deleting one stops its notifications."""
+
+    list_display = ["user", "user_agent", "created_at", "last_sent_at"]
+    search_fields = ["user__username", "user_agent"]
+    list_select_related = ["user"]
+    fields = ["user", "user_agent", "created_at", "last_sent_at"]
+    readonly_fields = ["user", "user_agent", "created_at", "last_sent_at"]
+
+    def has_add_permission(self, request):
+        return False

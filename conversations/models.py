@@ -550,6 +550,7 @@ class ContactFieldValue(models.Model):
 # so `from conversations.models import Queue` keeps working). LegacyRecord: what the import
 # from the previous system already brought in.
 from conversations.legacy_models import LegacyRecord  # noqa: E402, F401
+from conversations.push_models import PushOutbox, PushSubscription, PushThrottle  # noqa: E402, F401
 from conversations.queue_models import (  # noqa: E402, F401
     AgentPresence,
     ConversationEvent,
@@ -557,3 +558,6 @@ from conversations.queue_models import (  # noqa: E402, F401
     QueueAgent,
     QueueSettings,
 )
+
+# Outgoing webhooks' endpoints and deliveries, in their own module likewise.
+from conversations.webhook_models import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

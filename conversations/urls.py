@@ -2,11 +2,13 @@ from django.urls import path
 
 from conversations import (
     automation_views,
+    push_views,
     queue_views,
     quick_reply_views,
     search_views,
     team_views,
     views,
+    webhook_views,
 )
 
 app_name = "conversations"
@@ -65,4 +67,14 @@ urlpatterns = [
     path("automatic/rules/<int:rule_id>/move/", automation_views.rule_move, name="rule_move"),
     path("availability/", queue_views.availability, name="availability"),
     path("<int:conversation_id>/queue/", queue_views.conversation_queue, name="queue"),
+    path("push/subscribe/", push_views.push_subscribe, name="push_subscribe"),
+    path("push/unsubscribe/", push_views.push_unsubscribe, name="push_unsubscribe"),
+    path("webhooks/", webhook_views.webhooks_page, name="webhooks"),
+    path("webhooks/<int:endpoint_id>/", webhook_views.webhook_detail, name="webhook_detail"),
+    path("webhooks/<int:endpoint_id>/delete/", webhook_views.webhook_delete, name="webhook_delete"),
+    path(
+        "webhooks/deliveries/<int:delivery_id>/resend/",
+        webhook_views.webhook_resend,
+        name="webhook_resend",
+    ),
 ]

@@ -27,6 +27,7 @@ from django.utils import translation
 from conversations.models import Conversation, ConversationEvent, Message
 from conversations.selectors import conversation_tags
 from conversations.serializers import note_mention_data
+from conversations.services import webhooks
 from realtime import snapshots
 from realtime.fragments import OWNER_FRAMES, Built, encode_frame, languages
 from realtime.layer import (
@@ -151,6 +152,10 @@ def messages_created(messages: Iterable[Message]) -> None:
 
 
 def message_updated(message: Message) -> None:
+    """A message changed (status, file). Called inside the change's transaction: the
+    webhooks' outbox rows are written with it (status changes of ours only)."""
+    webhooks.webhook_message_status(message)
+
     def send() -> None:
         rows = _message_rows(message)
         _push_rows([conversation_group(message.conversation_id)], "message_status", rows)
@@ -159,6 +164,8 @@ def message_updated(message: Message) -> None:
 
 
 def conversation_updated(conversation: Conversation) -> None:
+    webhooks.webhook_conversation(conversation, webhooks.Event.CONVERSATION_UPDATED)
+
     def send() -> None:
         rows = {"conversation": _conversation_rows(conversation)}
         _push_rows([session_group(conversation.session_id)], "conversation_updated", rows)
@@ -213,6 +220,12 @@ def session_changed(session: WhatsAppSession) -> None:
         )
 
     on_commit(send)
+
+
+def session_status_changed(session: WhatsAppSession) -> None:
+    """The number's status moved (connected, disconnected, logged out...): for webhooks,
+    inside the transaction that saved it (the pages hear of it by session_changed)."""
+    webhooks.webhook_number_status(session)
 
 
 def session_deleted(session_id: int, user_ids: Iterable[int]) -> None:

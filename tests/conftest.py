@@ -7,7 +7,9 @@ from django.core.cache import cache
 from django.db import connection
 
 from conversations import services as conversation_services
+from conversations.services.push import push_subscriptions_changed
 from conversations.services.routing import _has_queues
+from conversations.services.webhooks import webhook_endpoints_changed
 from tests.factories import inbound
 from whatsapp import services as whatsapp_services
 
@@ -29,8 +31,11 @@ def _test_storage(settings, tmp_path):
 
 
 def session_queues_changed_all() -> None:
-    """The menu bot remembers which numbers have queues; ids repeat across tests."""
+    """The menu bot remembers which numbers have queues, webhooks which have endpoints,
+    push whether any browser subscribed; ids repeat across tests."""
     _has_queues.clear()
+    webhook_endpoints_changed()
+    push_subscriptions_changed()
 
 
 @pytest.fixture(scope="session", autouse=True)

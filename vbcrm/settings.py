@@ -280,6 +280,20 @@ VBCRM_PHONE_LOOKUP_SECONDS = env.float("VBCRM_PHONE_LOOKUP_SECONDS", default=15.
 # A reply still waiting for its number (disconnected, logged out, no worker) after this many
 # hours is marked failed, with the reason and a Retry button.
 VBCRM_OUTBOX_EXPIRY_HOURS = env.int("VBCRM_OUTBOX_EXPIRY_HOURS", default=24)
+# Outgoing webhooks: endpoints on loopback, private, link-local or metadata addresses are
+# refused unless this is on (tests, on-premise installs that post to their own network).
+VBCRM_WEBHOOKS_ALLOW_PRIVATE = env.bool("VBCRM_WEBHOOKS_ALLOW_PRIVATE", default=False)
+# How long a delivery may take (connect + answer), and for how many hours a failing
+# delivery is retried (backoff with jitter) before it is marked failed.
+VBCRM_WEBHOOK_TIMEOUT_SECONDS = env.float("VBCRM_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+VBCRM_WEBHOOK_RETRY_HOURS = env.float("VBCRM_WEBHOOK_RETRY_HOURS", default=24.0)
+# Web push (agents' notifications with every tab closed): the VAPID key pair (base64url,
+# as `vapid --gen` / the keys file prints them); empty = generated once into
+# DATA_DIR/vapid_private.pem. The subject is a contact push services may write to.
+VBCRM_VAPID_PRIVATE_KEY = env.str("VBCRM_VAPID_PRIVATE_KEY", default="")
+VBCRM_VAPID_SUBJECT = env.str("VBCRM_VAPID_SUBJECT", default="mailto:admin@localhost")
+# Whether a message in an unassigned conversation notifies every agent of its number.
+VBCRM_PUSH_UNASSIGNED = env.bool("VBCRM_PUSH_UNASSIGNED", default=True)
 # Bearer token Prometheus must send to read /metrics; empty = /metrics answers 404.
 VBCRM_METRICS_TOKEN = env.str("VBCRM_METRICS_TOKEN", default="")
 
@@ -374,5 +388,7 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         # the PostgreSQL pool logs every connection it lends and takes back at INFO
         "psycopg.pool": {"level": "WARNING"},
+        # httpx logs every webhook request with its URL (which may carry a token) at INFO
+        "httpx": {"level": "WARNING"},
     },
 }

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from conversations.push_views import service_worker
 from conversations.views import inbox
 from vbcrm.api import api
 from vbcrm.throttle import AdminLoginForm, LoginForm, ThrottledPasswordChangeView
@@ -39,5 +40,6 @@ urlpatterns = [
     path("profile/", profile, name="profile"),
     path("api/", api.urls),
     path("metrics", metrics, name="metrics"),
+    path("sw.js", service_worker, name="service_worker"),
     path("manifest.webmanifest", web_manifest, name="web_manifest"),
 ]

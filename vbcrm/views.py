@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 from django_prometheus.exports import ExportToDjangoView
 
+from conversations import push_keys
 from vbcrm import selectors, services
 from vbcrm.models import ApiToken
 from vbcrm.types import AuthedRequest
@@ -62,7 +63,12 @@ def profile(request: AuthedRequest) -> HttpResponse:
     response = render(
         request,
         "profile.html",
-        {"form": form, "new_token": new_token, "tokens": selectors.token_list(user=request.user)},
+        {
+            "form": form,
+            "new_token": new_token,
+            "tokens": selectors.token_list(user=request.user),
+            "push_key": push_keys.public_key(),
+        },
     )
     if new_token is not None:
         # This answer holds a secret: no cache (nor the browser's back button) may keep it.

@@ -125,11 +125,18 @@ def session_agent_remove(*, session: WhatsAppSession, user: User) -> None:
 
 def _save_state(session: WhatsAppSession, fields: list[str]) -> None:
     session.last_event_at = timezone.now()
+    moved = False
     if "status" in fields:
         session.status_since = session.last_event_at
         fields = [*fields, "status_since"]
+        # A new QR code saves "waiting for QR" again: only a real move is announced.
+        moved = (
+            WhatsAppSession.objects.filter(pk=session.pk).exclude(status=session.status).exists()
+        )
     session.save(update_fields=[*fields, "last_event_at", "updated_at"])
     events.session_changed(session)
+    if moved:
+        events.session_status_changed(session)
 
 
 @transaction.atomic

@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from conversations import selectors as conv_selectors
 from conversations import services as conv_services
+from conversations.push_delivery import PushSender
+from conversations.webhook_delivery import WebhookSender
 from realtime.layer import WorkerInbox
 from vbcrm import metrics
 from whatsapp import selectors, services
@@ -69,6 +71,10 @@ class Worker:
     async def run(self) -> None:
         logger.info("worker %s starting gateway=%s", self.config.holder, self.config.gateway)
         listener = asyncio.create_task(self._listen())
+        # Webhooks go out beside the numbers, never in their way: a slow receiver holds
+        # only its own deliveries (the sender's tasks), never a number's events.
+        webhooks = asyncio.create_task(WebhookSender(self.db).run(self._stopping))
+        pushes = asyncio.create_task(PushSender(self.db).run(self._stopping))
         try:
             while not self._stopping.is_set():
                 try:
@@ -83,6 +89,8 @@ class Worker:
                 self._wake.clear()
         finally:
             listener.cancel()
+            self._stopping.set()
+            await asyncio.gather(webhooks, pushes, return_exceptions=True)
             await self._release_all()
             self.db.close()
             metrics.CONNECTED_NUMBERS.set(0)

@@ -17,7 +17,7 @@ from conversations.models import (
     Message,
     Queue,
 )
-from conversations.services import assignment, routing
+from conversations.services import assignment, routing, webhooks
 from conversations.services.inbound import (
     OPENING_FIELDS,
     _Addresses,
@@ -126,6 +126,8 @@ def conversation_set_status(
             opening_start(conversation, when=now, actor_id=by.pk if by else None).save()
             fields += sorted(OPENING_FIELDS)
         _conversation_save(conversation, fields)
+        if closing:
+            webhooks.webhook_conversation(conversation, webhooks.Event.CONVERSATION_CLOSED)
         if closing and conversation.assigned_to_id:
             assignment.after_assignment_change(
                 conversation=conversation, previous_id=conversation.assigned_to_id

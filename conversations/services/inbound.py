@@ -21,6 +21,7 @@ from conversations.models import (
     Message,
     message_preview,
 )
+from conversations.services import push, webhooks
 from realtime import events
 from vbcrm import metrics
 from whatsapp.gateway.base import (
@@ -126,9 +127,10 @@ def _conversation_for(session: WhatsAppSession, contact: Contact) -> Conversatio
         WhatsAppSession.objects.select_for_update(no_key=True).filter(pk=session.pk).values(
             "pk"
         ).first()
-        conversation, _created = Conversation.objects.get_or_create(
-            session=session, contact=contact
-        )
+        conversation, created = Conversation.objects.get_or_create(session=session, contact=contact)
+        if created:
+            conversation.contact = contact
+            webhooks.webhook_conversation(conversation, webhooks.Event.CONVERSATION_CREATED)
     return conversation
 
 
@@ -242,6 +244,8 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
         _conversations_advance([message], live=True, reopened=reopened)
         message.conversation.contact = contact  # the event renders it: no extra query
         replies = _automatic(session, [message], reopened)
+        webhooks.webhook_messages_stored([message])
+        push.push_messages_stored([message])
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
     _announce(replies)
@@ -428,6 +432,8 @@ def message_receive_batch(
     try:
         with transaction.atomic():
             created = _receive_many(session, wanted, reopened, replies)
+            webhooks.webhook_messages_stored(created)
+            push.push_messages_stored(created)
     except IntegrityError:
         # Someone stored one of them between our check and our insert: one by one,
         # each deduped on its own.

@@ -262,6 +262,8 @@ def live(tmp_path_factory) -> Iterator[LiveServer]:
         "DJANGO_READ_DOT_ENV_FILE": "0",
         "DJANGO_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        # The webhook tests' receiver listens on loopback.
+        "VBCRM_WEBHOOKS_ALLOW_PRIVATE": "1",
     }
     for name in ("REDIS_URL", "VBCRM_MEDIA_ROOT", "WHATSAPP_STORE_DIR", "WHATSAPP_STORE_DSN"):
         env.pop(name, None)

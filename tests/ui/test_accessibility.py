@@ -95,6 +95,7 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live, viewport):
         for path in (
             "/conversations/templates/",
             f"/conversations/automatic/{live.session_id}/",
+            "/conversations/webhooks/",
             "/profile/",
             "/password/",
             "/reports/",
