@@ -204,11 +204,14 @@ class SocketClients:
                 proc.kill()
 
 
-def socket_specs(port: int, cookies: list[str], count: int, path: str = "/ws/") -> list[dict]:
+def socket_specs(
+    port: int, cookies: list[str], count: int, path: str = "/ws/", protocol: str = "websocket"
+) -> list[dict]:
     origin = f"http://127.0.0.1:{port}"
     url = f"ws://127.0.0.1:{port}{path}"
     return [
-        {"url": url, "origin": origin, "cookie": cookies[i % len(cookies)]} for i in range(count)
+        {"url": url, "origin": origin, "cookie": cookies[i % len(cookies)], "protocol": protocol}
+        for i in range(count)
     ]
 
 

@@ -3,6 +3,8 @@ inbound messages; the time from the simulator's send until EVERY socket has the 
 
 Floor: ``bench.rawasgi`` on the same daphne writes one pre-encoded frame of the same
 size to the same number of sockets (time from the trigger to the last socket).
+Peer: a Socket.IO 4 server on Node (bench/socketio/server.js) answering the same trigger
+with ``io.emit`` to all its sockets, a frame of the same size, timed by the same clients.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def _summary(result: dict, expected_events: int) -> dict:
         "all_p95_ms": ms(pct(all_lat, 95)),
         "first_p50_ms": ms(pct(first_lat, 50)),
         "spread_p50_ms": ms(pct(spread, 50)),
+        # the first event after the sockets connected (a cold process shows here)
+        "first_event_ms": ms(events[0][3] - events[0][0])
+        if 0 in events and events[0][1] >= sockets
+        else None,
         "all_ms": [ms(x) for x in all_lat],
     }
 
@@ -63,11 +69,26 @@ def run_ours(
     return out
 
 
-def run_raw(s: Stack, ports: list[int], sockets: int, events: int, rate: float, size: int) -> dict:
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+
+
+def run_raw(
+    s: Stack,
+    ports: list[int],
+    sockets: int,
+    events: int,
+    rate: float,
+    size: int,
+    *,
+    path: str = "/",
+    protocol: str = "websocket",
+) -> dict:
+    """The floor (bench.rawasgi), or with ``path=SOCKETIO_PATH, protocol="socketio"`` the
+    Socket.IO peer (bench/socketio/server.js): both answer the same trigger."""
     specs = []
     for i, port in enumerate(ports):
         share = sockets // len(ports) + (1 if i < sockets % len(ports) else 0)
-        specs += socket_specs(port, [""], share, path="/")
+        specs += socket_specs(port, [""], share, path=path, protocol=protocol)
     clients = SocketClients(s, specs, events, processes=2 if sockets >= 200 else 1)
     ok, failed = clients.ready()
     time.sleep(1.0)
@@ -80,4 +101,5 @@ def run_raw(s: Stack, ports: list[int], sockets: int, events: int, rate: float, 
     result = clients.results(timeout=60)
     out = _summary(result, events)
     out["connect_failed"] = failed
+    out["frame_bytes"] = result["frame_bytes"]
     return out

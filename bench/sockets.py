@@ -8,6 +8,8 @@ after ``events`` complete (or ``stop`` on stdin, or the timeout) it prints one
 JSON line: ``{"sockets": n, "events": {id: [t0, count, first, last]}, "latency_ms_hist":
 {ms: frames}, "resyncs": n}`` (every socket's latency per frame, and the catch-up requests
 the server sent).
+A spec with ``"protocol": "socketio"`` speaks Socket.IO 4 over the WebSocket (the fan-out's
+peer, bench/socketio/server.js): the socket counts as open once its namespace is joined.
 Times are ``time.time()``, so several client processes on one machine compare.
 """
 
@@ -24,6 +26,25 @@ MARK = "bench#"
 RESYNC = '{"type": "resync"'
 
 
+async def _socketio_connect(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Socket.IO over a plain WebSocket: the Engine.IO open packet ``0{...}``, then ``40``
+    joins the default namespace, answered ``40{...}``; from then on emits arrive as
+    ``42["event", data]`` and pings ``2`` want a ``3``."""
+    async with asyncio.timeout(30):
+        opened = await ws.receive_str()
+        if not opened.startswith("0{"):
+            raise ValueError(f"not an Engine.IO open packet: {opened[:40]!r}")
+        await ws.send_str("40")
+        while True:
+            reply = await ws.receive_str()
+            if reply.startswith("40"):
+                return
+            if reply == "2":
+                await ws.send_str("3")
+            elif reply.startswith("44"):
+                raise ValueError(f"namespace refused: {reply[:80]!r}")
+
+
 async def _one(
     session: aiohttp.ClientSession,
     spec: dict,
@@ -37,10 +58,13 @@ async def _one(
     resyncs: list,
 ) -> None:
     headers = {"Cookie": spec.get("cookie", ""), "Origin": spec["origin"]}
+    socketio = spec.get("protocol") == "socketio"
     async with gate:
         try:
             ws = await session.ws_connect(spec["url"], headers=headers, heartbeat=None)
-        except (aiohttp.ClientError, OSError):
+            if socketio:
+                await _socketio_connect(ws)
+        except (aiohttp.ClientError, OSError, ValueError):  # TimeoutError is an OSError
             opened.append(False)
             return
     opened.append(True)
@@ -49,6 +73,9 @@ async def _one(
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
             now = time.time()
+            if socketio and msg.data == "2":  # Engine.IO ping: answer pong
+                await ws.send_str("3")
+                continue
             for text in msg.data.split("\n"):  # a busy server sends several frames at once
                 if text.startswith(RESYNC):
                     resyncs[0] += 1
