@@ -24,6 +24,9 @@ import aiohttp
 
 MARK = "bench#"
 RESYNC = '{"type": "resync"'
+CONNECT_TRIES = 6
+failures: dict[str, int] = {}  # why sockets failed to open, printed to stderr
+retries = [0]  # handshakes tried again
 
 
 async def _socketio_connect(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -59,14 +62,23 @@ async def _one(
 ) -> None:
     headers = {"Cookie": spec.get("cookie", ""), "Origin": spec["origin"]}
     socketio = spec.get("protocol") == "socketio"
-    async with gate:
-        try:
-            ws = await session.ws_connect(spec["url"], headers=headers, heartbeat=None)
-            if socketio:
-                await _socketio_connect(ws)
-        except (aiohttp.ClientError, OSError, ValueError):  # TimeoutError is an OSError
+    # A refused or dropped handshake is tried again, as the page reconnects: on a busy
+    # machine a server may not accept a burst of sockets within its handshake timeout.
+    for attempt in range(CONNECT_TRIES):
+        async with gate:
+            try:
+                ws = await session.ws_connect(spec["url"], headers=headers, heartbeat=None)
+                if socketio:
+                    await _socketio_connect(ws)
+                break
+            except (aiohttp.ClientError, OSError, ValueError) as exc:  # TimeoutError too
+                why = f"{type(exc).__name__}: {exc}"[:160]
+        if attempt == CONNECT_TRIES - 1:
             opened.append(False)
+            failures[why] = failures.get(why, 0) + 1
             return
+        retries[0] += 1
+        await asyncio.sleep(0.5 * (attempt + 1))
     opened.append(True)
     try:
         async for msg in ws:
@@ -114,7 +126,7 @@ async def main(spec_path: str) -> None:
     opened: list[bool] = []
     done = asyncio.Event()
     target = [len(sockets), spec["events"]]
-    gate = asyncio.Semaphore(spec.get("concurrency", 64))
+    gate = asyncio.Semaphore(spec.get("concurrency", 16))
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = [
@@ -127,6 +139,10 @@ async def main(spec_path: str) -> None:
             await asyncio.sleep(0.05)
         ok = sum(opened)
         target[0] = ok
+        for why, count in failures.items():
+            print(f"sockets: {count} failed to open: {why}", file=sys.stderr, flush=True)
+        if retries[0]:
+            print(f"sockets: {retries[0]} handshakes tried again", file=sys.stderr, flush=True)
         print(f"ready {ok} {len(sockets) - ok}", flush=True)
 
         loop = asyncio.get_running_loop()
