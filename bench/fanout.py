@@ -13,7 +13,26 @@ import concurrent.futures
 import time
 
 from bench.common import SocketClients, marker, ms, pct, send, socket_specs
-from bench.infra import Stack, http
+from bench.infra import Stack, cpu_seconds, http
+
+
+class _CPU:
+    """CPU time the server processes spent from the first event until every client had
+    them all (sockets' connecting and closing left out): less at the mercy of a busy
+    machine than the latencies."""
+
+    def __init__(self, pids: list[int] | None) -> None:
+        self.pids = pids or []
+        self.start = cpu_seconds(self.pids)
+        self.end: float | None = None
+
+    def stop(self) -> None:
+        self.end = cpu_seconds(self.pids)
+
+    def per(self, events: int) -> float | None:
+        if not self.pids or self.end is None or not events:
+            return None
+        return round((self.end - self.start) * 1000 / events, 1)
 
 
 def _summary(result: dict, expected_events: int) -> dict:
@@ -50,7 +69,9 @@ def run_ours(
     rate: float,
     phone: str,
     contact: str,
+    pids: list[int] | None = None,
 ) -> dict:
+    """``pids``: the web processes, whose CPU time per event is reported."""
     specs = []
     for i, port in enumerate(ports):
         share = sockets // len(ports) + (1 if i < sockets % len(ports) else 0)
@@ -58,12 +79,14 @@ def run_ours(
     clients = SocketClients(s, specs, events, processes=2 if sockets >= 200 else 1)
     ok, failed = clients.ready()
     time.sleep(1.0)
+    cpu = _CPU(pids)
     for i in range(events):
         t0 = time.time()
         send(s, {"to": phone, "from": contact, "push_name": "Bench", "text": marker(i, t0)})
         time.sleep(max(0.0, 1.0 / rate - (time.time() - t0)))
-    result = clients.results(timeout=60)
+    result = clients.results(timeout=60, on_done=cpu.stop)
     out = _summary(result, events)
+    out["cpu_ms_per_event"] = cpu.per(events)
     out["connect_failed"] = failed
     out["frame_bytes"] = result["frame_bytes"]
     return out
@@ -82,6 +105,7 @@ def run_raw(
     *,
     path: str = "/",
     protocol: str = "websocket",
+    pids: list[int] | None = None,
 ) -> dict:
     """The floor (bench.rawasgi), or with ``path=SOCKETIO_PATH, protocol="socketio"`` the
     Socket.IO peer (bench/socketio/server.js): both answer the same trigger."""
@@ -92,14 +116,16 @@ def run_raw(
     clients = SocketClients(s, specs, events, processes=2 if sockets >= 200 else 1)
     ok, failed = clients.ready()
     time.sleep(1.0)
+    cpu = _CPU(pids)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(ports)) as pool:
         for i in range(events):
             t0 = time.time()
             urls = [f"http://127.0.0.1:{p}/fire?id={i}&t0={t0:.6f}&size={size}" for p in ports]
             list(pool.map(lambda u: http("POST", u), urls))
             time.sleep(max(0.0, 1.0 / rate - (time.time() - t0)))
-    result = clients.results(timeout=60)
+    result = clients.results(timeout=60, on_done=cpu.stop)
     out = _summary(result, events)
+    out["cpu_ms_per_event"] = cpu.per(events)
     out["connect_failed"] = failed
     out["frame_bytes"] = result["frame_bytes"]
     return out
