@@ -155,20 +155,60 @@ def run(k: dict[str, Any]) -> dict[str, Any]:
         def fanout_all() -> dict:
             n, ev, rate = k["sockets"], k["fanout_events"], k["fanout_rate"]
             log(f"fan-out: {n} sockets on one web process")
-            one = fanout.run_ours(s, [port1], cookies, n, ev, rate, phone, "5511977770000")
+            one = fanout.run_ours(
+                s, [port1], cookies, n, ev, rate, phone, "5511977770000", pids=[web1.pid]
+            )
             size = one.get("frame_bytes") or 2500
             raw1, rport1 = s.start_raw("raw1")
             log(f"fan-out floor: {n} sockets on the raw ASGI app ({size} B frames)")
-            one_raw = fanout.run_raw(s, [rport1], n, ev, rate, size)
+            one_raw = fanout.run_raw(s, [rport1], n, ev, rate, size, pids=[raw1.pid])
+            s.stop(raw1)
+            peer = s.start_socketio("socketio")
+            if isinstance(peer, str):
+                log(f"fan-out peer skipped: {peer}")
+                sio: dict = {"skipped": peer}
+            else:
+                log(f"fan-out peer: {n} sockets on Socket.IO 4 (Node), io.emit to all")
+                sio = fanout.run_raw(
+                    s,
+                    [peer[1]],
+                    n,
+                    ev,
+                    rate,
+                    size,
+                    path=fanout.SOCKETIO_PATH,
+                    protocol="socketio",
+                    pids=[peer[0].pid],
+                )
+                s.stop(peer[0])
             web2, port2 = s.start_web("web2")
             log(f"fan-out: {n} sockets over two web processes")
-            two = fanout.run_ours(s, [port1, port2], cookies, n, ev, rate, phone, "5511977770000")
+            two = fanout.run_ours(
+                s,
+                [port1, port2],
+                cookies,
+                n,
+                ev,
+                rate,
+                phone,
+                "5511977770000",
+                pids=[web1.pid, web2.pid],
+            )
+            raw1, rport1 = s.start_raw("raw1")
             raw2, rport2 = s.start_raw("raw2")
             log(f"fan-out floor: {n} sockets over two raw ASGI processes")
-            two_raw = fanout.run_raw(s, [rport1, rport2], n, ev, rate, size)
+            two_raw = fanout.run_raw(
+                s, [rport1, rport2], n, ev, rate, size, pids=[raw1.pid, raw2.pid]
+            )
             for p in (raw1, raw2, web2):
                 s.stop(p)
-            return {"one": one, "one_raw": one_raw, "two": two, "two_raw": two_raw}
+            return {
+                "one": one,
+                "one_raw": one_raw,
+                "socketio": sio,
+                "two": two,
+                "two_raw": two_raw,
+            }
 
         def ingest_all() -> dict:
             contacts = 20
@@ -320,12 +360,46 @@ def table(r: dict[str, Any]) -> str:
 
     if "fanout" in r:
         f = r["fanout"]
+        sio = f.get("socketio") or {"skipped": "not run"}
+        if "skipped" in sio:
+            add(f"fan-out Socket.IO peer: skipped ({sio['skipped']})", "", "", None)
+        else:
+            for key, label in (("one", "1 web process"), ("two", "2 web processes, Redis")):
+                for p, target in (("p50", "≤ 1.0×"), ("p95", "≤ 1.5×")):
+                    a, b = f[key][f"all_{p}_ms"], sio[f"all_{p}_ms"]
+                    add(
+                        f"fan-out {f[key]['sockets']} sockets, {label}, {p} (ms) vs Socket.IO",
+                        a,
+                        b,
+                        ratio(a, b),
+                        target,
+                    )
+            for p in ("p50", "p95"):
+                a, b = f["one_raw"][f"all_{p}_ms"], sio[f"all_{p}_ms"]
+                add(f"fan-out floor (raw ASGI on daphne), {p} (ms) vs Socket.IO", a, b, ratio(a, b))
+            if sio["frames_missing"]:
+                add("  frames missing (Socket.IO)", sio["frames_missing"], "", None)
+            for key, label in (
+                ("one", "1 web process"),
+                ("two", "2 web processes"),
+                ("one_raw", "floor"),
+            ):
+                a, b = f[key].get("cpu_ms_per_event"), sio.get("cpu_ms_per_event")
+                add(f"fan-out server CPU ms per event, {label} vs Socket.IO", a, b, ratio(a, b))
+        for key, label in (("one", "1 web process"), ("two", "2 web processes")):
+            first, p50 = f[key].get("first_event_ms"), f[key]["all_p50_ms"]
+            add(
+                f"fan-out first event after connecting, {label} (ms) vs its p50",
+                first,
+                p50,
+                ratio(first, p50),
+            )
         for key, label in (("one", "1 web process"), ("two", "2 web processes, Redis")):
             ours, raw = f[key], f[f"{key}_raw"]
             for p in ("p50", "p95"):
                 a, b = ours[f"all_{p}_ms"], raw[f"all_{p}_ms"]
                 add(
-                    f"fan-out {ours['sockets']} sockets, {label}, {p} (ms)",
+                    f"fan-out {ours['sockets']} sockets, {label}, {p} (ms) vs floor",
                     a,
                     b,
                     ratio(a, b),

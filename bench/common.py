@@ -9,6 +9,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,9 @@ class SocketClients:
             ok, failed = ok + int(a), failed + int(b)
         return ok, failed
 
-    def results(self, timeout: float) -> dict:
-        """Merge every client's events: t0, sockets reached, first and last arrival."""
+    def results(self, timeout: float, on_done: Callable[[], object] | None = None) -> dict:
+        """Merge every client's events: t0, sockets reached, first and last arrival.
+        ``on_done`` is called once every client reported, before the sockets close."""
         merged: dict[int, list] = {}
         hist: dict[int, int] = {}
         sockets = frame_bytes = resyncs = 0
@@ -179,6 +181,8 @@ class SocketClients:
                 row[1] += count
                 row[2] = min(row[2], first)
                 row[3] = max(row[3], last)
+        if on_done is not None:
+            on_done()
         self.close()
         return {
             "sockets": sockets,
@@ -204,11 +208,14 @@ class SocketClients:
                 proc.kill()
 
 
-def socket_specs(port: int, cookies: list[str], count: int, path: str = "/ws/") -> list[dict]:
+def socket_specs(
+    port: int, cookies: list[str], count: int, path: str = "/ws/", protocol: str = "websocket"
+) -> list[dict]:
     origin = f"http://127.0.0.1:{port}"
     url = f"ws://127.0.0.1:{port}{path}"
     return [
-        {"url": url, "origin": origin, "cookie": cookies[i % len(cookies)]} for i in range(count)
+        {"url": url, "origin": origin, "cookie": cookies[i % len(cookies)], "protocol": protocol}
+        for i in range(count)
     ]
 
 

@@ -268,6 +268,30 @@ class Stack:
         wait_until(lambda: proc.check() or port_open(port), 60, name)
         return proc, port
 
+    def start_socketio(self, name: str) -> tuple[Proc, int] | str:
+        """The Socket.IO peer (bench/socketio/server.js) on Node, its pinned ``socket.io``
+        installed with npm on first use; or why it cannot run."""
+        node, npm = shutil.which("node"), shutil.which("npm")
+        if node is None:
+            return "node not found"
+        folder = ROOT / "bench" / "socketio"
+        if not (folder / "node_modules" / "socket.io").is_dir():
+            if npm is None:
+                return "npm not found (to install socket.io)"
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if done.returncode != 0:
+                return f"npm ci failed: {(done.stderr or done.stdout).strip()[-300:]}"
+        port = free_port()
+        proc = self.spawn(name, [node, str(folder / "server.js"), str(port)])
+        wait_until(lambda: proc.check() or port_open(port), 30, name)
+        return proc, port
+
     def start_worker(self, name: str = "worker") -> Proc:
         return self.spawn(name, [PYTHON, "manage.py", "whatsapp_worker"])
 

@@ -36,7 +36,8 @@ async def _http(scope, receive, send) -> None:
         t0 = float(query["t0"][0])
         size = int(query.get("size", ["2000"])[0])
         text = f"bench#{event_id}#{t0:.6f}#"
-        frame = json.dumps({"type": "new_message", "body": text, "pad": "x" * max(0, size - 60)})
+        bare = len(json.dumps({"type": "new_message", "body": text, "pad": ""}))
+        frame = json.dumps({"type": "new_message", "body": text, "pad": "x" * max(0, size - bare)})
         for ws_send in list(_sends.values()):
             await ws_send({"type": "websocket.send", "text": frame})
         status, body = 200, str(len(_sends)).encode()

@@ -8,6 +8,8 @@ after ``events`` complete (or ``stop`` on stdin, or the timeout) it prints one
 JSON line: ``{"sockets": n, "events": {id: [t0, count, first, last]}, "latency_ms_hist":
 {ms: frames}, "resyncs": n}`` (every socket's latency per frame, and the catch-up requests
 the server sent).
+A spec with ``"protocol": "socketio"`` speaks Socket.IO 4 over the WebSocket (the fan-out's
+peer, bench/socketio/server.js): the socket counts as open once its namespace is joined.
 Times are ``time.time()``, so several client processes on one machine compare.
 """
 
@@ -22,6 +24,28 @@ import aiohttp
 
 MARK = "bench#"
 RESYNC = '{"type": "resync"'
+CONNECT_TRIES = 6
+failures: dict[str, int] = {}  # why sockets failed to open, printed to stderr
+retries = [0]  # handshakes tried again
+
+
+async def _socketio_connect(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Socket.IO over a plain WebSocket: the Engine.IO open packet ``0{...}``, then ``40``
+    joins the default namespace, answered ``40{...}``; from then on emits arrive as
+    ``42["event", data]`` and pings ``2`` want a ``3``."""
+    async with asyncio.timeout(30):
+        opened = await ws.receive_str()
+        if not opened.startswith("0{"):
+            raise ValueError(f"not an Engine.IO open packet: {opened[:40]!r}")
+        await ws.send_str("40")
+        while True:
+            reply = await ws.receive_str()
+            if reply.startswith("40"):
+                return
+            if reply == "2":
+                await ws.send_str("3")
+            elif reply.startswith("44"):
+                raise ValueError(f"namespace refused: {reply[:80]!r}")
 
 
 async def _one(
@@ -37,18 +61,33 @@ async def _one(
     resyncs: list,
 ) -> None:
     headers = {"Cookie": spec.get("cookie", ""), "Origin": spec["origin"]}
-    async with gate:
-        try:
-            ws = await session.ws_connect(spec["url"], headers=headers, heartbeat=None)
-        except (aiohttp.ClientError, OSError):
+    socketio = spec.get("protocol") == "socketio"
+    # A refused or dropped handshake is tried again, as the page reconnects: on a busy
+    # machine a server may not accept a burst of sockets within its handshake timeout.
+    for attempt in range(CONNECT_TRIES):
+        async with gate:
+            try:
+                ws = await session.ws_connect(spec["url"], headers=headers, heartbeat=None)
+                if socketio:
+                    await _socketio_connect(ws)
+                break
+            except (aiohttp.ClientError, OSError, ValueError) as exc:  # TimeoutError too
+                why = f"{type(exc).__name__}: {exc}"[:160]
+        if attempt == CONNECT_TRIES - 1:
             opened.append(False)
+            failures[why] = failures.get(why, 0) + 1
             return
+        retries[0] += 1
+        await asyncio.sleep(0.5 * (attempt + 1))
     opened.append(True)
     try:
         async for msg in ws:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
             now = time.time()
+            if socketio and msg.data == "2":  # Engine.IO ping: answer pong
+                await ws.send_str("3")
+                continue
             for text in msg.data.split("\n"):  # a busy server sends several frames at once
                 if text.startswith(RESYNC):
                     resyncs[0] += 1
@@ -87,7 +126,7 @@ async def main(spec_path: str) -> None:
     opened: list[bool] = []
     done = asyncio.Event()
     target = [len(sockets), spec["events"]]
-    gate = asyncio.Semaphore(spec.get("concurrency", 64))
+    gate = asyncio.Semaphore(spec.get("concurrency", 16))
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = [
@@ -100,6 +139,10 @@ async def main(spec_path: str) -> None:
             await asyncio.sleep(0.05)
         ok = sum(opened)
         target[0] = ok
+        for why, count in failures.items():
+            print(f"sockets: {count} failed to open: {why}", file=sys.stderr, flush=True)
+        if retries[0]:
+            print(f"sockets: {retries[0]} handshakes tried again", file=sys.stderr, flush=True)
         print(f"ready {ok} {len(sockets) - ok}", flush=True)
 
         loop = asyncio.get_running_loop()

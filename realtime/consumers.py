@@ -45,6 +45,7 @@ from conversations.models import Conversation
 from realtime import hub, team_frames
 from realtime.fragments import OWNER_FRAMES, languages
 from realtime.layer import conversation_group, session_group, user_group
+from realtime.wire import Wire, wire_of
 from vbcrm.errors import first_error
 from vbcrm.types import User
 from whatsapp.selectors import session_list
@@ -205,6 +206,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     _early: list[str] | None = None
     # Whether this socket counts among its user's live tabs (realtime presence).
     counted: bool = False
+    # daphne's connection, for live frames framed once for every socket (realtime.wire)
+    wire: Wire | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -216,6 +219,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         # channels' AuthMiddleware put a lazy proxy of the signed-in account there.
         self.user = cast(User, user)
         self.language = _language(self.scope)
+        self.wire = wire_of(self.scope)
         # Groups first, then accept: nothing committed after the page's sync is missed.
         # What the hub forwards meanwhile waits for the accept (a send before it is refused).
         self._early = []
@@ -378,7 +382,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def _send_text(self, text: str) -> None:
         if self._early is not None:  # not accepted yet: sent right after the accept
             self._early.append(text)
-        else:
+        elif self.wire is None or not self.wire.send_text(text):
             await self.send(text_data=text)
 
     def _frame(self, frames: dict[str, Any]) -> str:

@@ -129,6 +129,12 @@ def _message_rows(message: Message) -> dict[str, Any]:
     }
 
 
+def new_message_rows(message: Message) -> dict[str, Any]:
+    """The rows a ``new_message`` event carries for ``message`` (as messages_created
+    sends them): the web process's start-up renders one to warm up (realtime.warm)."""
+    return {**_message_rows(message), "conversation": _conversation_rows(message.conversation)}
+
+
 def message_created(message: Message) -> None:
     messages_created([message])
 

@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.wire import with_wire  # noqa: E402
 from vbcrm.daphne_tweaks import disable_twisted_form_parsing  # noqa: E402
 
 disable_twisted_form_parsing()
@@ -20,8 +21,9 @@ disable_twisted_form_parsing()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # with_wire: live frames written straight to daphne's sockets (realtime.wire)
+        "websocket": with_wire(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -57,6 +57,7 @@ class Command(BaseCommand):
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
+        from realtime.warm import warm_up
         from vbcrm.asgi import application
 
         if worker is None:
@@ -77,6 +78,8 @@ class Command(BaseCommand):
             from whatsapp.worker import embed_in_reactor
 
             embed_in_reactor()
+        # Templates, translations and the frame path ready before the first live event.
+        logger.info("warmed up in %.0f ms", warm_up() * 1000)
         server.run()
         _settle_event_loop()
 
