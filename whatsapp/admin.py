@@ -18,37 +18,19 @@ class SessionAgentInline(admin.TabularInline):
     readonly_fields = ["added_at"]
 
 
-_SETTINGS_CHECKED = (
-    "time_zone",
-    "hours_enabled",
-    "business_hours",
-    "greeting_enabled",
-    "greeting_message",
-    "greeting_delay_seconds",
-    "away_enabled",
-    "away_message",
-    "away_period_hours",
-    "auto_close_hours",
-    "auto_close_message",
-    "auto_daily_cap",
-    "agent_silence_minutes",
-    "auto_rate_per_minute",
-)
-
-
 class NumberSettingsForm(forms.ModelForm):
     """The same checks as the owner's page (whatsapp.automation): a bad schedule, time zone
     or limit is refused on its field and nothing is saved."""
 
     class Meta:
         model = NumberSettings
-        fields = [*_SETTINGS_CHECKED, "greeting_on"]
+        fields = list(automation.SETTINGS_FIELDS)
 
     def clean(self) -> dict:
         data = super().clean() or {}
         try:
             clean = automation.settings_clean(
-                {k: v for k, v in data.items() if k in _SETTINGS_CHECKED}
+                {k: v for k, v in data.items() if k in automation.SETTINGS_FIELDS}
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():

@@ -28,6 +28,24 @@ LIMITS: tuple[tuple[str, int, int], ...] = (
     ("auto_rate_per_minute", 1, 600),
 )
 MESSAGES = ("greeting_message", "away_message", "auto_close_message")
+# What the owner's page and Django admin edit.
+SETTINGS_FIELDS = (
+    "time_zone",
+    "hours_enabled",
+    "business_hours",
+    "greeting_enabled",
+    "greeting_message",
+    "greeting_on",
+    "greeting_delay_seconds",
+    "away_enabled",
+    "away_message",
+    "away_period_hours",
+    "auto_close_hours",
+    "auto_close_message",
+    "auto_daily_cap",
+    "agent_silence_minutes",
+    "auto_rate_per_minute",
+)
 
 
 def compile_rule(match: str, pattern: str) -> re.Pattern[str] | None:

@@ -16,28 +16,10 @@ from django.utils.translation import gettext as _
 from conversations.services.autoreply import settings_changed
 from vbcrm.errors import field_error
 from vbcrm.types import User
-from whatsapp.automation import rule_clean, settings_clean
+from whatsapp.automation import SETTINGS_FIELDS, rule_clean, settings_clean
 from whatsapp.models import KeywordRule, NumberSettings, WhatsAppSession
 
 logger = logging.getLogger(__name__)
-
-SETTINGS_FIELDS = (
-    "time_zone",
-    "hours_enabled",
-    "business_hours",
-    "greeting_enabled",
-    "greeting_message",
-    "greeting_on",
-    "greeting_delay_seconds",
-    "away_enabled",
-    "away_message",
-    "away_period_hours",
-    "auto_close_hours",
-    "auto_close_message",
-    "auto_daily_cap",
-    "agent_silence_minutes",
-    "auto_rate_per_minute",
-)
 
 
 def number_settings_get(*, session: WhatsAppSession) -> NumberSettings:

@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -123,19 +123,8 @@ def child_main(conn: Connection, session_path: str, config: SessionConfig) -> No
 
     session.start()
     threading.Thread(target=alive_loop, name="alive", daemon=True).start()
-    parent = os.getppid()
     try:
-        while True:
-            if not conn.poll(1.0):
-                if os.getppid() != parent:  # orphaned: the worker died without stopping us
-                    break
-                continue
-            try:
-                item = conn.recv()
-            except (EOFError, OSError):
-                break
-            if item[0] == "stop":
-                break
+        for item in parent_items(conn):
             if item[0] == "cmd":
                 pool.submit(run, item[1], item[2])
             elif item[0] == "done":
@@ -149,6 +138,24 @@ def child_main(conn: Connection, session_path: str, config: SessionConfig) -> No
             conn.close()
     # Non-daemon threads of a wedged library must not keep a dead number's process alive.
     os._exit(0)
+
+
+def parent_items(conn: Connection) -> Iterator[tuple]:
+    """In a child: what the worker sends, until it says stop, hangs up, or dies without a
+    word (the child is then orphaned, and stops too)."""
+    parent = os.getppid()
+    while True:
+        if not conn.poll(1.0):
+            if os.getppid() != parent:
+                return
+            continue
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):
+            return
+        if item[0] == "stop":
+            return
+        yield item
 
 
 class _Inbox:

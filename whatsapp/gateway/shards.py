@@ -44,7 +44,7 @@ from whatsapp.gateway.base import (
     Session,
     SessionConfig,
 )
-from whatsapp.gateway.process import ALIVE_INTERVAL, GatewayChild, _load
+from whatsapp.gateway.process import ALIVE_INTERVAL, GatewayChild, _load, parent_items
 
 logger = logging.getLogger(__name__)
 
@@ -155,20 +155,9 @@ def shard_main(conn: Connection, session_path: str, name: str) -> None:
                 one.emit(Alive(connected=connected))
 
     threading.Thread(target=alive_loop, name="alive", daemon=True).start()
-    parent = os.getppid()
     try:
-        while True:
-            if not conn.poll(1.0):
-                if os.getppid() != parent:  # orphaned: the worker died without stopping us
-                    break
-                continue
-            try:
-                item = conn.recv()
-            except (EOFError, OSError):
-                break
+        for item in parent_items(conn):
             kind = item[0]
-            if kind == "stop":
-                break
             if kind == "open":
                 open_one(item[1], item[2])
             elif kind == "close":
