@@ -43,6 +43,7 @@ from conversations.files import media_response
 from conversations.models import Conversation, Message
 from conversations.serializers import conversation_data, message_data
 from vbcrm.api_base import (
+    FILE_ANSWER,
     ApiError,
     SafeStr,
     errors,
@@ -434,14 +435,7 @@ def conversation_reopen(request: HttpRequest, conversation_id: int = Conversatio
     response=errors(401, 404),
     url_name="message_media",
     summary="Download a message's file",
-    openapi_extra={
-        "responses": {
-            200: {
-                "description": "The file, with its MIME type.",
-                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        }
-    },
+    openapi_extra=FILE_ANSWER,
 )
 def message_media(
     request: HttpRequest, message_id: int = Path(..., ge=1, le=MAX_ID, examples=[1])

@@ -24,7 +24,15 @@ from conversations.api_schemas import MAX_ID, MessageOut
 from conversations.files import template_file_response
 from conversations.models import Conversation, QuickReply
 from conversations.serializers import message_data
-from vbcrm.api_base import ApiError, SafeStr, errors, field_errors, not_found, request_user
+from vbcrm.api_base import (
+    FILE_ANSWER,
+    ApiError,
+    SafeStr,
+    errors,
+    field_errors,
+    not_found,
+    request_user,
+)
 from vbcrm.errors import error_items
 from vbcrm.types import User
 from whatsapp.models import WhatsAppSession
@@ -231,14 +239,7 @@ def template_file_remove(request: HttpRequest, template_id: int = TemplateId) ->
     response=errors(401, 404),
     url_name="template_file",
     summary="Download a template's file",
-    openapi_extra={
-        "responses": {
-            200: {
-                "description": "The file, with its MIME type.",
-                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        }
-    },
+    openapi_extra=FILE_ANSWER,
 )
 def template_file(request: HttpRequest, template_id: int = TemplateId) -> FileResponse:
     try:

@@ -108,6 +108,17 @@ def field_errors(field: str, message: str, code: str = "invalid", status: int = 
     return ApiError(status, code, [{"field": field, "message": message, "code": code}])
 
 
+# The OpenAPI description of an endpoint answering a file (any type) on 200.
+FILE_ANSWER: dict = {
+    "responses": {
+        200: {
+            "description": "The file, with its MIME type.",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+}
+
+
 def errors(*codes: int) -> dict[int, type[ErrorOut]]:
     """The error answers an operation declares in the OpenAPI schema."""
     return dict.fromkeys(codes, ErrorOut)
