@@ -4,11 +4,13 @@ the thread shows it as automatic."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
+from conversations.services import autoreply
 from tests.ui.conftest import LiveServer, _wait
 
 CUSTOMER = "5511970009101"
@@ -61,3 +63,6 @@ def test_one_away_message_outside_business_hours(live: LiveServer, login):
             assert page.errors == [] and page.dialogs == []
     finally:
         live.manage("shell", "--verbosity", "0", "-c", CLEANUP)
+        # The server reads a number's settings at most every few seconds: the tests
+        # after this one must not meet the away message.
+        time.sleep(autoreply._TTL + 1)
