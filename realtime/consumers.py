@@ -219,7 +219,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         # channels' AuthMiddleware put a lazy proxy of the signed-in account there.
         self.user = cast(User, user)
         self.language = _language(self.scope)
-        self.wire = wire_of(self.scope)
+        self.wire = wire_of(self.scope) if settings.VBCRM_SOCKET_DIRECT_WRITES else None
         # Groups first, then accept: nothing committed after the page's sync is missed.
         # What the hub forwards meanwhile waits for the accept (a send before it is refused).
         self._early = []
