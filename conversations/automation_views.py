@@ -22,7 +22,12 @@ from conversations.templatetags.automatic import hours_states
 from vbcrm.types import AuthedRequest
 from whatsapp import hours
 from whatsapp.models import KeywordRule, NumberSettings, WhatsAppSession
-from whatsapp.selectors import session_list, session_owned_list
+from whatsapp.selectors import (
+    keyword_rule_list,
+    keyword_rule_owned_get,
+    session_list,
+    session_owned_list,
+)
 
 DAY_LABELS = (
     ("mon", gettext_lazy("Monday")),
@@ -44,7 +49,7 @@ def _owned_or_404(request: AuthedRequest, session_id: int) -> WhatsAppSession:
 
 
 def _rule_or_404(request: AuthedRequest, rule_id: int) -> KeywordRule:
-    rule = KeywordRule.objects.filter(pk=rule_id, session__owner=request.user).first()
+    rule = keyword_rule_owned_get(user=request.user, rule_id=rule_id)
     if rule is None:
         raise Http404
     return rule
@@ -116,7 +121,7 @@ def _page(
             "e": {k: " ".join(v) for k, v in (errors or {}).items()},
             "open_now": state,
             "local_now": timezone.now().astimezone(autoreply.number_zone(conf)),
-            "rules": list(KeywordRule.objects.filter(session=session)),
+            "rules": keyword_rule_list(session=session),
             "match_choices": KeywordRule.Match.choices,
             "when_choices": KeywordRule.When.choices,
             "greeting_choices": NumberSettings.GreetingOn.choices,

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from vbcrm.types import AnyUser, User
-from whatsapp.models import SessionAgent, WhatsAppSession
+from whatsapp.models import KeywordRule, NumberSettings, SessionAgent, WhatsAppSession
 
 
 def visible_session_ids(user: AnyUser) -> QuerySet:
@@ -85,3 +85,17 @@ def session_get_by_id(*, session_id: int) -> WhatsAppSession | None:
     """A number by id, or None if it is gone (for the worker, which holds its lease; no
     access rule applies there)."""
     return WhatsAppSession.objects.filter(pk=session_id).first()
+
+
+def keyword_rule_owned_get(*, user: User, rule_id: int) -> KeywordRule | None:
+    """One of the keyword rules of the numbers ``user`` owns, or None."""
+    return KeywordRule.objects.filter(pk=rule_id, session__owner=user).first()
+
+
+def keyword_rule_list(*, session: WhatsAppSession) -> list[KeywordRule]:
+    """A number's keyword rules, in the order they are tried."""
+    return list(KeywordRule.objects.filter(session=session))
+
+
+def number_settings_list(*, session_ids: list[int]) -> list[NumberSettings]:
+    return list(NumberSettings.objects.filter(session_id__in=session_ids))

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from conversations.services.autoreply import number_open_now
 from whatsapp.models import NumberSettings, WhatsAppSession
+from whatsapp.selectors import number_settings_list
 
 register = template.Library()
 
@@ -17,10 +18,11 @@ def hours_states(sessions: list[WhatsAppSession]) -> list[dict]:
     settings came with them (``select_related("number_settings")``), one otherwise."""
     now = timezone.now()
     loaded = all(WhatsAppSession.number_settings.is_cached(s) for s in sessions)
-    if loaded:
-        confs = [getattr(s, "number_settings", None) for s in sessions]
-    else:
-        confs = list(NumberSettings.objects.filter(session_id__in=[s.pk for s in sessions]))
+    confs: list[NumberSettings | None] = (
+        [getattr(s, "number_settings", None) for s in sessions]
+        if loaded
+        else list(number_settings_list(session_ids=[s.pk for s in sessions]))
+    )
     by_id = {s.pk: s for s in sessions}
     out = []
     for conf in confs:
