@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from conversations import ratelimit
 from conversations import services as conversation_services
 from conversations.services.push import push_subscriptions_changed
 from conversations.services.routing import _has_queues
@@ -28,6 +32,14 @@ def _test_storage(settings, tmp_path):
     session_queues_changed_all()
     # Assertions read the English source strings; the pt-BR default has tests of its own.
     settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture(autouse=True)
+def _send_rate_clock(monkeypatch):
+    """The send rate counts per clock minute: a test that crossed a minute boundary would
+    see its counter start over. Pin the rate's clock to the start of the current minute."""
+    pinned = (time.time() // 60) * 60 + 1
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: pinned))
 
 
 def session_queues_changed_all() -> None:
