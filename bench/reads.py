@@ -41,11 +41,12 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
             """
             INSERT INTO whatsapp_contacts (session_id, jid, lid, phone, push_name, saved_name,
                                            notes, is_group, created_at, updated_at,
-                                           group_subject, group_picture, group_picture_id)
+                                           group_subject, group_picture, group_picture_id,
+                                           no_auto_messages)
             SELECT (%(sessions)s::bigint[])[1 + g %% %(n)s],
                    '5541' || lpad(g::text, 9, '0') || '@s.whatsapp.net', '',
                    '5541' || lpad(g::text, 9, '0'), 'Contact ' || g, '', '', false, now(), now(),
-                   '', '', ''
+                   '', '', '', false
               FROM generate_series(1, %(conversations)s) g
             """,
             {"sessions": sessions, "n": NUMBERS, "conversations": conversations},
@@ -76,7 +77,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
                 sender_jid, sender_name, media, media_status, mime_type, file_name,
                 location_name, status, error, wa_timestamp, created_at, updated_at,
                 quoted_wa_id, attempts, in_flight, receipt_pending, client_key, read_at,
-                automatic)
+                automatic, auto_reason, media_link)
             SELECT a.id, 'GEN' || a.id || '-' || r,
                    CASE WHEN r %% 3 = 0 THEN 'ATENDENTE' ELSE 'CLIENTE' END, 'text',
                    'Message ' || r || ' of conversation ' || a.id
@@ -86,7 +87,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
                    CASE WHEN r %% 3 = 0 THEN 'read' ELSE 'received' END, '',
                    a.last_message_at - make_interval(mins => %(per)s - r),
                    a.last_message_at - make_interval(mins => %(per)s - r), now(),
-                   '', 0, false, false, '', NULL, false
+                   '', 0, false, false, '', NULL, false, '', ''
               FROM generate_series(1, %(per)s) r
              CROSS JOIN whatsapp_atendimentos a
              WHERE a.session_id = ANY(%(sessions)s)
