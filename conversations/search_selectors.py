@@ -51,6 +51,22 @@ WALK_ABOVE = 50_000
 # The most contacts a name or phone search reads (the newest), to show the few most
 # recently active of.
 CONTACT_IDS = 500
+# What a hit shows (the results page): its rows are read with these columns only.
+HIT_FIELDS = (
+    "direction",
+    "kind",
+    "body",
+    "file_name",
+    "location_name",
+    "wa_timestamp",
+    "created_at",
+    "conversation__session_id",
+    "conversation__contact__jid",
+    "conversation__contact__phone",
+    "conversation__contact__push_name",
+    "conversation__contact__saved_name",
+    "conversation__contact__group_subject",
+)
 
 
 @dataclass(frozen=True)
@@ -170,9 +186,11 @@ def message_search(
     page = ranked.order_by(*best).values("pk")[:limit]
     # The page's rows (a few) are read whole, with their snippets, in the same query.
     joined = ["conversation__contact"]
+    fields = list(HIT_FIELDS)
     if sessions is None:
         joined.append("conversation__session")
-    qs = _ranked(Message.objects.filter(pk__in=page), terms).select_related(*joined)
+        fields.append("conversation__session__name")
+    qs = _ranked(Message.objects.filter(pk__in=page), terms).select_related(*joined).only(*fields)
     rows = list(_with_snippet(qs, terms).order_by(*best))
     if sessions is not None:
         _attach(sessions, [m.conversation for m in rows])
