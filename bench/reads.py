@@ -69,8 +69,9 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
             """,
             {"reader": reader.pk, "sessions": sessions},
         )
-        # Messages interleaved across conversations (round by round), as real traffic
-        # is: one conversation's messages are scattered over the table.
+        # Messages stored in the order they were said, as a live system stores them:
+        # ids and the table's pages follow time, and one conversation's messages are
+        # scattered among the others' of the same hours.
         conn.execute(
             f"""
             INSERT INTO whatsapp_mensagens (conversation_id, wa_id, direction, kind, body,
@@ -91,7 +92,7 @@ def generate(database_url: str, reader, conversations: int, messages: int) -> di
               FROM generate_series(1, %(per)s) r
              CROSS JOIN whatsapp_atendimentos a
              WHERE a.session_id = ANY(%(sessions)s)
-             ORDER BY r, a.id
+             ORDER BY a.last_message_at - make_interval(mins => %(per)s - r), a.id
             """,
             {"per": per_conv, "sessions": sessions, "words": list(search.WORDS)},
         )
