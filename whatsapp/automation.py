@@ -4,9 +4,9 @@ saved, and each refusal names its field."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+import regex
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -48,17 +48,20 @@ SETTINGS_FIELDS = (
 )
 
 
-def compile_rule(match: str, pattern: str) -> re.Pattern[str] | None:
+def compile_rule(match: str, pattern: str) -> regex.Pattern[str] | None:
     """A regex rule's compiled pattern (None for the other kinds): ValueError when it does
     not compile or is too long. It runs on the message's text with accents removed and in
-    lower case, like the other kinds."""
+    lower case, like the other kinds, with the ``regex`` module, whose searches take a
+    time limit (``conversations.services.autoreply``): one owner's pattern that backtracks
+    without end must not stall the worker that serves every number."""
     if match != KeywordRule.Match.REGEX:
         return None
     if len(pattern) > MAX_REGEX_LENGTH:
         raise ValueError(_("at most %(n)d characters") % {"n": MAX_REGEX_LENGTH})
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
+        # V0: the standard library's syntax and behaviour, which the page documents.
+        return regex.compile(pattern, regex.IGNORECASE | regex.V0)
+    except (regex.error, OverflowError, RecursionError) as exc:
         raise ValueError(str(exc)) from None
 
 

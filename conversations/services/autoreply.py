@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import regex
 from django.db import transaction
 from django.utils import timezone
 
@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 GREETING, AWAY, KEYWORD, CLOSE = "greeting", "away", "keyword", "close"
 MAX_MATCHED_TEXT = 4096  # a regular expression reads at most this much of a message
+REGEX_SECONDS = 0.05  # and searches it for at most this long (then: no match)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class _Rule:
     pk: int
     match: str
     pattern: str  # normalised, or the compiled source for a regex
-    regex: re.Pattern[str] | None
+    regex: regex.Pattern[str] | None
     answer: str
     file_name: str
     when: str
@@ -66,7 +67,11 @@ class _Rule:
     def matches(self, text: str) -> bool:
         plain = normalise_answer(text[:MAX_MATCHED_TEXT])
         if self.regex is not None:
-            return self.regex.search(plain) is not None
+            try:
+                return self.regex.search(plain, timeout=REGEX_SECONDS) is not None
+            except TimeoutError:
+                logger.warning("keyword rule %s: its pattern ran out of time", self.pk)
+                return False
         if not plain or not self.pattern:
             return False
         if self.match == KeywordRule.Match.EXACT:

@@ -224,6 +224,22 @@ def test_a_regex_rule_and_rules_limited_to_hours(number, alice):
     assert [b for _r, b in auto(message.conversation)] == ["Vou verificar", "Já já", "Amanhã"]
 
 
+def test_a_pattern_that_backtracks_without_end_gives_up_and_the_next_rule_answers(
+    number, alice, caplog
+):
+    setup(number, alice, time_zone="UTC")
+    # On 4,000 letters and no end, the standard library's re would search for ages.
+    automation.keyword_rule_create(
+        session=number, values={"match": "regex", "pattern": r"(\w+\s?)+$", "answer": "Never"}
+    )
+    automation.keyword_rule_create(
+        session=number, values={"match": "contains", "pattern": "aaa", "answer": "Next rule"}
+    )
+    message = say(number, "a" * 4000 + "#")
+    assert [b for _r, b in auto(message.conversation)] == ["Next rule"]
+    assert "ran out of time" in caplog.text
+
+
 @pytest.mark.parametrize(
     "values, field",
     [
