@@ -14,7 +14,6 @@ import os
 from datetime import timedelta
 from unittest import mock
 
-import aiohttp
 import http_ece
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +23,7 @@ from django.utils import timezone
 
 from conversations import push_keys, services
 from conversations.models import AgentPresence, PushOutbox, PushSubscription, PushThrottle
-from conversations.push_delivery import push_send
+from conversations.push_delivery import PinnedResolver, push_send, push_session
 from conversations.services import push
 from tests.conversations.test_webhooks import Receiver
 from tests.factories import inbound
@@ -82,7 +81,7 @@ def run_sender() -> int:
     jobs = push.push_claim()
 
     async def go() -> list[int | None]:
-        async with aiohttp.ClientSession() as session:
+        async with push_session() as session:
             return list(await asyncio.gather(*(push_send(session, j) for j in jobs)))
 
     statuses = asyncio.run(go())
@@ -228,3 +227,26 @@ def test_old_news_is_not_pushed(bob, number, service):
     with mock.patch("django.utils.timezone.now", return_value=later):
         assert push.push_claim() == []
     assert not PushOutbox.objects.exists()
+
+
+def test_a_push_service_redirect_is_not_followed(bob, number, service):
+    service.answers = [(307, {"Location": f"http://127.0.0.1:{service.port}/elsewhere"}, b"")]
+    _subscribe(bob, service, Browser())
+    services.message_receive(session=number, msg=inbound(text="Oi"))
+    assert run_sender() == 1
+    assert len(service.requests) == 1  # the redirect's target was never asked
+
+
+def test_the_resolver_refuses_a_name_of_a_refused_address(settings):
+    async def lookup(host: str) -> list:
+        resolver = PinnedResolver()
+        try:
+            return await resolver.resolve(host, 80)
+        finally:
+            await resolver.close()
+
+    settings.VBCRM_WEBHOOKS_ALLOW_PRIVATE = False
+    with pytest.raises(OSError, match="refused address"):
+        asyncio.run(lookup("localhost"))
+    settings.VBCRM_WEBHOOKS_ALLOW_PRIVATE = True
+    assert asyncio.run(lookup("localhost"))
