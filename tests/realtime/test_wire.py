@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from daphne.server import Server
 
-from realtime import wire
+from realtime import consumers, wire
 from realtime.consumers import InboxConsumer
 from realtime.fragments import languages
 from realtime.warm import warm_up
@@ -200,6 +200,14 @@ async def test_the_consumer_writes_live_frames_on_its_wire_else_sends_them(takes
     await consumer.resync()
     assert recorder.texts == ['{"type": "resync"}']
     assert sent == ([] if takes else ['{"type": "resync"}'])
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_setting_turns_the_consumer_s_wire_off(pair, settings, direct: bool):
+    settings.VBCRM_SOCKET_DIRECT_WRITES = direct
+    link = wire.Wire(FakeProtocol(FakeTransport(pair[0])))
+    assert consumers._wire({wire.SCOPE_KEY: link}) is (link if direct else None)
+    assert consumers._wire({}) is None  # another server: no wire either way
 
 
 def test_warm_up_renders_a_sample_event_in_every_language_without_the_database(caplog):

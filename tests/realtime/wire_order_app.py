@@ -1,5 +1,5 @@
 """A WebSocket application for daphne that mixes a socket's two ways out: Channels' ASGI
-``send()`` and realtime.wire's direct writes (tests/realtime/test_wire_daphne.py).
+``send()`` and realtime.wire's direct writes (tests/realtime/test_wire.py).
 
 Each frame carries the next number of one counter, taken just before it is written, from
 two tasks at once, right from the accept on; every few frames is large enough to fill the
