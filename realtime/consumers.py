@@ -187,6 +187,12 @@ def _mark_read(user: User, conversation_id: int) -> int | None:
     return services.conversation_mark_read(conversation=conversation, user=user)
 
 
+def _wire(scope: Mapping[str, Any]) -> Wire | None:
+    """daphne's connection, for live frames written straight to it (realtime.wire),
+    unless VBCRM_SOCKET_DIRECT_WRITES turned that off."""
+    return wire_of(scope) if settings.VBCRM_SOCKET_DIRECT_WRITES else None
+
+
 def _language(scope: Mapping[str, Any]) -> str:
     """The page's language (``/ws/?lang=en``), so pushed fragments match the page."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -219,7 +225,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         # channels' AuthMiddleware put a lazy proxy of the signed-in account there.
         self.user = cast(User, user)
         self.language = _language(self.scope)
-        self.wire = wire_of(self.scope) if settings.VBCRM_SOCKET_DIRECT_WRITES else None
+        self.wire = _wire(self.scope)
         # Groups first, then accept: nothing committed after the page's sync is missed.
         # What the hub forwards meanwhile waits for the accept (a send before it is refused).
         self._early = []

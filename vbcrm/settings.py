@@ -270,9 +270,10 @@ VBCRM_SEND_RATE_PER_MINUTE = env.int("VBCRM_SEND_RATE_PER_MINUTE", default=60)
 # An available agent whose last inbox tab closed this long ago goes away (no more
 # automatic assignments until they say they are available again).
 VBCRM_AWAY_AFTER_SECONDS = env.int("VBCRM_AWAY_AFTER_SECONDS", default=300)
-# Live frames written straight to daphne's sockets (realtime.wire): off until a socket's
-# direct writes are proven never to overtake its frames still queued through send().
-VBCRM_SOCKET_DIRECT_WRITES = env.bool("VBCRM_SOCKET_DIRECT_WRITES", default=False)
+# Live frames framed once and written straight to daphne's sockets (realtime.wire), in
+# order behind whatever a socket still has queued; off: every frame goes through Channels'
+# send(), at about twice the web process's CPU per event.
+VBCRM_SOCKET_DIRECT_WRITES = env.bool("VBCRM_SOCKET_DIRECT_WRITES", default=True)
 # Country calling code (digits, e.g. 55) for phones typed without one when starting a
 # conversation; empty: every phone must carry its own (+55 11 ...).
 VBCRM_DEFAULT_COUNTRY_CODE = env.str("VBCRM_DEFAULT_COUNTRY_CODE", default="").lstrip("+")

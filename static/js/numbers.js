@@ -59,30 +59,47 @@
     el.appendChild(t);
   }
 
+  // A read of the page's state from the server (the cards, the link panel) can be worked
+  // out before a status change whose event arrives while the answer is on its way: the
+  // events heard meanwhile are applied again on top of it, in the order they came.
+  var heardDuringReads = new Set();
+  function readState(read, apply) {
+    var heard = [];
+    heardDuringReads.add(heard);
+    return Promise.resolve()
+      .then(read)
+      .catch(function () {})
+      .then(function () {
+        heardDuringReads.delete(heard);
+        heard.forEach(apply);
+      });
+  }
+
   // The cards and the header's count ("You own 2 numbers of the 5 allowed"), as the
   // server renders them now.
   var refreshing = null;
   function refreshList() {
     if (refreshing) return refreshing;
-    refreshing = fetch(location.pathname, { credentials: "same-origin", redirect: "manual" })
-      .then(function (response) {
-        if (!response.ok) return;
-        return response.text().then(function (html) {
-          var fresh = new DOMParser().parseFromString(html, "text/html");
-          ["numbers", "numbers-count"].forEach(function (id) {
-            var now = document.getElementById(id);
-            var next = fresh.getElementById(id);
-            if (now && next) {
-              now.replaceWith(next);
-              htmx.process(next);
-            }
+    refreshing = readState(function () {
+      return fetch(location.pathname, { credentials: "same-origin", redirect: "manual" })
+        .then(function (response) {
+          if (!response.ok) return;
+          return response.text().then(function (html) {
+            var fresh = new DOMParser().parseFromString(html, "text/html");
+            ["numbers", "numbers-count"].forEach(function (id) {
+              var now = document.getElementById(id);
+              var next = fresh.getElementById(id);
+              if (now && next) {
+                now.replaceWith(next);
+                htmx.process(next);
+              }
+            });
           });
+        })
+        .finally(function () {
+          refreshing = null; // before the events heard meanwhile: one may need a new read
         });
-      })
-      .catch(function () {})
-      .finally(function () {
-        refreshing = null;
-      });
+    }, applyToCard);
     return refreshing;
   }
 
@@ -155,6 +172,9 @@
 
   document.addEventListener("vb:session_status", function (e) {
     var s = e.detail.session;
+    heardDuringReads.forEach(function (heard) {
+      heard.push(s);
+    });
     applyToCard(s);
     applyToPanel(s);
   });
@@ -166,10 +186,12 @@
     refreshList();
     var panel = document.getElementById("link-panel");
     if (panel && dialog.open) {
-      htmx.ajax("GET", "/numbers/" + panel.dataset.session + "/link/", {
-        target: "#link-panel",
-        swap: "outerHTML",
-      });
+      readState(function () {
+        return htmx.ajax("GET", "/numbers/" + panel.dataset.session + "/link/", {
+          target: "#link-panel",
+          swap: "outerHTML",
+        });
+      }, applyToPanel);
     }
   }
   document.addEventListener("vb:socket-open", catchUp);

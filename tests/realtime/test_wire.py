@@ -3,20 +3,29 @@ order behind whatever Twisted still holds for a socket; and realtime.warm's star
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
+import json
 import logging
 import socket
 import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from daphne.server import Server
 
-from realtime import wire
+from realtime import consumers, wire
 from realtime.consumers import InboxConsumer
 from realtime.fragments import languages
 from realtime.warm import warm_up
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _unframe(data: bytes) -> tuple[int, str]:
@@ -193,6 +202,14 @@ async def test_the_consumer_writes_live_frames_on_its_wire_else_sends_them(takes
     assert sent == ([] if takes else ['{"type": "resync"}'])
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_setting_turns_the_consumer_s_wire_off(pair, settings, direct: bool):
+    settings.VBCRM_SOCKET_DIRECT_WRITES = direct
+    link = wire.Wire(FakeProtocol(FakeTransport(pair[0])))
+    assert consumers._wire({wire.SCOPE_KEY: link}) is (link if direct else None)
+    assert consumers._wire({}) is None  # another server: no wire either way
+
+
 def test_warm_up_renders_a_sample_event_in_every_language_without_the_database(caplog):
     # No django_db mark: a query would raise, and warm_up would log it.
     caplog.set_level(logging.ERROR)
@@ -203,3 +220,54 @@ def test_warm_up_renders_a_sample_event_in_every_language_without_the_database(c
     assert seconds > 0
     assert not caplog.records
     assert len(languages()) >= 2
+
+
+def test_under_daphne_direct_writes_and_sends_reach_the_browser_in_order(tmp_path):
+    """Real daphne, autobahn and Twisted (tests/realtime/wire_order_app.py): frames written
+    straight and frames sent through ASGI, from two tasks, some filling the socket's
+    buffers, the first right after the accept; the browser gets them in the order written."""
+    port = _free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
+        + ["tests.realtime.wire_order_app:application"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        numbers, done = asyncio.run(_read_all(f"ws://127.0.0.1:{port}/"))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+    assert numbers == list(range(done["done"])), (tmp_path / "daphne.log").read_text()[-2000:]
+    # both of the wire's ways were taken, beside the ordinary send
+    assert done["straight"] > 0 and done["behind"] > 0 and done["send"] > 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _read_all(url: str) -> tuple[list[int], dict[str, int]]:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                ws = await session.ws_connect(url, max_msg_size=0)
+                break
+            except aiohttp.ClientConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+        numbers: list[int] = []
+        async with ws:
+            await asyncio.sleep(0.3)  # a slow reader: the server's buffers fill meanwhile
+            while True:
+                frame = json.loads(await ws.receive_str(timeout=20))
+                if "done" in frame:
+                    return numbers, frame
+                numbers.append(frame["n"])

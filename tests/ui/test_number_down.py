@@ -19,6 +19,9 @@ def test_a_reply_waits_for_a_logged_out_number_and_goes_out_once_it_is_back(live
     bar = owner.locator("#number-down")
     expect(bar).to_be_hidden()  # connected: nothing to say
     numbers = login("alice", "/numbers/")  # the owner, on another page: told there too
+    # ... once its socket listens: a page that opens after the logout gets no banner (only
+    # a logout heard live is news; its card says it)
+    numbers.wait_for_function("() => VB.socket.open")
 
     live.control.post("/api/logout", {"phone": PHONE})
     # the thread's bar says how the number is, since when, and that replies will wait

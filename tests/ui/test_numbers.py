@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.ui.conftest import _wait
@@ -39,6 +41,49 @@ def test_the_qr_modal_shows_a_qr_and_turns_to_connected_when_scanned(live, login
     bob = login("bob", "/numbers/")
     expect(bob.locator(f"#number-{session_id}")).to_have_count(0)
     expect(bob.locator(".number-card .card-actions")).to_have_count(0)
+
+
+def test_a_list_read_before_a_status_change_does_not_undo_it(live, login):
+    """The page re-reads its cards when its socket opens. A list the server read before a
+    number logged out, delivered after the logout's event, must not show it connected."""
+    phone = "5511900000078"
+    page = login("alice", "/numbers/")
+    page.click("#connect-open")
+    page.fill("#connect-dialog input[name=name]", "Ordem")
+    page.click("#connect-dialog button[type=submit]")
+    session_id = page.locator("#link-panel").get_attribute("data-session")
+    live.scan(int(session_id or 0), phone)
+    expect(page.locator("#link-panel .link-state.success")).to_be_visible()
+    page.click("#connect-dialog [data-close]")
+    held = []
+
+    def hold(route):
+        if route.request.resource_type != "fetch":
+            route.continue_()  # the page itself
+            return
+        held.append((route, route.fetch()))  # read by the server now, delivered later
+
+    page.route(re.compile(r"/numbers/$"), hold)
+    page.reload()
+    while not held:
+        page.wait_for_timeout(50)
+    route, answer = held[0]
+    card = page.locator(f"#number-{session_id}")
+    stale = re.search(rf'id="number-{session_id}"[^>]*data-status="(\w+)"', answer.text())
+    assert stale and stale.group(1) == "connected"  # it is the older one
+    live.control.post("/api/logout", {"phone": phone})
+    expect(card).to_have_attribute("data-status", "logged_out")
+    # a function, not an expression: the page's Content-Security-Policy refuses eval
+    page.evaluate("() => { window.__cards = document.getElementById('numbers'); }")
+    route.fulfill(response=answer)
+    page.unroute(re.compile(r"/numbers/$"))
+    page.wait_for_function("() => document.getElementById('numbers') !== window.__cards")
+    assert card.get_attribute("data-status") == "logged_out"
+    assert card.locator("[data-field=status]").inner_text() == "Desvinculado"
+    card.locator("button.danger").click()
+    page.locator("dialog.confirm button.primary").click()
+    expect(card).to_have_count(0)
+    assert page.dialogs == [] and page.errors == []
 
 
 def test_deleting_a_number_asks_first(live, login):
