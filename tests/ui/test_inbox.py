@@ -306,6 +306,38 @@ def test_a_sync_answer_older_than_an_event_does_not_undo_its_unread_count(live, 
     assert page.dialogs == [] and page.errors == []
 
 
+def test_a_sync_answer_older_than_an_event_does_not_undo_its_row(live, login):
+    """A conversation the sync's answer holds, read before the customer's next message
+    but delivered after its event, must not put the older preview back."""
+    live.say("5511970000032", push_name="Rita Linha", text="Primeira mensagem")
+    page = login("alice")
+    row = row_of(page, "Rita Linha")
+    expect(row.locator(".preview")).to_have_text("Primeira mensagem")
+    held = []
+
+    def hold(route):
+        # From long before the page: the answer holds the conversation as it is now.
+        since = re.sub(r"since=[^&]*", "since=2000-01-01T00%3A00%3A00%2B00%3A00", route.request.url)
+        held.append((route, route.fetch(url=since)))  # answered now, delivered later
+
+    page.route(re.compile(r"/sync/\?"), hold)
+    page.reload()
+    while not held:
+        page.wait_for_timeout(50)
+    route, answer = held[0]
+    conversation_id = int(row.get_attribute("data-id") or 0)
+    older = [c for c in answer.json()["conversations"] if c["data"]["id"] == conversation_id]
+    assert older and "Primeira mensagem" in older[0]["html"]  # it is the older one
+    live.say("5511970000032", push_name="Rita Linha", text="Segunda mensagem")
+    expect(row.locator(".preview")).to_have_text("Segunda mensagem")
+    synced = page.evaluate("VB.stats.synced")
+    route.fulfill(response=answer)
+    page.unroute(re.compile(r"/sync/\?"))
+    page.wait_for_function("n => VB.stats.synced > n", arg=synced)
+    expect(row.locator(".preview")).to_have_text("Segunda mensagem")
+    assert page.dialogs == [] and page.errors == []
+
+
 def test_after_the_server_restarts_the_page_catches_up(live, login):
     contact = "5511970000009"
     live.say(contact, push_name="Hugo Volta", text="Antes da queda")

@@ -25,6 +25,11 @@
   }
 
   inbox.upsertRow = function (c, html, fromSync) {
+    if (!fromSync) {
+      inbox.rowsHeardDuringSyncs.forEach(function (heard) {
+        heard.push([c, html]);
+      });
+    }
     inbox.setUnread(c.id, c.unread_count, fromSync);
     inbox.updateTitle();
     var l = inbox.list();

@@ -72,6 +72,8 @@
     VB.stats.syncs += 1;
     var seen = new Map();
     inbox.syncsInFlight.add(seen);
+    var heard = [];
+    inbox.rowsHeardDuringSyncs.add(heard);
     return fetch(inbox.root.dataset.syncUrl + "?" + q.toString(), {
       credentials: "same-origin",
       redirect: "manual",
@@ -91,6 +93,11 @@
         }
         body.conversations.forEach(function (c) {
           inbox.upsertRow(c.data, c.html, true);
+        });
+        // The answer was worked out before the events heard meanwhile: they go on top.
+        inbox.rowsHeardDuringSyncs.delete(heard);
+        heard.forEach(function (h) {
+          inbox.upsertRow(h[0], h[1]);
         });
         inbox.unread = new Map();
         Object.entries(body.unread).forEach(function (kv) {
@@ -115,6 +122,7 @@
       })
       .catch(function () {
         inbox.syncsInFlight.delete(seen);
+        inbox.rowsHeardDuringSyncs.delete(heard);
         VB.toast(VB.t("error"), "error");
       });
   }

@@ -46,6 +46,9 @@
   // While a sync is on its way, the counts events bring are kept for it too: its answer
   // may be older than they are, and must not undo them.
   inbox.syncsInFlight = new Set();
+  // And so are the rows they bring (each sync's list of [conversation, row html]), to be
+  // applied again, in the order they came, on top of its answer's rows.
+  inbox.rowsHeardDuringSyncs = new Set();
 
   inbox.setUnread = function (id, count, fromSync) {
     if (count > 0) inbox.unread.set(id, count);
