@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from conversations import jinja
 from conversations import vcard as vcard_parse
 from conversations.models import FILE_KINDS, Conversation, Message
 from conversations.serializers import group_picture_url
@@ -308,3 +309,10 @@ def number_state(session: WhatsAppSession) -> str:
 @register.simple_tag
 def js_strings() -> SafeString:
     return json_script(_js_strings(), "vb-i18n")
+
+
+@register.simple_tag(takes_context=True)
+def fragment(context: template.Context, name: str) -> SafeString:
+    """A Jinja2 fragment (conversations/jinja.py) in a Django page, with the page's
+    context: ``{% fragment "conversations/_messages.html" %}`` as an include."""
+    return jinja.render(name, context.flatten())  # type: ignore[arg-type]
