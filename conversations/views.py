@@ -244,7 +244,7 @@ def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> Ht
     )
     context: dict[str, Any] = {
         "sessions": sessions,
-        "unread": selectors.unread_counts(user=request.user),
+        "unread": selectors.unread_counts(user=request.user, sessions=sessions),
         "mentions": selectors.mentioned_conversation_ids(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
         "queues": list(queue_visible_list(user=request.user)),
