@@ -199,13 +199,16 @@ _SESSION_STATUS = dict(WhatsAppSession.Status.choices)  # lazy labels, translate
 
 @register.filter
 def number_options(sessions: list[WhatsAppSession], selected_id: int | None) -> list[dict]:
-    """The numbers filter's options: each number's id (as text), name and status label
-    (``get_status_display``), and whether it is the one selected."""
+    """The numbers' options (the list's filter, the new conversation's dialog): each
+    number's id (as text), name, phone, status label (``get_status_display``), whether
+    it is connected, and whether it is the one selected."""
     return [
         {
             "id": str(s.pk),
             "name": s.name,
+            "phone": s.phone_number,
             "status": str(_SESSION_STATUS.get(s.status, s.status)),
+            "connected": s.status == WhatsAppSession.Status.CONNECTED,
             "selected": s.pk == selected_id,
         }
         for s in sessions

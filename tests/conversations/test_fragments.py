@@ -22,6 +22,7 @@ from conversations.selectors import ConversationFilters
 from conversations.services import team
 from conversations.views import _syslines
 from tests.factories import inbound
+from whatsapp import services as whatsapp_services
 
 pytestmark = pytest.mark.django_db
 
@@ -267,3 +268,22 @@ def test_numbers_and_dates_print_as_django_prints_them():
                 .render(Context({**values, "f": jinja.SafeString("<i>")}))
             )
         assert ours == theirs
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_new_conversation_dialog_is_the_previous_templates_bytes(alice, lang):
+    """Its numbers' options now come from ``number_options`` (the list's filter's)."""
+    from django.template.loader import render_to_string
+
+    from whatsapp.models import WhatsAppSession
+
+    for i, (status, phone) in enumerate(
+        [("connected", "5511900000001"), ("disconnected", ""), ("waiting_qr", "55119<&>")]
+    ):
+        row = whatsapp_services.session_create(owner=alice, name=f"N{i} <&'>")
+        WhatsAppSession.objects.filter(pk=row.pk).update(status=status, phone_number=phone)
+    context = {"sessions": list(WhatsAppSession.objects.order_by("name"))}
+    with translation.override(lang):
+        ours = render_to_string("conversations/_start_dialog.html", context)
+        assert ours == _django("conversations/_start_dialog.html", context)
+    assert ours.count("<option ") == 3
