@@ -395,11 +395,19 @@ def _prefetched_tags(obj: Conversation | Contact, tags: list[Tag]) -> None:
     cache["tags"] = loaded
 
 
-def tag_list(*, user: AnyUser, session: WhatsAppSession | None = None) -> list[Tag]:
+def tag_list(
+    *,
+    user: AnyUser,
+    session: WhatsAppSession | None = None,
+    sessions: Iterable[WhatsAppSession] | None = None,
+) -> list[Tag]:
     """The tags ``user`` may use: those of the owners of the numbers they see, or of
-    ``session``'s owner (a number they see) only."""
+    ``session``'s owner (a number they see) only. ``sessions``: the numbers ``user``
+    sees, when the caller has read them (the inbox page): their owners' tags."""
     if session is not None:
         owners: Any = [session.owner_id]
+    elif sessions is not None:
+        owners = sorted({s.owner_id for s in sessions})
     else:
         owners = WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).values("owner_id")
     return list(_TAGS_BY_NAME.filter(owner_id__in=owners))
