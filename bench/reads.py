@@ -156,7 +156,12 @@ def _time(fn, repeat: int) -> list[float]:
     return out
 
 
-def measure(database_url: str, reader, repeat: int) -> list[dict]:
+def measure(
+    database_url: str, reader, repeat: int, only: str | None = None, profiler=None
+) -> list[dict]:
+    """Each read's timings against its baselines. ``only``: that read alone;
+    ``profiler`` (a ``cProfile.Profile``): profile our view's timed requests, and skip
+    the baselines."""
     import psycopg
     from django.db import close_old_connections, connection
     from django.test import Client, override_settings
@@ -203,6 +208,11 @@ def measure(database_url: str, reader, repeat: int) -> list[dict]:
         override_settings(ROOT_URLCONF="bench.readfloor"),
     ):
         for name, (slug, url) in reads.items():
+            if only is not None and name != only:
+                continue
+            if profiler is not None:
+                profiler.runcall(_time, lambda url=url: request(url), repeat)
+                continue
             floor_url = f"{reverse('bench_floor', args=[slug])}?conv={top.pk}"
             queries, floor_queries = counted(url), counted(floor_url)
             ours = _time(lambda url=url: request(url), repeat)

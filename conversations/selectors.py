@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, Max, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 
 from conversations import search_index
@@ -40,6 +40,15 @@ class ConversationFilters:
 _HIDDEN_GROUPS = Q(contact__is_group=True, session__ignore_groups=True)
 
 
+def _hidden_groups(sessions: Iterable[WhatsAppSession] | None) -> Q | None:
+    """The conversations ``_HIDDEN_GROUPS`` hides, among those of ``sessions`` when the
+    caller has read them (None: none of them ignores groups, nothing to join for)."""
+    if sessions is None:
+        return _HIDDEN_GROUPS
+    ignoring = [s.pk for s in sessions if s.ignore_groups]
+    return Q(contact__is_group=True, session_id__in=ignoring) if ignoring else None
+
+
 def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
     return Conversation.objects.filter(session_id__in=visible_session_ids(user)).select_related(
         "contact", "session", "assigned_to"
@@ -59,8 +68,9 @@ def conversation_list(
     last row of the previous page. ``sessions``: the numbers ``user`` sees, by id, when
     the caller has them already (the inbox page lists them for its filter): each row
     takes its number from there instead of joining it in (a number's row is wide, and
-    the page's rows share a few). ``tags``: load the rows' tags (two queries), which
-    the list's rows show."""
+    the page's rows share a few), and only those that ignore groups are checked for
+    group chats (no join with the numbers: planning it cost more than the query).
+    ``tags``: load the rows' tags (two queries), which the list's rows show."""
     f = filters or ConversationFilters()
     qs = conversation_queryset(user=user)
     if sessions is not None:
@@ -83,7 +93,9 @@ def conversation_list(
     if f.kind == "groups":
         qs = qs.filter(contact__is_group=True, session__ignore_groups=False)
     else:
-        qs = qs.exclude(_HIDDEN_GROUPS)
+        hidden = _hidden_groups(None if sessions is None else sessions.values())
+        if hidden is not None:
+            qs = qs.exclude(hidden)
         if f.kind == "direct":
             qs = qs.filter(contact__is_group=False)
     if f.queue_id:
@@ -177,15 +189,19 @@ def message_list_changed_since(
     )
 
 
-def unread_counts(*, user: AnyUser, limit: int = 1000) -> dict[int, int]:
+def unread_counts(
+    *, user: AnyUser, limit: int = 1000, sessions: Iterable[WhatsAppSession] | None = None
+) -> dict[int, int]:
     """Unread messages per conversation the user may see (only the ones with any),
-    so the page can keep the tab title's total without loading every row."""
-    rows = (
-        Conversation.objects.filter(session_id__in=visible_session_ids(user), unread_count__gt=0)
-        .exclude(_HIDDEN_GROUPS)
-        .order_by("-last_message_at")
-        .values_list("pk", "unread_count")[:limit]
-    )
+    so the page can keep the tab title's total without loading every row.
+    ``sessions``: the numbers ``user`` sees, when the caller has them (the inbox page
+    lists them): only the rows of numbers that ignore groups are then checked for a
+    group chat (else every unread row is joined with its contact and its number)."""
+    qs = Conversation.objects.filter(session_id__in=visible_session_ids(user), unread_count__gt=0)
+    hidden = _hidden_groups(sessions)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    rows = qs.order_by("-last_message_at").values_list("pk", "unread_count")[:limit]
     return dict(rows)
 
 
@@ -345,21 +361,53 @@ _TAGS_BY_NAME = Tag.objects.order_by(Lower("name"), "pk")
 
 def with_tags(rows: list[Conversation]) -> list[Conversation]:
     """Load the tags of these conversations and of their contacts (two queries for any
-    number of rows): a list row shows them (``conversations.templatetags.tags``)."""
+    number of rows): a list row shows them (``conversations.templatetags.tags``).
+    Each row's ``tags`` (and its contact's) read as prefetch_related leaves them,
+    without its per-row ``filter()`` (most of a prefetch's cost for a page of rows)."""
     if rows:
-        prefetch_related_objects(
-            rows,
-            Prefetch("tags", queryset=_TAGS_BY_NAME),
-            Prefetch("contact__tags", queryset=_TAGS_BY_NAME),
-        )
+        own = _tags_of(Tag.conversations.through, "conversation_id", {r.pk for r in rows})
+        of_contact = _tags_of(Tag.contacts.through, "contact_id", {r.contact_id for r in rows})
+        for row in rows:
+            _prefetched_tags(row, own.get(row.pk, []))
+            _prefetched_tags(row.contact, of_contact.get(row.contact_id, []))
     return rows
 
 
-def tag_list(*, user: AnyUser, session: WhatsAppSession | None = None) -> list[Tag]:
+def _tags_of(through: Any, key: str, ids: set[int]) -> dict[int, list[Tag]]:
+    links = (
+        through.objects.filter(**{f"{key}__in": ids})
+        .select_related("tag")
+        .order_by(Lower("tag__name"), "tag_id")
+    )
+    tags: dict[int, list[Tag]] = {}
+    for link in links:
+        tags.setdefault(getattr(link, key), []).append(link.tag)
+    return tags
+
+
+def _prefetched_tags(obj: Conversation | Contact, tags: list[Tag]) -> None:
+    """``obj.tags.all()`` is ``tags`` from now on: a queryset of ``_TAGS_BY_NAME``'s
+    (its query is cloned before any change, as every queryset's) holding them."""
+    loaded: QuerySet[Tag] = QuerySet(model=Tag, query=_TAGS_BY_NAME.query)
+    loaded._result_cache = tags
+    loaded._prefetch_done = True  # type: ignore[attr-defined]
+    cache = obj.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache["tags"] = loaded
+
+
+def tag_list(
+    *,
+    user: AnyUser,
+    session: WhatsAppSession | None = None,
+    sessions: Iterable[WhatsAppSession] | None = None,
+) -> list[Tag]:
     """The tags ``user`` may use: those of the owners of the numbers they see, or of
-    ``session``'s owner (a number they see) only."""
+    ``session``'s owner (a number they see) only. ``sessions``: the numbers ``user``
+    sees, when the caller has read them (the inbox page): their owners' tags."""
     if session is not None:
         owners: Any = [session.owner_id]
+    elif sessions is not None:
+        owners = sorted({s.owner_id for s in sessions})
     else:
         owners = WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).values("owner_id")
     return list(_TAGS_BY_NAME.filter(owner_id__in=owners))

@@ -44,6 +44,7 @@ from conversations.queue_selectors import (
 )
 from conversations.selectors import ConversationFilters
 from conversations.serializers import conversation_data, message_data
+from conversations.templatetags import tags
 from vbcrm.errors import error_items, field_error, first_error
 from vbcrm.htmx import toast
 from vbcrm.params import positive_int
@@ -242,9 +243,10 @@ def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> Ht
         .select_related("number_settings")
         .order_by("name")
     )
+    tags.usable_from(request, sessions)
     context: dict[str, Any] = {
         "sessions": sessions,
-        "unread": selectors.unread_counts(user=request.user),
+        "unread": selectors.unread_counts(user=request.user, sessions=sessions),
         "mentions": selectors.mentioned_conversation_ids(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
         "queues": list(queue_visible_list(user=request.user)),

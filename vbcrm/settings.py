@@ -201,6 +201,15 @@ TEMPLATES = [
             ],
         },
     },
+    # The inbox's hot fragments (conversations/jinja2/: list rows, thread messages): see
+    # conversations/jinja.py. Asked second, so only for the templates it alone has.
+    {
+        "NAME": "fragments",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"environment": "conversations.jinja.environment"},
+    },
 ]
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from conversations import jinja
 from conversations import vcard as vcard_parse
 from conversations.models import FILE_KINDS, Conversation, Message
 from conversations.serializers import group_picture_url
@@ -198,13 +199,16 @@ _SESSION_STATUS = dict(WhatsAppSession.Status.choices)  # lazy labels, translate
 
 @register.filter
 def number_options(sessions: list[WhatsAppSession], selected_id: int | None) -> list[dict]:
-    """The numbers filter's options: each number's id (as text), name and status label
-    (``get_status_display``), and whether it is the one selected."""
+    """The numbers' options (the list's filter, the new conversation's dialog): each
+    number's id (as text), name, phone, status label (``get_status_display``), whether
+    it is connected, and whether it is the one selected."""
     return [
         {
             "id": str(s.pk),
             "name": s.name,
+            "phone": s.phone_number,
             "status": str(_SESSION_STATUS.get(s.status, s.status)),
+            "connected": s.status == WhatsAppSession.Status.CONNECTED,
             "selected": s.pk == selected_id,
         }
         for s in sessions
@@ -308,3 +312,10 @@ def number_state(session: WhatsAppSession) -> str:
 @register.simple_tag
 def js_strings() -> SafeString:
     return json_script(_js_strings(), "vb-i18n")
+
+
+@register.simple_tag(takes_context=True)
+def fragment(context: template.Context, name: str) -> SafeString:
+    """A Jinja2 fragment (conversations/jinja.py) in a Django page, with the page's
+    context: ``{% fragment "conversations/_messages.html" %}`` as an include."""
+    return jinja.render(name, context.flatten())  # type: ignore[arg-type]

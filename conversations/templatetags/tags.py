@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 
 from conversations import selectors
 from conversations.models import Conversation, Tag
+from whatsapp.models import WhatsAppSession
 
 register = template.Library()
 
@@ -70,8 +71,17 @@ def tag_filter_options(context: Any) -> list[Tag]:
     return _usable(context["request"])
 
 
+def usable_from(request: HttpRequest, sessions: list[WhatsAppSession]) -> None:
+    """For a page that has read the numbers the user sees (``session_list``): the tags
+    they may use are those of these numbers' owners, read when first needed."""
+    request._vb_tag_numbers = sessions  # type: ignore[attr-defined]
+
+
 def _usable(request: HttpRequest) -> list[Tag]:
     """The tags the user may use, read once per request (the filter and both editors)."""
     if not hasattr(request, "_vb_tags"):
-        request._vb_tags = selectors.tag_list(user=request.user)  # type: ignore[attr-defined]
+        numbers = getattr(request, "_vb_tag_numbers", None)
+        request._vb_tags = selectors.tag_list(  # type: ignore[attr-defined]
+            user=request.user, sessions=numbers
+        )
     return request._vb_tags  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from conversations import selectors, services
 from conversations.models import Contact, Conversation, GroupParticipant
 from tests.factories import inbound
+from whatsapp import selectors as whatsapp_selectors
 from whatsapp import services as whatsapp_services
 from whatsapp.gateway import base
 
@@ -186,6 +187,12 @@ def test_the_list_filters_groups_and_direct_and_hides_ignored_groups(client, num
     assert "grupo" in rows("?kind=nonsense")
     whatsapp_services.session_update_options(session=number, ignore_groups=True)
     assert "grupo" not in rows() and "grupo" not in rows("?kind=groups")
-    assert selectors.unread_counts(user=bob) == {
-        Conversation.objects.get(contact__is_group=False).pk: 1
-    }
+    direct_only = {Conversation.objects.get(contact__is_group=False).pk: 1}
+    assert selectors.unread_counts(user=bob) == direct_only
+    # the inbox page passes the numbers it listed: the same counts
+    numbers = list(whatsapp_selectors.session_list(user=bob))
+    assert selectors.unread_counts(user=bob, sessions=numbers) == direct_only
+    whatsapp_services.session_update_options(session=number, ignore_groups=False)
+    numbers = list(whatsapp_selectors.session_list(user=bob))
+    both = selectors.unread_counts(user=bob)
+    assert len(both) == 2 and selectors.unread_counts(user=bob, sessions=numbers) == both

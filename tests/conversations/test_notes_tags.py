@@ -11,6 +11,7 @@ from conversations import selectors, services
 from conversations.models import Message, NoteMention, Tag
 from conversations.selectors import ConversationFilters
 from tests.factories import inbound
+from whatsapp import selectors as wa_selectors
 from whatsapp import services as wa_services
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,20 @@ def test_tags_belong_to_the_number_s_owner_whoever_makes_them(number, alice, bob
         services.tag_create(session=number, name="x", color="#ff0000")
     with pytest.raises(ValidationError):
         services.tag_create(session=number, name="y" * 41)
+
+
+def test_the_tags_one_may_use_are_the_same_from_the_numbers_a_page_read(
+    number, alice, bob, charlie
+):
+    """The inbox page reads the user's numbers first, and takes the tags from their owners."""
+    own = wa_services.session_create(owner=bob, name="Bob's")
+    other = wa_services.session_create(owner=charlie, name="Not seen")
+    for session, name in [(number, "b"), (number, "A"), (own, "c"), (other, "hidden")]:
+        services.tag_create(session=session, name=name)
+    numbers = list(wa_selectors.session_list(user=bob))
+    expected = [t.pk for t in selectors.tag_list(user=bob)]
+    assert [t.name for t in selectors.tag_list(user=bob)] == ["A", "b", "c"]
+    assert [t.pk for t in selectors.tag_list(user=bob, sessions=numbers)] == expected
 
 
 def test_only_the_owner_s_tags_can_be_set(number, conversation, charlie):

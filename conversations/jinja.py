@@ -1,0 +1,102 @@
+"""The inbox's hot fragments in Jinja2: the conversation list's rows and the thread's
+messages (``jinja2/conversations/``). They are rendered 50 times a page, and by each
+web process for every socket event in every language its sockets speak; Jinja2
+compiles a template to Python code, where Django's engine walks a tree of nodes for
+every variable and tag.
+
+They give byte for byte what Django's templates gave (tests/conversations/
+test_fragments.py renders both): values are escaped and localised as Django's
+templates do, ``_()`` translates as ``{% translate %}`` (the text is not escaped), and
+the inbox's filters are Django's own functions. The pages' Django templates take them
+with ``{% fragment "name" %}`` (conversations.templatetags.inbox).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from django.template import engines
+from django.template.defaultfilters import filesizeformat, linebreaksbr, truncatechars
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.formats import localize
+from django.utils.safestring import SafeString
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
+from django.utils.translation import gettext
+from jinja2 import Environment
+
+# The engine's alias in settings.TEMPLATES.
+ENGINE = "fragments"
+
+
+def _finalize(value: Any) -> SafeString:
+    """What ``{{ value }}`` prints, as Django's templates print it: safe strings as they
+    are, everything else localised (numbers, dates) and escaped with Django's entities
+    (``&quot;``, ``&#x27;``: markupsafe's differ, and see only safe strings here)."""
+    if value.__class__ is str:
+        return SafeString(escape(value))
+    if hasattr(value, "__html__"):
+        return SafeString(value.__html__())
+    if not isinstance(value, str):
+        value = localize(template_localtime(value))
+    return SafeString(escape(str(value)))
+
+
+def _translate(message: str) -> SafeString:
+    """``{% translate "…" %}``: the translation, not escaped (a template's own text)."""
+    return SafeString(gettext(message))
+
+
+def _fill(text: str, **values: Any) -> SafeString:
+    """``{% blocktranslate with name=… %}``: ``_("… %(name)s …")|fill(name=…)``, the
+    values escaped, the translation not."""
+    return SafeString(str(text) % {key: _finalize(value) for key, value in values.items()})
+
+
+def _url(name: str, *args: Any) -> str:
+    return reverse(name, args=args)
+
+
+def _system_line(event: Any) -> SafeString:
+    """A thread's system line (an assignment, a queue move, a close): Django's template,
+    few a page."""
+    return render_to_string("conversations/_system_line.html", {"e": event})
+
+
+def environment(**options: Any) -> Environment:
+    from conversations.templatetags import inbox, queues, tags
+
+    # Django's files keep their last newline, and an include prints it.
+    options["keep_trailing_newline"] = True
+    # Autoescaping on, as in Django's templates: _finalize's strings are safe.
+    options.pop("autoescape", None)
+    env = Environment(autoescape=True, finalize=_finalize, **options)
+    env.globals.update(_=_translate, url=_url, row_labels=tags.row_labels, system_line=_system_line)
+    env.filters.update(
+        fill=_fill,
+        linebreaksbr=lambda value: linebreaksbr(value, autoescape=True),
+        truncatechars=truncatechars,
+        filesizeformat=filesizeformat,
+        list_row=inbox.list_row,
+        list_times=inbox.list_times,
+        msg_strings=inbox.msg_strings,
+        msg_day=inbox.msg_day,
+        msg_time=inbox.msg_time,
+        day_label=inbox.day_label,
+        sender_phone=inbox.sender_phone,
+        user_label=inbox.user_label,
+        vcard=inbox.vcard,
+        has_media_kind=inbox.has_media_kind,
+        osm_url=inbox.osm_url,
+        coords=inbox.coords,
+        lines_after=queues.lines_after,
+    )
+    return env
+
+
+def render(name: str, context: dict[str, Any]) -> SafeString:
+    """A fragment, straight from the Jinja2 environment (``render_to_string`` would ask
+    Django's engine first, and add the request and CSRF token no fragment uses)."""
+    template = engines[ENGINE].env.get_template(name)  # type: ignore[attr-defined]
+    return SafeString(template.render(context))
