@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, cast
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
 from django.db.models import Case, Count, F, IntegerField, Min, Q, QuerySet, When
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
@@ -330,12 +330,15 @@ def _grouped_timings(events: QuerySet) -> tuple[dict, list[dict], list[dict]]:
     inner = events.annotate(secs=Seconds("created_at", "since")).values(
         "kind", "who", "number", "secs"
     )
-    sql, params = inner.query.sql_with_params()
     replied, closed = ConversationEvent.Kind.REPLIED, ConversationEvent.Kind.CLOSED
     total: dict[str, Any] = dict.fromkeys(_TIMING_KEYS)
     total.update(first_count=0, resolution_count=0)
     per_agent: list[dict] = []
     per_number: list[dict] = []
+    try:
+        sql, params = inner.query.sql_with_params()
+    except EmptyResultSet:  # no number to report on: what the ORM answers with no query
+        return total, per_agent, per_number
     with connection.cursor() as cursor:
         cursor.execute(
             _GROUPED_TIMINGS.format(events=sql),

@@ -137,6 +137,17 @@ def test_another_owners_data_never_appears(fixture, alice, charlie):
     assert "number" in err.value.message_dict  # type: ignore[attr-defined]
 
 
+def test_someone_with_no_number_gets_an_empty_report(fixture, django_user_model):
+    nobody = django_user_model.objects.create_user("nobody", password="x")  # noqa: S106
+    report = _report(nobody)
+    assert report.filters.session_ids == ()
+    assert sum(row["inbound"] for row in report.messages) == 0
+    assert report.times["total"]["first_count"] == 0
+    assert report.times["total"]["first_median"] is None
+    assert report.times["per_agent"] == [] and report.times["per_number"] == []
+    assert report.waiting["waiting"] == 0
+
+
 def test_the_page_and_api_refuse_another_owners_number(fixture, client, alice):
     client.force_login(alice)
     other = fixture["other"].pk
