@@ -8,6 +8,7 @@ counters and preview) with one transaction per message, and batched, on the same
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 
@@ -107,35 +108,76 @@ def run_saturation(
     }
 
 
+class _LiveReceiver:
+    """A webhook receiver on loopback that answers every delivery at once (200)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def run_dead_receiver(
     s: Stack, port: int, cookie: str, phone: str, contacts: int, count: int, owner, number
 ) -> dict:
-    """Saturation with no webhook, then with one whose receiver accepts connections and
-    never answers (every delivery waits for its timeout): the worker must ingest as fast."""
+    """Saturation with no webhook, then with one whose receiver answers at once, then
+    with one whose receiver accepts connections and never answers (every delivery waits
+    for its timeout). A dead receiver must not slow ingest against a live one; against no
+    webhook at all, the difference is what a webhook costs ingest (its outbox rows)."""
     from django.conf import settings
 
     from conversations.models import WebhookDelivery
     from conversations.services import webhooks
 
+    settings.VBCRM_WEBHOOKS_ALLOW_PRIVATE = True
     none = run_saturation(s, port, cookie, phone, contacts, count)
+
+    def with_endpoint(url: str) -> tuple[dict, int]:
+        endpoint = webhooks.webhook_endpoint_create(
+            owner=owner, url=url, events=["message.received"], sessions=[number]
+        )
+        try:
+            time.sleep(6)  # the worker notices new endpoints within a few seconds
+            result = run_saturation(s, port, cookie, phone, contacts, count)
+            return result, WebhookDelivery.objects.filter(endpoint=endpoint).count()
+        finally:
+            webhooks.webhook_endpoint_delete(endpoint=endpoint)
+
+    live = _LiveReceiver()
+    try:
+        with_live, _written = with_endpoint(f"http://127.0.0.1:{live.port}/hook")
+    finally:
+        live.close()
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     dead.listen(1)
-    settings.VBCRM_WEBHOOKS_ALLOW_PRIVATE = True
-    endpoint = webhooks.webhook_endpoint_create(
-        owner=owner,
-        url=f"http://127.0.0.1:{dead.getsockname()[1]}/hook",
-        events=["message.received"],
-        sessions=[number],
-    )
     try:
-        time.sleep(6)  # the worker notices new endpoints within a few seconds
-        with_dead = run_saturation(s, port, cookie, phone, contacts, count)
-        written = WebhookDelivery.objects.filter(endpoint=endpoint).count()
+        with_dead, written = with_endpoint(f"http://127.0.0.1:{dead.getsockname()[1]}/hook")
     finally:
-        webhooks.webhook_endpoint_delete(endpoint=endpoint)
         dead.close()
-    return {"none": none, "dead_receiver": with_dead, "deliveries_written": written}
+    return {
+        "none": none,
+        "live_receiver": with_live,
+        "dead_receiver": with_dead,
+        "deliveries_written": written,
+    }
 
 
 def _cpu(s: Stack) -> dict[str, float]:
@@ -155,9 +197,9 @@ INSERT INTO whatsapp_mensagens (
     conversation_id, wa_id, direction, kind, body, sender_jid, sender_name, media,
     media_status, mime_type, file_name, location_name, status, error, wa_timestamp,
     created_at, updated_at, quoted_wa_id, attempts, in_flight, receipt_pending, client_key,
-    automatic
+    automatic, auto_reason, media_link
 ) VALUES (%s, %s, 'CLIENTE', 'text', %s, '', '', '', '', '', '', '', 'received', '', now(),
-          now(), now(), '', 0, false, false, '', false)
+          now(), now(), '', 0, false, false, '', false, '', '')
 RETURNING id
 """
 _TOUCH = """
