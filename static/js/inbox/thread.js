@@ -93,16 +93,21 @@
     });
   }
 
-  var loadingOlder = false;
-  function loadOlder() {
+  // The thread's older and newer pages, as the agent scrolls to the marker at its top
+  // (".older", data-before) or its bottom (".newer", data-after): one at a time each.
+  var PAGES = {
+    older: { param: "before", loading: false, wanted: function (b) { return b.scrollTop < 200; } },
+    newer: { param: "after", loading: false, wanted: nearBottom },
+  };
+  function loadPage(which) {
+    var page = PAGES[which];
     var box = inbox.messagesBox();
-    var marker = box && box.querySelector(".older");
-    if (!marker || loadingOlder) return;
-    loadingOlder = true;
+    var marker = box && box.querySelector("." + which);
+    if (!marker || page.loading) return;
+    page.loading = true;
     var conversation = inbox.current;
-    fetch(box.dataset.olderUrl + "?before=" + encodeURIComponent(marker.dataset.before), {
-      credentials: "same-origin",
-    })
+    var q = "?" + page.param + "=" + encodeURIComponent(marker.dataset[page.param]);
+    fetch(box.dataset.olderUrl + q, { credentials: "same-origin" })
       .then(function (r) {
         if (!r.ok) throw new Error(String(r.status));
         return r.text();
@@ -111,42 +116,16 @@
         if (conversation !== inbox.current || !box.isConnected) return;
         var t = document.createElement("template");
         t.innerHTML = html;
-        var height = box.scrollHeight;
-        var top = box.scrollTop;
-        marker.remove();
-        box.prepend(t.content);
-        dedupeDaySeparators(box);
-        // Keep the messages the agent was reading where they were.
-        box.scrollTop = box.scrollHeight - height + top;
-      })
-      .catch(function () {
-        VB.toast(VB.t("error"), "error");
-      })
-      .finally(function () {
-        loadingOlder = false;
-        var b = inbox.messagesBox();
-        if (b && b.querySelector(".older") && b.scrollTop < 200) setTimeout(loadOlder, 0);
-      });
-  }
-
-  var loadingNewer = false;
-  function loadNewer() {
-    var box = inbox.messagesBox();
-    var marker = box && box.querySelector(".newer");
-    if (!marker || loadingNewer) return;
-    loadingNewer = true;
-    var conversation = inbox.current;
-    fetch(box.dataset.olderUrl + "?after=" + encodeURIComponent(marker.dataset.after), {
-      credentials: "same-origin",
-    })
-      .then(function (r) {
-        if (!r.ok) throw new Error(String(r.status));
-        return r.text();
-      })
-      .then(function (html) {
-        if (conversation !== inbox.current || !box.isConnected) return;
-        var t = document.createElement("template");
-        t.innerHTML = html;
+        if (which === "older") {
+          var height = box.scrollHeight;
+          var top = box.scrollTop;
+          marker.remove();
+          box.prepend(t.content);
+          dedupeDaySeparators(box);
+          // Keep the messages the agent was reading where they were.
+          box.scrollTop = box.scrollHeight - height + top;
+          return;
+        }
         // A message shown already (a reply sent from here meanwhile) keeps its place.
         t.content.querySelectorAll(".msg").forEach(function (m) {
           if (document.getElementById(m.id)) m.remove();
@@ -159,9 +138,13 @@
         VB.toast(VB.t("error"), "error");
       })
       .finally(function () {
-        loadingNewer = false;
+        page.loading = false;
         var b = inbox.messagesBox();
-        if (b && b.querySelector(".newer") && nearBottom(b)) setTimeout(loadNewer, 0);
+        if (b && b.querySelector("." + which) && page.wanted(b)) {
+          setTimeout(function () {
+            loadPage(which);
+          }, 0);
+        }
       });
   }
 
@@ -221,8 +204,8 @@
     box.addEventListener("scroll", function () {
       var bottom = nearBottom(box);
       box.dataset.stick = bottom && !box.querySelector(".newer") ? "1" : "";
-      if (box.scrollTop < 200) loadOlder();
-      if (bottom) loadNewer();
+      if (box.scrollTop < 200) loadPage("older");
+      if (bottom) loadPage("newer");
     });
     box.dataset.stick = atHit ? "" : "1";
     // Images and players change the height as they load: stay at the bottom if we were.
@@ -234,8 +217,8 @@
       true
     );
     if (box.scrollHeight <= box.clientHeight) {
-      loadOlder();
-      loadNewer();
+      loadPage("older");
+      loadPage("newer");
     }
     inbox.initComposer();
     inbox.markRead();
