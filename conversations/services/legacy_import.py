@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -377,6 +377,22 @@ def _key(value: Any) -> str:
     return _text(value)
 
 
+def _rows_with_ids(
+    rows: Iterable[dict[str, Any]], seen: Container[str], report: TableReport
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each row with its source id, counted as read. A row with no id, or with an id in
+    ``seen`` (the ids met earlier in this run), is counted as skipped instead."""
+    for row in rows:
+        report.read += 1
+        source_id = _key(row["id"])
+        if not source_id:
+            report.skipped["no id"] += 1
+        elif source_id in seen:
+            report.skipped["duplicate id"] += 1
+        else:
+            yield source_id, row
+
+
 def _when(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
@@ -523,15 +539,7 @@ def _import_sessions(
     existing = WhatsAppSession.objects.in_bulk(known.values())
     sessions: dict[str, WhatsAppSession] = {}
     limit = settings.VBCRM_MAX_NUMBERS_PER_OWNER
-    for row in rows:
-        report.read += 1
-        source_id = _key(row["id"])
-        if not source_id:
-            report.skipped["no id"] += 1
-            continue
-        if source_id in sessions:
-            report.skipped["duplicate id"] += 1
-            continue
+    for source_id, row in _rows_with_ids(rows, sessions, report):
         if source_id in known:
             session = existing.get(known[source_id])
             if session is None:
@@ -603,12 +611,7 @@ def _import_settings(
 ) -> None:
     known = _records(SETTINGS)
     seen: set[str] = set()
-    for row in rows:
-        report.read += 1
-        source_id = _key(row["id"])
-        if not source_id or source_id in seen:
-            report.skipped["no id" if not source_id else "duplicate id"] += 1
-            continue
+    for source_id, row in _rows_with_ids(rows, seen, report):
         seen.add(source_id)
         if source_id in known:
             report.already += 1
@@ -693,15 +696,7 @@ def _conversation_plans(
     report: TableReport,
 ) -> dict[str, _Conversation]:
     plans: dict[str, _Conversation] = {}
-    for row in rows:
-        report.read += 1
-        source_id = _key(row["id"])
-        if not source_id:
-            report.skipped["no id"] += 1
-            continue
-        if source_id in plans:
-            report.skipped["duplicate id"] += 1
-            continue
+    for source_id, row in _rows_with_ids(rows, plans, report):
         ref = _key(row.get("session"))
         session = sessions.get(ref) if ref else single
         if session is None:
@@ -1049,15 +1044,7 @@ def _import_messages(
                 plan.key = _DONE
 
     for batch in _stream(conn, table, order, batch_size):
-        for row in batch:
-            msg_report.read += 1
-            source_id = _key(row["id"])
-            if not source_id:
-                msg_report.skipped["no id"] += 1
-                continue
-            if source_id in seen_ids:
-                msg_report.skipped["duplicate id"] += 1
-                continue
+        for source_id, row in _rows_with_ids(batch, seen_ids, msg_report):
             seen_ids.add(source_id)
             plan = _plan_for(row, plans, sessions, single, chats, msg_report)
             if plan is None:
