@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from whatsapp.gateway import base
-from whatsapp.gateway.process import GatewayChild
+from whatsapp.gateway.process import GatewayChild, hand_to_loop
 
 
 class _Pipe:
@@ -132,3 +132,15 @@ async def test_without_a_batch_handler_messages_go_one_by_one():
     await child._pump()
     assert seen == ["M1", "M2", "M3"]
     assert _done(pipe) == [1, 2, 3]
+
+
+def test_a_pipe_reader_hands_nothing_to_a_closed_loop():
+    """A child's pipe can end after its parent's loop has closed (shutdown): the reader
+    thread stops quietly instead of dying on "Event loop is closed"."""
+    loop = asyncio.new_event_loop()
+    got: list[int] = []
+    assert hand_to_loop(loop, got.append, 1)
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert not hand_to_loop(loop, got.append, 2)
+    assert got == [1]

@@ -70,6 +70,17 @@ def _load(path: str) -> type[Session]:
     return getattr(importlib.import_module(module), name)
 
 
+def hand_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> bool:
+    """``loop.call_soon_threadsafe`` from a pipe's reader thread; False once the loop
+    is closed (the parent shut down before its child's pipe ended: nobody is left to
+    hand anything to)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # "Event loop is closed"
+        return False
+    return True
+
+
 def child_main(conn: Connection, session_path: str, config: SessionConfig) -> None:
     """Entry point of a number's child process."""
     logging.basicConfig(
@@ -257,13 +268,12 @@ class GatewayChild:
             except Exception:  # an unpicklable item: skip it, keep reading
                 logger.exception("bad item from child %s", self.config.account)
                 continue
-            if item[0] == "result":
-                # Straight to the waiting future, not behind queued events: an event
-                # handler may itself be waiting for a command's result.
-                self._loop.call_soon_threadsafe(self._resolve, item)
-            else:
-                self._loop.call_soon_threadsafe(self._events.put, item)
-        self._loop.call_soon_threadsafe(self._events.put, ("eof",))
+            # A result goes straight to its waiting future, not behind queued events: an
+            # event handler may itself be waiting for a command's result.
+            handled = self._resolve if item[0] == "result" else self._events.put
+            if not hand_to_loop(self._loop, handled, item):
+                return
+        hand_to_loop(self._loop, self._events.put, ("eof",))
 
     def _resolve(self, item: tuple) -> None:
         _, request_id, ok, value = item

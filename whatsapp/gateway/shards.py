@@ -44,7 +44,13 @@ from whatsapp.gateway.base import (
     Session,
     SessionConfig,
 )
-from whatsapp.gateway.process import ALIVE_INTERVAL, GatewayChild, _load, parent_items
+from whatsapp.gateway.process import (
+    ALIVE_INTERVAL,
+    GatewayChild,
+    _load,
+    hand_to_loop,
+    parent_items,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -246,8 +252,9 @@ class Shard:
             except Exception:  # an unpicklable item: skip it, keep reading
                 logger.exception("bad item from %s", self.name)
                 continue
-            self._loop.call_soon_threadsafe(self._route, item)
-        self._loop.call_soon_threadsafe(self._gone)
+            if not hand_to_loop(self._loop, self._route, item):
+                return
+        hand_to_loop(self._loop, self._gone)
 
     def _route(self, item: tuple) -> None:
         member = self.members.get(item[1])
