@@ -51,7 +51,15 @@
       var v = Number(el.dataset.version);
       var ov = Number(old.dataset.version);
       if (v < ov || (v === ov && Number(el.dataset.rank) < Number(old.dataset.rank))) return old;
+      // The search result the thread opened at stays marked, and focused, when a newer
+      // rendering of it (a read receipt, say) takes its place.
+      var focused = document.activeElement === old;
+      if (old.classList.contains("hit")) {
+        el.classList.add("hit");
+        el.setAttribute("tabindex", "-1");
+      }
       old.replaceWith(el);
+      if (focused) el.focus({ preventScroll: true });
       return el;
     }
     if (onlyReplace) return null;
