@@ -97,7 +97,7 @@ def test_values_from_the_environment(tmp_path):
     assert s["LANGUAGE_CODE"] == "en"
     assert s["VBCRM_MAX_NUMBERS_PER_OWNER"] == "3"
     assert s["ALLOWED_HOSTS"] == str(["crm.example.com", ".example.org"])
-    assert "django.db.backends.postgresql" in s["DATABASES"] and "db.example.com" in s["DATABASES"]
+    assert "vbcrm.db" in s["DATABASES"] and "db.example.com" in s["DATABASES"]
     assert "channels_redis" in s["CHANNEL_LAYERS"] and "cache.example.com" in s["CHANNEL_LAYERS"]
     # live events on pub/sub, kept apart from other databases' on the same server
     assert "RedisPubSubChannelLayer" in s["CHANNEL_LAYERS"] and "vbcrm-db1:" in s["CHANNEL_LAYERS"]
