@@ -122,8 +122,12 @@ def _send_error(exc: ValidationError) -> JsonResponse:
 
 
 def _list_context(
-    request: AuthedRequest, sessions: list[WhatsAppSession] | None = None
+    request: AuthedRequest,
+    sessions: list[WhatsAppSession] | None = None,
+    conversation: Conversation | None = None,
 ) -> dict[str, Any]:
+    """The list's rows; their tags are read in one query with those of ``conversation``
+    (the one open beside the list, for its tag editors)."""
     filters = _filters(request)
     rows = selectors.conversation_list(
         user=request.user,
@@ -131,7 +135,9 @@ def _list_context(
         before=_list_cursor(request),
         limit=LIST_PAGE + 1,
         sessions=None if sessions is None else {s.pk: s for s in sessions},
+        tags=False,
     )
+    selectors.with_tags(rows if conversation is None else [*rows, conversation])
     return {
         "filters": filters,
         "conversations": rows[:LIST_PAGE],
@@ -250,7 +256,7 @@ def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> Ht
         "mentions": selectors.mentioned_conversation_ids(user=request.user),
         "since": timezone.now() - SYNC_MARGIN,
         "queues": list(queue_visible_list(user=request.user)),
-        **_list_context(request, sessions),
+        **_list_context(request, sessions, conversation),
     }
     if conversation is not None:
         context.update(_thread_context(request, conversation))
@@ -286,6 +292,7 @@ def conversation_detail(request: AuthedRequest, conversation_id: int) -> HttpRes
     if _wants_list(request):
         return _list_response(request)
     if request.htmx:
+        selectors.with_tags([conversation])  # for its tag editors, in one query
         response = render(
             request, "conversations/_thread_swap.html", _thread_context(request, conversation)
         )

@@ -38,7 +38,7 @@ def test_rows_given_the_numbers_take_them_and_still_follow_the_access_rule(
 ):
     numbers = {s.pk: s for s in session_list(user=bob)}
     name = conversation.contact.display_name
-    with django_assert_num_queries(3):  # the rows, their tags and their contacts' tags
+    with django_assert_num_queries(2):  # the rows; their tags and their contacts' tags
         rows = selectors.conversation_list(user=bob, sessions=numbers)
         assert rows == [conversation]
         assert rows[0].session is numbers[number.pk]

@@ -116,6 +116,39 @@ def test_the_tags_one_may_use_are_the_same_from_the_numbers_a_page_read(
     assert [t.pk for t in selectors.tag_list(user=bob, sessions=numbers)] == expected
 
 
+def test_a_page_of_rows_reads_its_tags_and_its_contacts_tags_in_one_query(
+    number, bob, django_assert_num_queries
+):
+    a = services.message_receive(session=number, msg=inbound(phone="5511900000001")).conversation
+    b = services.message_receive(session=number, msg=inbound(phone="5511900000002")).conversation
+    c = services.message_receive(session=number, msg=inbound(phone="5511900000003")).conversation
+    names = ["beta", "Alfa", "gama", "Zulu"]
+    tags = {n: services.tag_create(session=number, name=n) for n in names}
+    services.conversation_tags_set(conversation=a, tag_ids=[tags["gama"].pk, tags["Alfa"].pk])
+    services.contact_tags_set(contact=a.contact, tag_ids=[tags["Zulu"].pk, tags["beta"].pk])
+    services.contact_tags_set(contact=b.contact, tag_ids=[tags["gama"].pk])
+    rows = selectors.conversation_list(user=bob, tags=False)
+    with django_assert_num_queries(1):
+        selectors.with_tags(rows)
+    by_id = {r.pk: r for r in rows}
+    with django_assert_num_queries(0):
+        # by name, whatever its case, as the list and the editors show them
+        assert [t.name for t in by_id[a.pk].tags.all()] == ["Alfa", "gama"]
+        assert [t.name for t in by_id[a.pk].contact.tags.all()] == ["beta", "Zulu"]
+        assert [t.name for t in by_id[b.pk].tags.all()] == []
+        assert [t.name for t in by_id[b.pk].contact.tags.all()] == ["gama"]
+        assert list(by_id[c.pk].tags.all()) == list(by_id[c.pk].contact.tags.all()) == []
+        loaded = by_id[a.pk].tags.all()[0]
+    fresh = Tag.objects.get(pk=tags["Alfa"].pk)
+    assert (loaded.pk, loaded.owner_id, loaded.name, loaded.color, loaded.created_at) == (
+        fresh.pk,
+        fresh.owner_id,
+        fresh.name,
+        fresh.color,
+        fresh.created_at,
+    )
+
+
 def test_only_the_owner_s_tags_can_be_set(number, conversation, charlie):
     other = wa_services.session_create(owner=charlie, name="Other")
     theirs = services.tag_create(session=other, name="theirs")
