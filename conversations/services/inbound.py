@@ -346,9 +346,12 @@ def _conversations_advance(
     as unread or reopens, and a conversation it does not move is not saved. The ids of
     the conversations reopened are added to ``reopened``.
     """
+    # With the number and the agent its live event shows (read here, not one by one
+    # after the commit, when the event waits for them); only the conversations locked.
     locked = {
         c.pk: c
-        for c in Conversation.objects.select_for_update(no_key=True)
+        for c in Conversation.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("session", "assigned_to")
         .filter(pk__in={m.conversation_id for m in messages})
         .order_by("pk")
     }

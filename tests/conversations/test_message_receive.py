@@ -212,3 +212,19 @@ def test_history_of_many_chats_reads_known_contacts_together(
     assert closed.status == Conversation.Status.CLOSED  # history never reopens
     assert closed.unread_count == 1  # ...nor counts as unread (1 is the live message)
     assert services.history_import(session=number, messages=history) == 0
+
+
+def test_a_live_message_s_event_is_built_without_a_query_after_the_commit(
+    number, bob, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """The event waits for nothing: the number's name and the agent its list row shows
+    come with the conversation's lock, inside the transaction."""
+    first = services.message_receive(session=number, msg=inbound(text="hello"))
+    services.conversation_assign(conversation=first.conversation, assignee=bob)
+    number.refresh_from_db()
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.message_receive(session=number, msg=inbound(text="again"))
+    assert callbacks
+    with django_assert_num_queries(0):
+        for callback in callbacks:
+            callback()
