@@ -215,6 +215,10 @@ def _message_fields(msg: InboundMessage) -> dict:
     }
 
 
+class _Replayed(Exception):
+    """The message's insert was refused: another copy was stored meanwhile."""
+
+
 def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message | None:
     """Store one message seen on WhatsApp, exactly once.
 
@@ -224,28 +228,33 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
     """
     if _ignored(session, msg):
         return None
-    with transaction.atomic():
-        addr = _addresses(msg)
-        contact = _contact_for(session, addr, "" if msg.from_me or msg.is_group else msg.push_name)
-        conversation = _conversation_for(session, contact)
-        if Message.objects.filter(conversation=conversation, wa_id=msg.message_id).exists():
-            return None
-        fields = _message_fields(msg)
-        if msg.quoted_id:
-            fields["reply_to"] = Message.objects.filter(
-                conversation=conversation, wa_id=msg.quoted_id
-            ).first()
-        try:
-            with transaction.atomic():
+    try:
+        with transaction.atomic():
+            addr = _addresses(msg)
+            name = "" if msg.from_me or msg.is_group else msg.push_name
+            contact = _contact_for(session, addr, name)
+            conversation = _conversation_for(session, contact)
+            if Message.objects.filter(conversation=conversation, wa_id=msg.message_id).exists():
+                return None
+            fields = _message_fields(msg)
+            if msg.quoted_id:
+                fields["reply_to"] = Message.objects.filter(
+                    conversation=conversation, wa_id=msg.quoted_id
+                ).first()
+            try:
+                # No savepoint around it (two round trips on every message): a refusal
+                # voids the transaction, which is given up whole.
                 message = Message.objects.create(conversation=conversation, **fields)
-        except IntegrityError:
-            return None  # a concurrent replay won the race
-        reopened: set[int] = set()
-        _conversations_advance([message], live=True, reopened=reopened)
-        message.conversation.contact = contact  # the event renders it: no extra query
-        replies = _automatic(session, [message], reopened)
-        webhooks.webhook_messages_stored([message])
-        push.push_messages_stored([message])
+            except IntegrityError as exc:
+                raise _Replayed from exc
+            reopened: set[int] = set()
+            _conversations_advance([message], live=True, reopened=reopened)
+            message.conversation.contact = contact  # the event renders it: no extra query
+            replies = _automatic(session, [message], reopened)
+            webhooks.webhook_messages_stored([message])
+            push.push_messages_stored([message])
+    except _Replayed:
+        return None  # a concurrent replay won the race between our check and our insert
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
     _announce(replies)

@@ -160,6 +160,36 @@ def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
     assert conv.unread_count == 50
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_message_received_at_once_by_many_is_stored_once(postgres_only, number):
+    """Copies of one message racing past the check: the database keeps one, the others'
+    transactions are given up whole (no error, nothing of theirs counted)."""
+    services.message_receive(session=number, msg=inbound(message_id="FIRST"))
+    barrier = threading.Barrier(20)
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            barrier.wait()
+            results.append(services.message_receive(session=number, msg=inbound(message_id="X")))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=receive) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len([r for r in results if r is not None]) == 1
+    assert Message.objects.filter(wa_id="X").count() == 1
+    assert Conversation.objects.get().unread_count == 2
+
+
 def test_the_preview_is_stored_in_no_language_and_shown_in_the_readers(number):
     from django.utils import translation
 
