@@ -121,16 +121,28 @@ def _contact_learn(contact: Contact, addr: _Addresses, push_name: str) -> None:
         contact.save(update_fields=[*fields, "updated_at"])
 
 
-def _conversation_for(session: WhatsAppSession, contact: Contact) -> Conversation:
-    conversation = Conversation.objects.filter(session=session, contact=contact).first()
+def _conversation_for(
+    session: WhatsAppSession, contact: Contact, *, lock: bool = False
+) -> Conversation:
+    """The contact's conversation on this number, made if new. ``lock``: read it locked,
+    with the number and the agent its live event shows (as _conversations_advance
+    does), for a caller that moves its counters next."""
+    qs = Conversation.objects.filter(session=session, contact=contact)
+    if lock:
+        qs = qs.select_for_update(no_key=True, of=("self",)).select_related(
+            "session", "assigned_to"
+        )
+    conversation = qs.first()
     if conversation is None:
         WhatsAppSession.objects.select_for_update(no_key=True).filter(pk=session.pk).values(
             "pk"
         ).first()
         conversation, created = Conversation.objects.get_or_create(session=session, contact=contact)
-        if created:
+        if created:  # a row this transaction inserted is locked by it already
             conversation.contact = contact
             webhooks.webhook_conversation(conversation, webhooks.Event.CONVERSATION_CREATED)
+        elif lock:  # made meanwhile by another transaction: read it again, locked
+            conversation = qs.get()
     return conversation
 
 
@@ -233,7 +245,8 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
             addr = _addresses(msg)
             name = "" if msg.from_me or msg.is_group else msg.push_name
             contact = _contact_for(session, addr, name)
-            conversation = _conversation_for(session, contact)
+            # Locked now (one read, not a second one to lock it before its counters move).
+            conversation = _conversation_for(session, contact, lock=True)
             if Message.objects.filter(conversation=conversation, wa_id=msg.message_id).exists():
                 return None
             fields = _message_fields(msg)
@@ -248,7 +261,9 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
             except IntegrityError as exc:
                 raise _Replayed from exc
             reopened: set[int] = set()
-            _conversations_advance([message], live=True, reopened=reopened)
+            _conversations_advance(
+                [message], live=True, reopened=reopened, locked={conversation.pk: conversation}
+            )
             message.conversation.contact = contact  # the event renders it: no extra query
             replies = _automatic(session, [message], reopened)
             webhooks.webhook_messages_stored([message])
@@ -341,7 +356,11 @@ def _human_replied(
 
 
 def _conversations_advance(
-    messages: Sequence[Message], *, live: bool, reopened: set[int] | None = None
+    messages: Sequence[Message],
+    *,
+    live: bool,
+    reopened: set[int] | None = None,
+    locked: dict[int, Conversation] | None = None,
 ) -> dict[int, Conversation]:
     """Move the counters and preview of these new messages' conversations, inside their
     transaction: each conversation locked once, in id order (no deadlocks), and saved once.
@@ -353,17 +372,19 @@ def _conversations_advance(
     moves. History only moves a conversation forward: its newest message (the first of
     equals) takes the preview if it is strictly newer than the one shown, nothing counts
     as unread or reopens, and a conversation it does not move is not saved. The ids of
-    the conversations reopened are added to ``reopened``.
+    the conversations reopened are added to ``reopened``. ``locked``: the messages'
+    conversations, when the caller has read them locked already (by id).
     """
-    # With the number and the agent its live event shows (read here, not one by one
-    # after the commit, when the event waits for them); only the conversations locked.
-    locked = {
-        c.pk: c
-        for c in Conversation.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("session", "assigned_to")
-        .filter(pk__in={m.conversation_id for m in messages})
-        .order_by("pk")
-    }
+    if locked is None:
+        # With the number and the agent its live event shows (read here, not one by one
+        # after the commit, when the event waits for them); only the conversations locked.
+        locked = {
+            c.pk: c
+            for c in Conversation.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("session", "assigned_to")
+            .filter(pk__in={m.conversation_id for m in messages})
+            .order_by("pk")
+        }
     shown = list(messages)
     if not live:
         newest: dict[int, Message] = {}

@@ -190,6 +190,40 @@ def test_one_message_received_at_once_by_many_is_stored_once(postgres_only, numb
     assert Conversation.objects.get().unread_count == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_first_messages_at_once_to_a_known_contact_count_every_one(postgres_only, number):
+    """A contact known before its first conversation (an import, a group's member):
+    messages racing to open it make one conversation, and each reads it locked before
+    its counters move, so none of them is lost from the unread count."""
+    Contact.objects.create(
+        session=number, jid="5511988880009@s.whatsapp.net", phone="5511988880009"
+    )
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def receive(i: int) -> None:
+        try:
+            barrier.wait()
+            services.message_receive(
+                session=number, msg=inbound(phone="5511988880009", message_id=f"K{i}")
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conv = Conversation.objects.get()
+    assert conv.messages.count() == 20
+    assert conv.unread_count == 20
+
+
 def test_the_preview_is_stored_in_no_language_and_shown_in_the_readers(number):
     from django.utils import translation
 
