@@ -3,18 +3,17 @@ recorded; and waiting conversations handed out as agents free up."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from conversations import services
 from conversations.models import AgentPresence, Conversation, ConversationEvent, Queue
 from conversations.services import QueueFields
 from tests.factories import inbound
+from tests.races import at_once
 from whatsapp import services as whatsapp_services
 
 pytestmark = pytest.mark.django_db
@@ -183,24 +182,10 @@ def test_fifty_concurrent_new_conversations(
     cap(number, agent_cap)
     for user in (alice, bob, dave):
         services.presence_set(user=user, available=True)
-    start = threading.Barrier(50)
-    errors: list[BaseException] = []
-
-    def write(i: int) -> None:
-        try:
-            start.wait()
-            services.message_receive(session=number, msg=inbound(phone=f"55118{i:08d}"))
-        except BaseException as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = at_once(
+        lambda i: services.message_receive(session=number, msg=inbound(phone=f"55118{i:08d}")),
+        50,
+    )
     assert errors == []
     assigned = ConversationEvent.objects.filter(kind="assigned").values_list(
         "conversation_id", flat=True

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, transaction
 
 from conversations import services
 from conversations.models import Contact, Conversation, Message
 from tests.factories import inbound
+from tests.races import at_once
 from whatsapp.gateway.base import HistoryBatch, MessageKind
 
 pytestmark = pytest.mark.django_db
@@ -135,24 +135,9 @@ def test_history_is_imported_once_and_limited_by_days(number):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_first_messages_make_one_conversation(postgres_only, number):
-    barrier = threading.Barrier(50)
-    errors: list[BaseException] = []
-
-    def receive(i: int) -> None:
-        try:
-            barrier.wait()
-            services.message_receive(session=number, msg=inbound(message_id=f"C{i}"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=receive, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = at_once(
+        lambda i: services.message_receive(session=number, msg=inbound(message_id=f"C{i}")), 50
+    )
     assert errors == []
     assert Contact.objects.count() == 1
     conv = Conversation.objects.get()
@@ -165,25 +150,9 @@ def test_one_message_received_at_once_by_many_is_stored_once(postgres_only, numb
     """Copies of one message racing past the check: the database keeps one, the others'
     transactions are given up whole (no error, nothing of theirs counted)."""
     services.message_receive(session=number, msg=inbound(message_id="FIRST"))
-    barrier = threading.Barrier(20)
-    results: list[object] = []
-    errors: list[BaseException] = []
-
-    def receive() -> None:
-        try:
-            barrier.wait()
-            results.append(services.message_receive(session=number, msg=inbound(message_id="X")))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=receive) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = at_once(
+        lambda i: services.message_receive(session=number, msg=inbound(message_id="X")), 20
+    )
     assert errors == []
     assert len([r for r in results if r is not None]) == 1
     assert Message.objects.filter(wa_id="X").count() == 1
@@ -195,29 +164,14 @@ def test_first_messages_at_once_to_a_known_contact_count_every_one(postgres_only
     """A contact known before its first conversation (an import, a group's member):
     messages racing to open it make one conversation, and each reads it locked before
     its counters move, so none of them is lost from the unread count."""
-    Contact.objects.create(
-        session=number, jid="5511988880009@s.whatsapp.net", phone="5511988880009"
+    phone = "5511988880009"
+    Contact.objects.create(session=number, jid=f"{phone}@s.whatsapp.net", phone=phone)
+    _, errors = at_once(
+        lambda i: services.message_receive(
+            session=number, msg=inbound(phone=phone, message_id=f"K{i}")
+        ),
+        20,
     )
-    barrier = threading.Barrier(20)
-    errors: list[BaseException] = []
-
-    def receive(i: int) -> None:
-        try:
-            barrier.wait()
-            services.message_receive(
-                session=number, msg=inbound(phone="5511988880009", message_id=f"K{i}")
-            )
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=receive, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     assert errors == []
     conv = Conversation.objects.get()
     assert conv.messages.count() == 20

@@ -3,18 +3,18 @@ guarantee of message_receive (the worker's group commit under load)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversations import services
 from conversations.models import Contact, Conversation, Message
 from conversations.services import inbound as inbound_services
 from tests.factories import inbound
+from tests.races import at_once
 from whatsapp.gateway.base import MessageKind
 
 pytestmark = pytest.mark.django_db
@@ -193,26 +193,12 @@ def test_a_race_on_insert_falls_back_to_one_by_one(number):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_batches_make_one_conversation(postgres_only, number):
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-
-    def receive(i: int) -> None:
-        try:
-            barrier.wait()
-            services.message_receive_batch(
-                session=number, msgs=[inbound(message_id=f"K{i}-{j}") for j in range(10)]
-            )
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=receive, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = at_once(
+        lambda i: services.message_receive_batch(
+            session=number, msgs=[inbound(message_id=f"K{i}-{j}") for j in range(10)]
+        ),
+        8,
+    )
     assert errors == []
     assert Contact.objects.count() == 1
     conv = Conversation.objects.get()
