@@ -292,7 +292,6 @@ def conversation_detail(request: AuthedRequest, conversation_id: int) -> HttpRes
     if _wants_list(request):
         return _list_response(request)
     if request.htmx:
-        selectors.with_tags([conversation])  # for its tag editors, in one query
         response = render(
             request, "conversations/_thread_swap.html", _thread_context(request, conversation)
         )

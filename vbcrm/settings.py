@@ -63,10 +63,11 @@ if EMBEDDED and str(_db["NAME"]) not in ("", ":memory:"):
 elif not EMBEDDED:
     # One test database per test run, so runs side by side never clobber each other.
     _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
+_POSTGRES = _db["ENGINE"].endswith(("postgresql", "postgis"))
 if _db["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, reading timestamps with psycopg's C code (vbcrm/db/base.py).
     _db["ENGINE"] = "vbcrm.db"
-if _db["ENGINE"].endswith(("postgresql", "postgis")) or _db["ENGINE"] == "vbcrm.db":
+if _POSTGRES:
     # Async views and consumers must not keep connections across requests. Each request
     # (and each database hop of a socket) borrows one from this process's pool instead:
     # opening a PostgreSQL connection (about 10 ms on loopback) takes longer than a whole

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import (
@@ -121,17 +121,22 @@ def _contact_learn(contact: Contact, addr: _Addresses, push_name: str) -> None:
         contact.save(update_fields=[*fields, "updated_at"])
 
 
+def _locked() -> QuerySet[Conversation]:
+    """Conversations read locked, with the number and the agent their live event shows
+    (read here, not one by one after the commit, when the event waits for them); only
+    the conversations' rows are locked."""
+    return Conversation.objects.select_for_update(no_key=True, of=("self",)).select_related(
+        "session", "assigned_to"
+    )
+
+
 def _conversation_for(
     session: WhatsAppSession, contact: Contact, *, lock: bool = False
 ) -> Conversation:
     """The contact's conversation on this number, made if new. ``lock``: read it locked,
     with the number and the agent its live event shows (as _conversations_advance
     does), for a caller that moves its counters next."""
-    qs = Conversation.objects.filter(session=session, contact=contact)
-    if lock:
-        qs = qs.select_for_update(no_key=True, of=("self",)).select_related(
-            "session", "assigned_to"
-        )
+    qs = (_locked() if lock else Conversation.objects).filter(session=session, contact=contact)
     conversation = qs.first()
     if conversation is None:
         WhatsAppSession.objects.select_for_update(no_key=True).filter(pk=session.pk).values(
@@ -376,14 +381,9 @@ def _conversations_advance(
     conversations, when the caller has read them locked already (by id).
     """
     if locked is None:
-        # With the number and the agent its live event shows (read here, not one by one
-        # after the commit, when the event waits for them); only the conversations locked.
         locked = {
             c.pk: c
-            for c in Conversation.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("session", "assigned_to")
-            .filter(pk__in={m.conversation_id for m in messages})
-            .order_by("pk")
+            for c in _locked().filter(pk__in={m.conversation_id for m in messages}).order_by("pk")
         }
     shown = list(messages)
     if not live:

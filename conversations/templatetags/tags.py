@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
@@ -22,9 +21,10 @@ register = template.Library()
 def tag_editor_html(request: HttpRequest, conversation: Conversation, target: str) -> str:
     """The tag editor of ``conversation`` (``target`` "conversation") or of its contact."""
     owner = conversation.contact if target == "contact" else conversation
-    tags = _prefetched(owner, "tags")  # the page read them with its rows (with_tags)
+    tags = _prefetched(owner, "tags")  # a page reads them with its rows
     if tags is None:
-        tags = list(owner.tags.order_by(Lower("name"), "pk"))
+        selectors.with_tags([conversation])  # both editors' tags, in one query
+        tags = _prefetched(owner, "tags") or []
     applied = {t.pk for t in tags}
     options = [t for t in _usable(request) if t.owner_id == conversation.session.owner_id]
     context = {
