@@ -46,6 +46,16 @@ _PG_COLUMN = (
     " || ' ' || coalesce(location_name, ''))) STORED"
 )
 _PG_INDEX = f"CREATE INDEX msg_search ON {TABLE} USING gin (search_vector)"
+# Ids come in buckets of BUCKET (ids follow time, so a bucket is a stretch of time). The
+# index also holds each message's bucket, as a second key: a search of the newest
+# buckets only reads, of each word's list of matches, the stretch those buckets hold
+# (PostgreSQL's GIN skips to it), where a search of every message reads every list whole.
+BUCKET = 16384
+_PG_BUCKET = f"ARRAY[{{table}}id / {BUCKET}]"
+_PG_INDEX_BUCKETS = (
+    f"CREATE INDEX msg_search ON {TABLE} USING gin"
+    f" (search_vector, ({_PG_BUCKET.replace('{table}', '')}))"
+)
 # A contact's names as words: the expression of its index, which queries repeat
 # (``{table}.`` is the contacts' alias in a query, and nothing in the index).
 _NAMES = (
@@ -92,6 +102,21 @@ def _pg_create(cursor: Any) -> None:
         )
     names = _NAMES.replace("{table}.", "")
     cursor.execute(f"CREATE INDEX contact_names_search ON whatsapp_contacts USING gin ({names})")
+
+
+def with_buckets(db: BaseDatabaseWrapper) -> None:
+    """The messages' index with their buckets as its second key (PostgreSQL)."""
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS msg_search")
+            cursor.execute(_PG_INDEX_BUCKETS)
+
+
+def without_buckets(db: BaseDatabaseWrapper) -> None:
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS msg_search")
+            cursor.execute(_PG_INDEX)
 
 
 def _pg_drop(cursor: Any) -> None:
@@ -294,6 +319,21 @@ def matching(qs: QuerySet, terms: list[str], *, prefix: bool = False) -> QuerySe
     for term in terms:
         qs = qs.filter(body__icontains=term)
     return qs
+
+
+def in_buckets(first: int, last: int) -> OnTable:
+    """A message whose id is in the buckets ``first`` to ``last`` (PostgreSQL): the
+    index's second key, written as the index writes it."""
+    return OnTable(
+        _PG_BUCKET.replace("{table}", "{table}.") + " && %s::bigint[]",
+        [list(range(first, last + 1))],
+        BooleanField(),
+    )
+
+
+def id_in(ids: list[int]) -> OnTable:
+    """A row whose id is one of ``ids``, as one array parameter (PostgreSQL)."""
+    return OnTable("{table}.id = ANY(%s::bigint[])", [ids], BooleanField())
 
 
 def names_match(terms: list[str]) -> OnTable:

@@ -8,11 +8,12 @@ Contacts match by the start of a name (or of any word of it) and by phone digits
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchHeadline, SearchRank
@@ -23,7 +24,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FloatField,
-    OrderBy,
     OuterRef,
     Q,
     QuerySet,
@@ -45,9 +45,12 @@ from whatsapp.selectors import visible_session_ids
 SNIPPET_CHARS = 160
 # How many of the newest matching messages are ranked (the results' pages end there).
 WINDOW = 2000
-# From how many matches (estimated) the newest are found by walking the messages from
-# the newest rather than by reading every match through the index (_newest_first).
-WALK_ABOVE = 50_000
+# PostgreSQL (_pg_window): how many buckets of ids the first stretch searched holds; the
+# most rows a read of a stretch takes; below which share of the matches read being the
+# user's the rest is read with the access rule joined in.
+FIRST_BUCKETS = 2
+MAX_READ = 10_000
+MIN_SHARE = 0.1
 # The most contacts a name or phone search reads (the newest), to show the few most
 # recently active of.
 CONTACT_IDS = 500
@@ -123,9 +126,8 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def _filtered(qs: QuerySet[Message], f: SearchFilters) -> QuerySet[Message]:
-    if f.session_id:
-        qs = qs.filter(conversation__session_id=f.session_id)
+def _message_filtered(qs: QuerySet[Message], f: SearchFilters) -> QuerySet[Message]:
+    """``qs`` (of messages) narrowed by the filters on the message itself."""
     if f.direction:
         qs = qs.filter(direction=f.direction)
     if f.date_from or f.date_to:
@@ -135,20 +137,31 @@ def _filtered(qs: QuerySet[Message], f: SearchFilters) -> QuerySet[Message]:
             qs = qs.filter(_when__gte=_day_start(f.date_from))
         if f.date_to:
             qs = qs.filter(_when__lt=_day_start(f.date_to + timedelta(days=1)))
+    return qs
+
+
+def _conversation_filtered(qs: QuerySet, f: SearchFilters, through: str = "") -> QuerySet:
+    """``qs`` narrowed by the filters on the conversation: of conversations, or of
+    messages with ``through="conversation__"``."""
+    if f.session_id:
+        qs = qs.filter(**{f"{through}session_id": f.session_id})
     if f.tag_id:
+        conversation = OuterRef(through.removesuffix("__") or "pk")
         qs = qs.filter(
             Exists(
-                Tag.conversations.through.objects.filter(
-                    conversation=OuterRef("conversation"), tag=f.tag_id
-                )
+                Tag.conversations.through.objects.filter(conversation=conversation, tag=f.tag_id)
             )
             | Exists(
                 Tag.contacts.through.objects.filter(
-                    contact=OuterRef("conversation__contact"), tag=f.tag_id
+                    contact=OuterRef(f"{through}contact"), tag=f.tag_id
                 )
             )
         )
     return qs
+
+
+def _filtered(qs: QuerySet[Message], f: SearchFilters) -> QuerySet[Message]:
+    return _conversation_filtered(_message_filtered(qs, f), f, through="conversation__")
 
 
 def message_search(
@@ -168,22 +181,24 @@ def message_search(
     terms = search_index.words(text)
     if not terms:
         return []
-    seen = Message.objects.filter(
-        conversation__session_id__in=visible_session_ids(user)
-    ).exclude(  # a number that ignores groups hides them, as the inbox does
-        conversation__contact__is_group=True, conversation__session__ignore_groups=True
-    )
-    found = search_index.matching(_filtered(seen, filters or SearchFilters()), terms)
-    # Ranked among the newest matches only: a common word matches a good part of all
-    # messages, and ranking every one of them would read them all.
-    window = found.order_by(_newest_first(found)).values("pk")[:WINDOW]
-    ranked = _ranked(Message.objects.filter(pk__in=window), terms)
-    if after is not None:
-        rank, pk = after
-        ranked = ranked.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
-    # (without an index every rank is 0: a constant PostgreSQL refuses to order by)
+    f = filters or SearchFilters()
     best = ["-pk"] if search_index.backend() == "like" else [F("rank").desc(), "-pk"]
-    page = ranked.order_by(*best).values("pk")[:limit]
+    if search_index.backend() == "postgresql":
+        ranks = sorted(_pg_window(user, terms, f), reverse=True)  # best first
+        if after is not None:
+            ranks = [r for r in ranks if r < after]  # (rank, id): a lower rank, or an older tie
+        page: Any = [pk for _, pk in ranks[:limit]]
+    else:
+        found = search_index.matching(_filtered(_seen(user), f), terms)
+        # Ranked among the newest matches only: a common word matches a good part of
+        # all messages, and ranking every one of them would read them all.
+        window = found.order_by("-pk").values("pk")[:WINDOW]
+        ranked = _ranked(Message.objects.filter(pk__in=window), terms)
+        if after is not None:
+            rank, pk = after
+            ranked = ranked.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
+        # (without an index every rank is 0: a constant a database may refuse to order by)
+        page = ranked.order_by(*best).values("pk")[:limit]
     # The page's rows (a few) are read whole, with their snippets, in the same query.
     joined = ["conversation__contact"]
     fields = list(HIT_FIELDS)
@@ -200,24 +215,125 @@ def message_search(
     ]
 
 
-def _newest_first(found: QuerySet[Message]) -> OrderBy:
-    """How to find the newest matches. Walking the messages from the newest reads about
-    ``WINDOW / share`` rows, where ``share`` is the part of all messages that match:
-    few for a common word, and a great many for a rare one or several words together,
-    which PostgreSQL's planner (unaware of what each row's match costs) still walks.
-    Below ``WALK_ABOVE`` matches (its estimate, from the index's statistics), ordering by
-    an expression no index has makes it read every match once through the index."""
-    if search_index.backend() != "postgresql":
-        return F("pk").desc()
-    sql, params = found.values("pk").query.sql_with_params()
+def _seen(user: AnyUser) -> QuerySet[Message]:
+    """The messages of the numbers ``user`` sees."""
+    return Message.objects.filter(conversation__session_id__in=visible_session_ids(user)).exclude(
+        # a number that ignores groups hides them, as the inbox does
+        conversation__contact__is_group=True,
+        conversation__session__ignore_groups=True,
+    )
+
+
+def _pg_window(user: AnyUser, terms: list[str], f: SearchFilters) -> list[tuple[float, int]]:
+    """``(rank, id)`` of the newest ``WINDOW`` messages that match and that ``user`` may
+    see, on PostgreSQL.
+
+    They are looked for from the newest bucket of ids back (``search_index.in_buckets``),
+    a stretch at a time: a first one of ``FIRST_BUCKETS``, then one as long as the
+    matches found so far say the rest needs, then all older messages. Each stretch is
+    read without the access rule, newest first (ids and ranks), and the rule is applied
+    to the conversations read, in a query of their own: joined in, PostgreSQL's planner
+    would rather read every conversation than look up those few. When most of what is
+    read is not the user's (a filter by number, a user of few numbers), the rest is
+    read the other way round (``_window_by_rule``).
+    """
+    newest = Message.objects.order_by("-pk").values_list("pk", flat=True).first()
+    if newest is None:
+        return []
+    found = search_index.matching(_message_filtered(Message.objects.all(), f), terms)
+    kept: list[tuple[float, int]] = []
+    last = newest // search_index.BUCKET
+    width = FIRST_BUCKETS
+    below: int | None = None  # within a stretch, the oldest id read so far
+    in_stretch = 0  # of the user's matches found in this stretch
+    limit = WINDOW
+    while True:
+        first = last - width + 1
+        qs = found if first <= 0 else found.filter(search_index.in_buckets(first, last))
+        if below is not None:
+            qs = qs.filter(pk__lt=below)
+        rows = _rows_ranked(qs, terms, limit)
+        theirs = _conversations_seen(user, {c for _, c, _ in rows}, f)
+        visible = [(rank, pk) for pk, c, rank in rows if c in theirs]
+        kept += visible[: WINDOW - len(kept)]
+        in_stretch += len(visible)
+        need = WINDOW - len(kept)
+        if need <= 0:
+            return kept
+        if len(rows) == limit:  # this stretch holds more: read on, below what was read
+            below = rows[-1][0]
+            share = len(visible) / len(rows)
+            if share < MIN_SHARE:
+                return kept + _window_by_rule(user, terms, f, below, need)
+            limit = min(MAX_READ, math.ceil(need / share * 1.2))
+            continue
+        if first <= 0:
+            return kept  # every message has been read
+        # The next stretch, older: as long as this one's matches say the rest needs
+        # (with a margin), at least twice this one; everything left if it had none.
+        span, width = last - first + 1, first
+        if in_stretch:
+            ids = min(newest + 1, (last + 1) * search_index.BUCKET) - first * search_index.BUCKET
+            wanted = need / in_stretch * ids * 1.25
+            width = min(width, max(2 * span, math.ceil(wanted / search_index.BUCKET)))
+        last, below, in_stretch = first - 1, None, 0
+
+
+def _rows_ranked(
+    qs: QuerySet[Message], terms: list[str], limit: int
+) -> list[tuple[int, int, float]]:
+    """``(id, conversation id, rank)`` of the newest ``limit`` messages of ``qs``."""
+    inner = (
+        qs.annotate(_vector=search_index.SearchVectorColumn())
+        # every match through the index, then the newest (not a walk by id: PostgreSQL
+        # cannot tell how many rows a walk would read before it found enough)
+        .order_by(ExpressionWrapper(F("pk") + 0, output_field=BigIntegerField()).desc())
+        .values_list("pk", "conversation_id", "_vector")[:limit]
+    )
+    sql, params = inner.query.sql_with_params()
+    query = search_index.pg_tsquery(terms)
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    if plan[0]["Plan"]["Plan Rows"] >= WALK_ABOVE:
-        return F("pk").desc()
-    return ExpressionWrapper(F("pk") + 0, output_field=BigIntegerField()).desc()
+        cursor.execute(
+            # ranked once the newest are picked: each rank reads a whole vector
+            f"SELECT s.id, s.conversation, ts_rank(s.vector, to_tsquery(%s::regconfig, %s))"  # noqa: S608
+            f"::float8 FROM ({sql}) AS s(id, conversation, vector) ORDER BY s.id DESC",
+            (search_index.CONFIG, query, *params),
+        )
+        return [(pk, conversation, rank) for pk, conversation, rank in cursor.fetchall()]
+
+
+def _conversations_seen(user: AnyUser, ids: set[int], f: SearchFilters) -> set[int]:
+    """Those of the conversations ``ids`` that ``user`` sees and the filters keep. The
+    groups of numbers that ignore them are told apart in a second query, when there are
+    such numbers: joined in, the contacts are read whole rather than looked up."""
+    if not ids:
+        return set()
+    rows = _conversation_filtered(
+        Conversation.objects.filter(
+            search_index.id_in(sorted(ids)), session_id__in=visible_session_ids(user)
+        ),
+        f,
+    ).values_list("pk", "contact_id", "session__ignore_groups")
+    seen = {pk: contact for pk, contact, ignore_groups in rows if ignore_groups}
+    if seen:
+        groups = set(
+            Contact.objects.filter(
+                search_index.id_in(sorted(set(seen.values()))), is_group=True
+            ).values_list("pk", flat=True)
+        )
+        hidden = {pk for pk, contact in seen.items() if contact in groups}
+    else:
+        hidden = set()
+    return {pk for pk, _, _ in rows} - hidden
+
+
+def _window_by_rule(
+    user: AnyUser, terms: list[str], f: SearchFilters, below: int, need: int
+) -> list[tuple[float, int]]:
+    """``(rank, id)`` of the newest ``need`` matches older than ``below`` that ``user``
+    sees: the access rule and the filters joined in."""
+    qs = search_index.matching(_filtered(_seen(user), f), terms).filter(pk__lt=below)
+    return [(rank, pk) for pk, _, rank in _rows_ranked(qs, terms, need)]
 
 
 def _attach(sessions: Mapping[int, WhatsAppSession], conversations: list[Conversation]) -> None:
