@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
@@ -331,9 +332,33 @@ def in_buckets(first: int, last: int) -> OnTable:
     )
 
 
-def id_in(ids: list[int]) -> OnTable:
-    """A row whose id is one of ``ids``, as one array parameter (PostgreSQL)."""
-    return OnTable("{table}.id = ANY(%s::bigint[])", [ids], BooleanField())
+# ts_headline's options for a snippet: the words between START and STOP, up to two
+# fragments of 8 to 24 words.
+_HEADLINE = (
+    "StartSel={start}, StopSel={stop}, MaxWords=24, MinWords=8, ShortWord=2,"
+    ' MaxFragments=2, FragmentDelimiter=" … "'
+)
+
+
+def headline(terms: list[str]) -> OnTable:
+    """The text of the row's ``body`` around its matches of ``terms`` (PostgreSQL's
+    ``ts_headline``), the matches between ``START`` and ``STOP``."""
+    return OnTable(
+        f"ts_headline('{CONFIG}'::regconfig, {{table}}.body,"
+        f" to_tsquery('{CONFIG}'::regconfig, %s), %s)",
+        [pg_tsquery(terms), _HEADLINE.format(start=START, stop=STOP)],
+        TextField(),
+    )
+
+
+def id_in(ids: Iterable[int]) -> OnTable:
+    """A row whose id is one of ``ids``, as one array parameter (PostgreSQL), written
+    out as text: psycopg quotes a list of thousands of ints one by one."""
+    return OnTable(
+        "{table}.id = ANY(%s::bigint[])",
+        ["{" + ",".join(str(int(pk)) for pk in ids) + "}"],
+        BooleanField(),
+    )
 
 
 def names_match(terms: list[str]) -> OnTable:

@@ -13,10 +13,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchHeadline, SearchRank
+from django.contrib.postgres.search import SearchRank
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -103,20 +102,7 @@ def _ranked(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
 def _with_snippet(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
     kind = search_index.backend()
     if kind == "postgresql":
-        return qs.annotate(
-            snippet=SearchHeadline(
-                "body",
-                search_index.match_query(terms),
-                config=search_index.CONFIG,
-                start_sel=START,
-                stop_sel=STOP,
-                max_words=24,
-                min_words=8,
-                short_word="2",
-                max_fragments=2,
-                fragment_delimiter=" … ",
-            )
-        )
+        return qs.annotate(snippet=search_index.headline(terms))
     if kind == "fts5":
         return qs.annotate(snippet=search_index.fts5_snippet(terms))
     return qs.annotate(snippet=F("body"))
@@ -182,31 +168,43 @@ def message_search(
     if not terms:
         return []
     f = filters or SearchFilters()
-    best = ["-pk"] if search_index.backend() == "like" else [F("rank").desc(), "-pk"]
-    if search_index.backend() == "postgresql":
-        ranks = sorted(_pg_window(user, terms, f), reverse=True)  # best first
-        if after is not None:
-            ranks = [r for r in ranks if r < after]  # (rank, id): a lower rank, or an older tie
-        page: Any = [pk for _, pk in ranks[:limit]]
-    else:
-        found = search_index.matching(_filtered(_seen(user), f), terms)
-        # Ranked among the newest matches only: a common word matches a good part of
-        # all messages, and ranking every one of them would read them all.
-        window = found.order_by("-pk").values("pk")[:WINDOW]
-        ranked = _ranked(Message.objects.filter(pk__in=window), terms)
-        if after is not None:
-            rank, pk = after
-            ranked = ranked.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
-        # (without an index every rank is 0: a constant a database may refuse to order by)
-        page = ranked.order_by(*best).values("pk")[:limit]
-    # The page's rows (a few) are read whole, with their snippets, in the same query.
     joined = ["conversation__contact"]
     fields = list(HIT_FIELDS)
     if sessions is None:
         joined.append("conversation__session")
         fields.append("conversation__session__name")
-    qs = _ranked(Message.objects.filter(pk__in=page), terms).select_related(*joined).only(*fields)
-    rows = list(_with_snippet(qs, terms).order_by(*best))
+    rows: list[Message]
+    if search_index.backend() == "postgresql":
+        window = sorted(_pg_window(user, terms, f), reverse=True)  # best first
+        if after is not None:
+            window = [r for r in window if r < after]  # (rank, id): a lower rank, or an older tie
+        ranks = {pk: rank for rank, pk in window[:limit]}
+        # The page's rows (a few) are read whole, with their snippets; their ranks are known.
+        qs = Message.objects.filter(pk__in=list(ranks)).annotate(
+            snippet=search_index.headline(terms)
+        )
+        rows = sorted(
+            qs.select_related(*joined).only(*fields),
+            key=lambda m: (ranks[m.pk], m.pk),
+            reverse=True,
+        )
+        for m in rows:
+            m.rank = ranks[m.pk]  # type: ignore[attr-defined]
+    else:
+        found = search_index.matching(_filtered(_seen(user), f), terms)
+        # Ranked among the newest matches only: a common word matches a good part of
+        # all messages, and ranking every one of them would read them all.
+        newest = found.order_by("-pk").values("pk")[:WINDOW]
+        ranked = _ranked(Message.objects.filter(pk__in=newest), terms)
+        if after is not None:
+            rank, pk = after
+            ranked = ranked.filter(Q(rank__lt=rank) | Q(rank=rank, pk__lt=pk))
+        # (without an index every rank is 0: a constant a database may refuse to order by)
+        best = ["-pk"] if search_index.backend() == "like" else [F("rank").desc(), "-pk"]
+        page = ranked.order_by(*best).values("pk")[:limit]
+        # The page's rows (a few) are read whole, with their snippets, in the same query.
+        hits = _with_snippet(_ranked(Message.objects.filter(pk__in=page), terms), terms)
+        rows = list(hits.select_related(*joined).only(*fields).order_by(*best))
     if sessions is not None:
         _attach(sessions, [m.conversation for m in rows])
     return [
@@ -310,7 +308,7 @@ def _conversations_seen(user: AnyUser, ids: set[int], f: SearchFilters) -> set[i
         return set()
     rows = _conversation_filtered(
         Conversation.objects.filter(
-            search_index.id_in(sorted(ids)), session_id__in=visible_session_ids(user)
+            search_index.id_in(ids), session_id__in=visible_session_ids(user)
         ),
         f,
     ).values_list("pk", "contact_id", "session__ignore_groups")
@@ -318,7 +316,7 @@ def _conversations_seen(user: AnyUser, ids: set[int], f: SearchFilters) -> set[i
     if seen:
         groups = set(
             Contact.objects.filter(
-                search_index.id_in(sorted(set(seen.values()))), is_group=True
+                search_index.id_in(set(seen.values())), is_group=True
             ).values_list("pk", flat=True)
         )
         hidden = {pk for pk, contact in seen.items() if contact in groups}

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import dateformat, formats, timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -84,23 +84,30 @@ class HitRow:
 
 
 def _hit_rows(hits: list[search_selectors.SearchHit]) -> list[HitRow]:
+    # what reverse() and date_format() work out for every row, worked out once
+    url = reverse("conversations:detail", args=[0]).removesuffix("0/")
+    when = formats.get_format("SHORT_DATETIME_FORMAT")
+    labels = {
+        "note": _("Private note"),
+        "inbound": _("From the customer"),
+        "outbound": _("From the team"),
+    }
     rows = []
     for hit in hits:
         m = hit.message
         c = m.conversation
         name = c.contact.display_name
         if m.is_note:
-            origin = _("Private note")
+            origin = labels["note"]
         elif m.is_inbound:
-            origin = _("From the customer")
+            origin = labels["inbound"]
         else:
-            origin = _("From the team")
+            origin = labels["outbound"]
         local = timezone.localtime(m.wa_timestamp or m.created_at)
-        url = reverse("conversations:detail", args=[c.pk])
         rows.append(
             HitRow(
                 pk=m.pk,
-                url=f"{url}?message={m.pk}#message-{m.pk}",
+                url=f"{url}{c.pk}/?message={m.pk}#message-{m.pk}",
                 initial="🔒" if m.is_note else name[:1].upper(),
                 name=name,
                 phone=c.contact.phone,
@@ -108,7 +115,7 @@ def _hit_rows(hits: list[search_selectors.SearchHit]) -> list[HitRow]:
                 origin=origin,
                 snippet=hit.snippet or m.get_kind_display(),
                 iso=local.isoformat(),
-                when=formats.date_format(local, "SHORT_DATETIME_FORMAT"),
+                when=dateformat.format(local, when),
             )
         )
     return rows
@@ -167,7 +174,7 @@ def search(request: AuthedRequest) -> HttpResponse:
         "more_url": more_url,
         "next_page": after is not None,
         "sessions": sessions,
-        "tags": tag_list(user=request.user),
+        "tags": tag_list(user=request.user, sessions=sessions),
         "directions": DIRECTIONS,
         "indexed": search_selectors.search_available(),
     }

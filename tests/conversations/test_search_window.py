@@ -196,3 +196,37 @@ def test_the_index_serves_a_stretch_and_the_migration_goes_both_ways():
     assert "ARRAY" not in _index_definition()
     search_index.with_buckets(connection)
     assert "(ARRAY[(id / 16384)])" in _index_definition()
+
+
+def test_the_snippet_is_postgresqls_headline_with_the_same_options(number):
+    """The results' snippets come from ``search_index.headline``, one SQL expression
+    with its options written once: the same text as Django's ``SearchHeadline`` with
+    those options, over short and long texts, one match or several, accents and marks."""
+    from django.contrib.postgres.search import SearchHeadline
+
+    conversation = _conversation(number, "5511900000001")
+    long = " ".join(f"word{i}" for i in range(60))
+    bodies = [
+        "the invoice",
+        f"{long} invoice {long} invoice again {long}",
+        "Ação: a cobrança do boleto <b>&amp;</b> invoice, “quoted” invoice",
+    ]
+    _spread([conversation], bodies, gap=1)
+    for terms in (["invoice"], ["cobrança", "boleto"], ["invoice", "again"]):
+        qs = search_index.matching(Message.objects.filter(conversation=conversation), terms)
+        ours = dict(qs.annotate(s=search_index.headline(terms)).values_list("pk", "s"))
+        django = SearchHeadline(
+            "body",
+            search_index.match_query(terms),
+            config=search_index.CONFIG,
+            start_sel=search_index.START,
+            stop_sel=search_index.STOP,
+            max_words=24,
+            min_words=8,
+            short_word="2",
+            max_fragments=2,
+            fragment_delimiter=" … ",
+        )
+        theirs = dict(qs.annotate(s=django).values_list("pk", "s"))
+        assert ours == theirs and ours, terms
+        assert all(search_index.START in text for text in ours.values())
