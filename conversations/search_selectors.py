@@ -175,7 +175,7 @@ def message_search(
         fields.append("conversation__session__name")
     rows: list[Message]
     if search_index.backend() == "postgresql":
-        window = sorted(_pg_window(user, terms, f), reverse=True)  # best first
+        window = sorted(_pg_window(user, terms, f, sessions), reverse=True)  # best first
         if after is not None:
             window = [r for r in window if r < after]  # (rank, id): a lower rank, or an older tie
         ranks = {pk: rank for rank, pk in window[:limit]}
@@ -222,22 +222,40 @@ def _seen(user: AnyUser) -> QuerySet[Message]:
     )
 
 
-def _pg_window(user: AnyUser, terms: list[str], f: SearchFilters) -> list[tuple[float, int]]:
+def _pg_window(
+    user: AnyUser,
+    terms: list[str],
+    f: SearchFilters,
+    sessions: Mapping[int, WhatsAppSession] | None = None,
+) -> list[tuple[float, int]]:
     """``(rank, id)`` of the newest ``WINDOW`` messages that match and that ``user`` may
-    see, on PostgreSQL.
+    see, on PostgreSQL (``sessions``: the numbers ``user`` sees, when the caller has
+    them).
 
     They are looked for from the newest bucket of ids back (``search_index.in_buckets``),
     a stretch at a time: a first one of ``FIRST_BUCKETS``, then one as long as the
     matches found so far say the rest needs, then all older messages. Each stretch is
-    read without the access rule, newest first (ids and ranks), and the rule is applied
-    to the conversations read, in a query of their own: joined in, PostgreSQL's planner
-    would rather read every conversation than look up those few. When most of what is
-    read is not the user's (a filter by number, a user of few numbers), the rest is
-    read the other way round (``_window_by_rule``).
+    read without the access rule, newest first, with each message's number looked up
+    row by row; the rule is then applied here, by the numbers. Joined in, PostgreSQL's
+    planner would rather read every conversation than look up those few. Groups that
+    their number ignores, and a filter by tag, are told by a query of the conversations
+    read (``_conversations_seen``). When most of what is read is not the user's (a
+    filter by number, a user of few numbers), the rest is read the other way round,
+    the rule joined in (``_window_by_rule``).
     """
     newest = Message.objects.order_by("-pk").values_list("pk", flat=True).first()
     if newest is None:
         return []
+    if sessions is None:
+        sessions = {
+            s.pk: s
+            for s in WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).only(
+                "ignore_groups"
+            )
+        }
+    numbers = {pk for pk in sessions if not f.session_id or pk == f.session_id}
+    # which numbers' conversations need a look at the conversation itself
+    checked = {pk for pk in numbers if f.tag_id or sessions[pk].ignore_groups}
     found = search_index.matching(_message_filtered(Message.objects.all(), f), terms)
     kept: list[tuple[float, int]] = []
     last = newest // search_index.BUCKET
@@ -251,8 +269,13 @@ def _pg_window(user: AnyUser, terms: list[str], f: SearchFilters) -> list[tuple[
         if below is not None:
             qs = qs.filter(pk__lt=below)
         rows = _rows_ranked(qs, terms, limit)
-        theirs = _conversations_seen(user, {c for _, c, _ in rows}, f)
-        visible = [(rank, pk) for pk, c, rank in rows if c in theirs]
+        check = {c for _, c, number, _ in rows if number in checked}
+        passed = _conversations_seen(user, check, f)
+        visible = [
+            (rank, pk)
+            for pk, c, number, rank in rows
+            if number in numbers and (number not in checked or c in passed)
+        ]
         kept += visible[: WINDOW - len(kept)]
         in_stretch += len(visible)
         need = WINDOW - len(kept)
@@ -279,8 +302,9 @@ def _pg_window(user: AnyUser, terms: list[str], f: SearchFilters) -> list[tuple[
 
 def _rows_ranked(
     qs: QuerySet[Message], terms: list[str], limit: int
-) -> list[tuple[int, int, float]]:
-    """``(id, conversation id, rank)`` of the newest ``limit`` messages of ``qs``."""
+) -> list[tuple[int, int, int, float]]:
+    """``(id, conversation id, number id, rank)`` of the newest ``limit`` messages of
+    ``qs``."""
     inner = (
         qs.annotate(_vector=search_index.SearchVectorColumn())
         # every match through the index, then the newest (not a walk by id: PostgreSQL
@@ -290,14 +314,18 @@ def _rows_ranked(
     )
     sql, params = inner.query.sql_with_params()
     query = search_index.pg_tsquery(terms)
+    conversations = Conversation._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            # ranked once the newest are picked: each rank reads a whole vector
-            f"SELECT s.id, s.conversation, ts_rank(s.vector, to_tsquery(%s::regconfig, %s))"  # noqa: S608
+            # ranked once the newest are picked (each rank reads a whole vector); the
+            # number looked up for each of them (a subquery in the select list is run
+            # row by row, where a join may read every conversation)
+            f"SELECT s.id, s.conversation, (SELECT c.session_id FROM {conversations} c"  # noqa: S608
+            f" WHERE c.id = s.conversation), ts_rank(s.vector, to_tsquery(%s::regconfig, %s))"
             f"::float8 FROM ({sql}) AS s(id, conversation, vector) ORDER BY s.id DESC",
             (search_index.CONFIG, query, *params),
         )
-        return [(pk, conversation, rank) for pk, conversation, rank in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _conversations_seen(user: AnyUser, ids: set[int], f: SearchFilters) -> set[int]:
@@ -331,7 +359,7 @@ def _window_by_rule(
     """``(rank, id)`` of the newest ``need`` matches older than ``below`` that ``user``
     sees: the access rule and the filters joined in."""
     qs = search_index.matching(_filtered(_seen(user), f), terms).filter(pk__lt=below)
-    return [(rank, pk) for pk, _, rank in _rows_ranked(qs, terms, need)]
+    return [(rank, pk) for pk, _, _, rank in _rows_ranked(qs, terms, need)]
 
 
 def _attach(sessions: Mapping[int, WhatsAppSession], conversations: list[Conversation]) -> None:

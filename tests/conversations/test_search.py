@@ -314,9 +314,9 @@ def test_the_page_runs_the_same_queries_for_3_or_30_hits(
         body = client.get(url).content.decode()
     assert body.count('class="contact-row search-hit"') == 30
     # session, user, the numbers, the tags, availability, the messages (on PostgreSQL:
-    # the newest id, the newest matches, their conversations the user sees, the page's
-    # rows), the contacts and their conversations
-    assert len(few.captured_queries) == (11 if connection.vendor == "postgresql" else 8)
+    # the newest id, the newest matches with their numbers, the page's rows), the
+    # contacts and their conversations
+    assert len(few.captured_queries) == (10 if connection.vendor == "postgresql" else 8)
 
 
 def test_only_the_newest_matches_are_ranked(number, alice, monkeypatch):

@@ -164,13 +164,18 @@ def test_groups_hidden_by_their_number_stay_out_of_the_window(number, alice, win
 
 
 def test_a_common_word_reads_one_stretch(number, alice, window):
-    """Enough matches in the newest buckets: the newest message, one read of the
-    messages and one of their conversations, then the page's rows."""
+    """Enough matches in the newest buckets: the numbers the user sees, the newest
+    message, one read of the messages (with their numbers), then the page's rows; the
+    conversations are read only when a number ignores groups."""
     _spread([_conversation(number, "5511900000001")], ["invoice"] * 300, gap=1)
     with CaptureQueriesContext(connection) as ctx:
         hits = message_search(user=alice, text="invoice")
     assert len(hits) == window
     assert len(ctx.captured_queries) == 4
+    whatsapp_services.session_update_options(session=number, ignore_groups=True)
+    with CaptureQueriesContext(connection) as ctx:
+        assert len(message_search(user=alice, text="invoice")) == window
+    assert len(ctx.captured_queries) == 6  # and the conversations, and their contacts
 
 
 def _index_definition() -> str:
