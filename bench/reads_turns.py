@@ -10,7 +10,8 @@ both, and this checkout's over the other's.
 
   BENCH_TURNS      turns of 10 requests per read and checkout          12
   BENCH_READS      the reads, by slug (inbox, thread, api-conversations,
-                   api-messages), comma-separated                        all
+                   api-messages, search-one, search-three: the search
+                   benchmark's two searches), comma-separated            the first four
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 SLUGS = ("inbox", "thread", "api-conversations", "api-messages")
+SEARCHES = ("search-one", "search-three")
 
 
 def serve() -> None:
@@ -36,20 +38,24 @@ def serve() -> None:
     from django.test import Client
     from django.urls import reverse
 
+    from bench import search
     from conversations import selectors
 
     reader = get_user_model().objects.filter(username__startswith="bench-reader").first()
     if reader is None:
         raise SystemExit("no reads data set here: run BENCH_ONLY=reads make bench first")
     top = selectors.conversation_list(user=reader, limit=1)[0]
+    found = reverse("conversations:search")
     urls = dict(
         zip(
-            SLUGS,
+            SLUGS + SEARCHES,
             (
                 reverse("inbox"),
                 reverse("conversations:detail", args=[top.pk]),
                 "/api/whatsapp/conversations",
                 f"/api/whatsapp/conversations/{top.pk}/messages",
+                f"{found}?q={search.ONE_WORD}",
+                f"{found}?q={search.THREE_WORDS.replace(' ', '+')}",
             ),
             strict=True,
         )

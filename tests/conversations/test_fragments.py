@@ -287,3 +287,32 @@ def test_the_new_conversation_dialog_is_the_previous_templates_bytes(alice, lang
         ours = render_to_string("conversations/_start_dialog.html", context)
         assert ours == _django("conversations/_start_dialog.html", context)
     assert ours.count("<option ") == 3
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_search_hits_are_the_django_templates_bytes(number, alice, lang):
+    """The search page's results: a customer's message, the team's, a private note,
+    a contact with no phone, markup in names and texts, and both empty lists."""
+    from conversations import search_selectors, search_views
+
+    say = conversation_services.message_receive
+    say(session=number, msg=inbound(text="the <b>invoice</b> & 'co'", push_name="Zé <Bia>"))
+    agent = say(
+        session=number, msg=inbound(phone="5511900000002", text="invoice sent", from_me=True)
+    )
+    Contact.objects.filter(pk=agent.conversation.contact_id).update(phone="")
+    team.note_add(user=alice, conversation=agent.conversation, text="invoice: call <back>")
+    hits = search_views._hit_rows(search_selectors.message_search(user=alice, text="invoice"))
+    assert len(hits) == 3
+    for context in (
+        {"hits": hits, "next_page": False},
+        {"hits": [], "next_page": False},
+        {"hits": [], "next_page": True},
+    ):
+        with translation.override(lang):
+            ours = jinja.render("conversations/_search_hits.html", context)
+            theirs = _django("conversations/_search_hits.html", context)
+        assert ours == theirs
+    assert "Zé &lt;Bia&gt;" in _django(
+        "conversations/_search_hits.html", {"hits": hits, "next_page": False}
+    )
