@@ -44,10 +44,11 @@ from whatsapp.selectors import visible_session_ids
 SNIPPET_CHARS = 160
 # How many of the newest matching messages are ranked (the results' pages end there).
 WINDOW = 2000
-# PostgreSQL (_pg_window): how many buckets of ids the first stretch searched holds; the
-# most rows a read of a stretch takes; below which share of the matches read being the
-# user's the rest is read with the access rule joined in.
+# PostgreSQL (_pg_window): how many buckets of ids the first stretch searched holds, and
+# the most a stretch holds; the most rows a read of a stretch takes; below which share of
+# the matches read being the user's the rest is read with the access rule joined in.
 FIRST_BUCKETS = 2
+MAX_BUCKETS = 256
 MAX_READ = 10_000
 MIN_SHARE = 0.1
 # The most contacts a name or phone search reads (the newest), to show the few most
@@ -258,14 +259,19 @@ def _pg_window(
     checked = {pk for pk in numbers if f.tag_id or sessions[pk].ignore_groups}
     found = search_index.matching(_message_filtered(Message.objects.all(), f), terms)
     kept: list[tuple[float, int]] = []
-    last = newest // search_index.BUCKET
+    top = last = newest // search_index.BUCKET
     width = FIRST_BUCKETS
     below: int | None = None  # within a stretch, the oldest id read so far
     in_stretch = 0  # of the user's matches found in this stretch
     limit = WINDOW
     while True:
         first = last - width + 1
-        qs = found if first <= 0 else found.filter(search_index.in_buckets(first, last))
+        if first > 0:
+            qs = found.filter(search_index.in_buckets(first, last))
+        elif last < top:  # everything older than the stretches read
+            qs = found.filter(pk__lt=(last + 1) * search_index.BUCKET)
+        else:
+            qs = found
         if below is not None:
             qs = qs.filter(pk__lt=below)
         rows = _rows_ranked(qs, terms, limit)
@@ -292,11 +298,14 @@ def _pg_window(
             return kept  # every message has been read
         # The next stretch, older: as long as this one's matches say the rest needs
         # (with a margin), at least twice this one; everything left if it had none.
+        # Past MAX_BUCKETS, everything left: each bucket is an entry of the index to look
+        # up, and so many cost more than reading every match.
         span, width = last - first + 1, first
         if in_stretch:
             ids = min(newest + 1, (last + 1) * search_index.BUCKET) - first * search_index.BUCKET
-            wanted = need / in_stretch * ids * 1.25
-            width = min(width, max(2 * span, math.ceil(wanted / search_index.BUCKET)))
+            wanted = math.ceil(need / in_stretch * ids * 1.25 / search_index.BUCKET)
+            if max(2 * span, wanted) <= MAX_BUCKETS:
+                width = min(width, max(2 * span, wanted))
         last, below, in_stretch = first - 1, None, 0
 
 

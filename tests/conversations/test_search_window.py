@@ -97,15 +97,22 @@ def _bodies(n: int, seed: int = 3) -> list[str]:
     return out
 
 
+@pytest.mark.parametrize("most", [256, 3])
 @pytest.mark.parametrize("text", ["invoice", "refund", "overdue", "invoice refund", "absent"])
-def test_the_window_is_the_newest_matches_however_common(number, alice, window, text):
+def test_the_window_is_the_newest_matches_however_common(
+    number, alice, window, text, most, monkeypatch
+):
+    """(``most``: the most buckets a stretch may hold; past it, everything left.)"""
+    monkeypatch.setattr(search_selectors, "MAX_BUCKETS", most)
     mine = [_conversation(number, f"55119000000{i:02d}") for i in range(4)]
     ids = _spread(mine, _bodies(600))
     assert ids[-1] // search_index.BUCKET - ids[0] // search_index.BUCKET > 150  # many buckets
+    found = search_selectors._pg_window(alice, search_index.words(text), SearchFilters())
+    assert [pk for _, pk in found] == sorted(_expected(alice, text, window), reverse=True)
     hits = _all_hits(alice, text)
     assert {pk for _, pk in hits} == _expected(alice, text, window)
     assert hits == sorted(hits, reverse=True)  # best rank first, then the newest
-    assert len(hits) == len(set(hits))
+    assert len(hits) == len({pk for _, pk in hits})
 
 
 def test_another_owners_matches_never_fill_the_window(number, other_number, alice, monkeypatch):
