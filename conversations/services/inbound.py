@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -236,6 +237,51 @@ class _Replayed(Exception):
     """The message's insert was refused: another copy was stored meanwhile."""
 
 
+_UNIQUE = ("conversation_id", "wa_id")  # the messages' uniq_message_wa_id
+
+
+def _returns(db: BaseDatabaseWrapper) -> bool:
+    return bool(db.features.can_return_columns_from_insert)
+
+
+def _insert_new(message: Message) -> bool:
+    """Insert ``message`` unless its conversation has a message of the same WhatsApp id
+    already; whether it was inserted (then it has its id). One statement, ``INSERT … ON
+    CONFLICT DO NOTHING RETURNING id``, where the ORM took a check and an insert (and
+    Django's save() machinery around the insert): a live message costs about a fifth less.
+    A database that cannot return from an insert (SQLite before 3.35) takes the two."""
+    db = connections[message._state.db or DEFAULT_DB_ALIAS]
+    if not _returns(db):
+        if Message.objects.filter(conversation=message.conversation, wa_id=message.wa_id).exists():
+            return False
+        try:
+            # No savepoint around it (two round trips on every message): a refusal voids
+            # the transaction, which is given up whole.
+            message.save(force_insert=True)
+        except IntegrityError as exc:
+            raise _Replayed from exc
+        return True
+    fields = [f for f in Message._meta.local_concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(message, True), db) for f in fields]
+    quote = db.ops.quote_name
+    with db.cursor() as cursor:
+        cursor.execute(
+            # every name from the model; every value a parameter
+            f"INSERT INTO {quote(Message._meta.db_table)}"  # noqa: S608
+            f" ({', '.join(quote(str(f.column)) for f in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))})"
+            f" ON CONFLICT ({', '.join(quote(c) for c in _UNIQUE)}) DO NOTHING RETURNING id",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    message.pk = row[0]
+    message._state.adding = False
+    message._state.db = db.alias
+    return True
+
+
 def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message | None:
     """Store one message seen on WhatsApp, exactly once.
 
@@ -252,19 +298,14 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
             contact = _contact_for(session, addr, name)
             # Locked now (one read, not a second one to lock it before its counters move).
             conversation = _conversation_for(session, contact, lock=True)
-            if Message.objects.filter(conversation=conversation, wa_id=msg.message_id).exists():
-                return None
             fields = _message_fields(msg)
             if msg.quoted_id:
                 fields["reply_to"] = Message.objects.filter(
                     conversation=conversation, wa_id=msg.quoted_id
                 ).first()
-            try:
-                # No savepoint around it (two round trips on every message): a refusal
-                # voids the transaction, which is given up whole.
-                message = Message.objects.create(conversation=conversation, **fields)
-            except IntegrityError as exc:
-                raise _Replayed from exc
+            message = Message(conversation=conversation, **fields)
+            if not _insert_new(message):
+                return None  # a copy is stored already
             reopened: set[int] = set()
             _conversations_advance(
                 [message], live=True, reopened=reopened, locked={conversation.pk: conversation}
@@ -274,7 +315,7 @@ def message_receive(*, session: WhatsAppSession, msg: InboundMessage) -> Message
             webhooks.webhook_messages_stored([message])
             push.push_messages_stored([message])
     except _Replayed:
-        return None  # a concurrent replay won the race between our check and our insert
+        return None  # a concurrent copy won the race between our check and our insert
     metrics.MESSAGES_IN.inc()
     events.message_created(message)
     _announce(replies)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.test.utils import CaptureQueriesContext
 
 from conversations import services
 from conversations.models import Contact, Conversation, Message
@@ -37,6 +38,80 @@ def test_a_replayed_message_id_adds_nothing(number):
     assert first is not None and again is None
     assert Message.objects.count() == 1
     assert Conversation.objects.get().unread_count == 1
+
+
+def _row(message: Message) -> dict:
+    """What the database holds for ``message``: every column but the id and the times
+    the database or the clock gave it."""
+    skip = {"id", "created_at", "updated_at"}
+    return {
+        f.attname: getattr(message, f.attname)
+        for f in Message._meta.concrete_fields
+        if f.attname not in skip
+    }
+
+
+def test_the_one_statement_insert_stores_what_the_orm_would(number):
+    """A live message goes in with ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: every
+    column as the ORM's create() writes it, its times set, a reply linked."""
+    from conversations.services.inbound import _UNIQUE
+
+    quoted = services.message_receive(session=number, msg=inbound(message_id="Q1", text="first"))
+    msg = inbound(
+        message_id="R1",
+        text="a reply, with <markup> & 'quotes'",
+        quoted_id="Q1",
+        timestamp=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    stored = services.message_receive(session=number, msg=msg)
+    assert stored.pk and stored.created_at and stored.updated_at
+    assert stored.reply_to_id == quoted.pk
+    read = Message.objects.get(pk=stored.pk)
+    assert _row(read) == _row(stored)
+    assert read.created_at == stored.created_at and read.updated_at == stored.updated_at
+    # the same message through the ORM, in a conversation of its own, stores the same row
+    other = Conversation.objects.create(
+        session=number,
+        contact=Contact.objects.create(
+            session=number, jid="5511977770000@s.whatsapp.net", phone="5511977770000"
+        ),
+    )
+    fields = services.inbound._message_fields(msg)
+    orm = Message.objects.create(conversation=other, reply_to=quoted, **fields)
+    orm.refresh_from_db()
+    assert {**_row(orm), "conversation_id": read.conversation_id} == _row(read)
+    # the conflict target is the model's own unique key
+    (key,) = [c for c in Message._meta.constraints if c.name == "uniq_message_wa_id"]
+    assert tuple(Message._meta.get_field(f).column for f in key.fields) == _UNIQUE
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["one statement", "check then insert"])
+def test_a_copy_adds_nothing_on_either_insert(
+    number, returning, monkeypatch, django_assert_num_queries
+):
+    """The copy of a stored message stores nothing, moves no counter and raises nothing:
+    by the insert's ``ON CONFLICT``, or (a database that cannot return from an insert)
+    by the check before it."""
+    from django.db import connection
+
+    monkeypatch.setattr(services.inbound, "_returns", lambda db: returning)
+    first = services.message_receive(session=number, msg=inbound(message_id="ABC"))
+    with CaptureQueriesContext(connection) as ctx:
+        again = services.message_receive(session=number, msg=inbound(message_id="ABC"))
+    # the contact, the conversation (locked), then the insert or the check (around them
+    # the transaction's own statements, or a savepoint's in a test)
+    statements = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].split()[0] in ("SELECT", "INSERT", "UPDATE", "DELETE")
+    ]
+    assert len(statements) == 3
+    assert ("ON CONFLICT" in statements[-1]) == returning
+    assert first is not None and again is None
+    assert Message.objects.count() == 1
+    assert Conversation.objects.get().unread_count == 1
+    assert services.message_receive(session=number, msg=inbound(message_id="DEF")) is not None
+    assert Conversation.objects.get().unread_count == 2
 
 
 def test_the_database_refuses_a_duplicate_whatsapp_id_in_a_conversation(number):
