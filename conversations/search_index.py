@@ -105,19 +105,29 @@ def _pg_create(cursor: Any) -> None:
     cursor.execute(f"CREATE INDEX contact_names_search ON whatsapp_contacts USING gin ({names})")
 
 
+def _pg_replace_index(db: BaseDatabaseWrapper, create: str) -> None:
+    """``msg_search`` replaced by the index ``create`` makes, built beside it without
+    blocking writes (``CONCURRENTLY``: messages keep coming in while it builds, a minute
+    or more on millions of them), then put in its place. Outside a transaction only;
+    a build cut short leaves an invalid ``msg_search_new``, dropped on the next try."""
+    with db.cursor() as cursor:
+        cursor.execute("DROP INDEX CONCURRENTLY IF EXISTS msg_search_new")
+        cursor.execute(
+            create.replace("CREATE INDEX msg_search", "CREATE INDEX CONCURRENTLY msg_search_new")
+        )
+        cursor.execute("DROP INDEX CONCURRENTLY IF EXISTS msg_search")
+        cursor.execute("ALTER INDEX msg_search_new RENAME TO msg_search")
+
+
 def with_buckets(db: BaseDatabaseWrapper) -> None:
     """The messages' index with their buckets as its second key (PostgreSQL)."""
     if db.vendor == "postgresql":
-        with db.cursor() as cursor:
-            cursor.execute("DROP INDEX IF EXISTS msg_search")
-            cursor.execute(_PG_INDEX_BUCKETS)
+        _pg_replace_index(db, _PG_INDEX_BUCKETS)
 
 
 def without_buckets(db: BaseDatabaseWrapper) -> None:
     if db.vendor == "postgresql":
-        with db.cursor() as cursor:
-            cursor.execute("DROP INDEX IF EXISTS msg_search")
-            cursor.execute(_PG_INDEX)
+        _pg_replace_index(db, _PG_INDEX)
 
 
 def _pg_drop(cursor: Any) -> None:

@@ -191,7 +191,7 @@ def _index_definition() -> str:
         return cursor.fetchone()[0]
 
 
-def test_the_index_serves_a_stretch_and_the_migration_goes_both_ways():
+def test_the_index_serves_a_stretch():
     """A stretch's query is written as the index's second key is: PostgreSQL reads both
     of its conditions from the index (a query that drifted from the index's expression
     would read the table instead)."""
@@ -204,10 +204,29 @@ def test_the_index_serves_a_stretch_and_the_migration_goes_both_ways():
     plan = stretch.explain()
     assert "Bitmap Index Scan on msg_search" in plan
     assert "Index Cond: ((search_vector @@" in plan and "ARRAY[(id / 16384)] && " in plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_goes_both_ways_without_a_transaction(number, alice):
+    """The index is rebuilt beside the old one (``CONCURRENTLY``, outside a transaction:
+    messages keep coming in meanwhile) and put in its place, both ways; a build cut
+    short before (an invalid ``msg_search_new``) is no obstacle."""
+    _say = services.message_receive
+    _say(session=number, msg=inbound(text="an invoice before"))
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE INDEX msg_search_new ON whatsapp_mensagens (wa_id)")
     search_index.without_buckets(connection)
     assert "ARRAY" not in _index_definition()
     search_index.with_buckets(connection)
     assert "(ARRAY[(id / 16384)])" in _index_definition()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'msg_search%'")
+        assert cursor.fetchone()[0] == 1
+    _say(session=number, msg=inbound(text="an invoice after"))
+    assert [h.message.body for h in message_search(user=alice, text="invoice")] == [
+        "an invoice after",
+        "an invoice before",
+    ]
 
 
 def test_the_snippet_is_postgresqls_headline_with_the_same_options(number):
