@@ -52,10 +52,11 @@ _PG_INDEX = f"CREATE INDEX msg_search ON {TABLE} USING gin (search_vector)"
 # buckets only reads, of each word's list of matches, the stretch those buckets hold
 # (PostgreSQL's GIN skips to it), where a search of every message reads every list whole.
 BUCKET = 16384
-_PG_BUCKET = f"ARRAY[{{table}}id / {BUCKET}]"
+# (``{table}.``: the messages' alias in a query, as in _NAMES, and nothing in the index)
+_PG_BUCKET = f"ARRAY[{{table}}.id / {BUCKET}]"
 _PG_INDEX_BUCKETS = (
     f"CREATE INDEX msg_search ON {TABLE} USING gin"
-    f" (search_vector, ({_PG_BUCKET.replace('{table}', '')}))"
+    f" (search_vector, ({_PG_BUCKET.replace('{table}.', '')}))"
 )
 # A contact's names as words: the expression of its index, which queries repeat
 # (``{table}.`` is the contacts' alias in a query, and nothing in the index).
@@ -336,7 +337,7 @@ def in_buckets(first: int, last: int) -> OnTable:
     """A message whose id is in the buckets ``first`` to ``last`` (PostgreSQL): the
     index's second key, written as the index writes it."""
     return OnTable(
-        _PG_BUCKET.replace("{table}", "{table}.") + " && %s::bigint[]",
+        _PG_BUCKET + " && %s::bigint[]",
         [list(range(first, last + 1))],
         BooleanField(),
     )

@@ -241,6 +241,8 @@ _UNIQUE = ("conversation_id", "wa_id")  # the messages' uniq_message_wa_id
 
 
 def _returns(db: BaseDatabaseWrapper) -> bool:
+    """Whether ``db`` returns columns from an insert (a function of its own, so the tests
+    take the other path on PostgreSQL too)."""
     return bool(db.features.can_return_columns_from_insert)
 
 
