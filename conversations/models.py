@@ -68,13 +68,15 @@ class Contact(models.Model):
 
     @property
     def display_name(self) -> str:
-        return (
-            self.saved_name
-            or self.group_subject
-            or self.push_name
-            or self.phone
-            or self.jid.split("@", 1)[0]
+        return display_name(
+            self.saved_name, self.group_subject, self.push_name, self.phone, self.jid
         )
+
+
+def display_name(saved_name: str, group_subject: str, push_name: str, phone: str, jid: str) -> str:
+    """The name a contact shows: the agents' name for it, a group's subject, the name
+    it gave WhatsApp, its phone, else its address."""
+    return saved_name or group_subject or push_name or phone or jid.split("@", 1)[0]
 
 
 class GroupParticipant(models.Model):

@@ -8,6 +8,7 @@ Contacts match by the start of a name (or of any word of it) and by phone digits
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Mapping
@@ -30,11 +31,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from conversations import search_index
-from conversations.models import Contact, Conversation, Message, Tag
+from conversations.models import Contact, Conversation, Message, Tag, display_name
 from conversations.search_index import START, STOP
 from conversations.selectors import conversation_queryset
 from vbcrm.types import AnyUser
@@ -54,8 +54,13 @@ MIN_SHARE = 0.1
 # The most contacts a name or phone search reads (the newest), to show the few most
 # recently active of.
 CONTACT_IDS = 500
-# What a hit shows (the results page): its rows are read with these columns only.
-HIT_FIELDS = (
+# What a hit shows (the results page): its rows are read as these columns, not as
+# models (51 messages, their conversations and contacts built as models cost more
+# than the query).
+HIT_COLUMNS = (
+    "pk",
+    "conversation_id",
+    "conversation__session_id",
     "direction",
     "kind",
     "body",
@@ -63,12 +68,11 @@ HIT_FIELDS = (
     "location_name",
     "wa_timestamp",
     "created_at",
-    "conversation__session_id",
-    "conversation__contact__jid",
-    "conversation__contact__phone",
-    "conversation__contact__push_name",
     "conversation__contact__saved_name",
     "conversation__contact__group_subject",
+    "conversation__contact__push_name",
+    "conversation__contact__phone",
+    "conversation__contact__jid",
 )
 
 
@@ -83,9 +87,29 @@ class SearchFilters:
 
 @dataclass(frozen=True)
 class SearchHit:
-    message: Message
+    """A message that matched, with what the results show of it."""
+
+    pk: int  # the message's
+    conversation_id: int
+    session_id: int
+    direction: str
+    kind: str
+    body: str
+    file_name: str
+    when: datetime  # when it was said (WhatsApp's time, else when it arrived)
+    name: str  # its contact's display name
+    phone: str
+    number: str  # the name of its conversation's number
     snippet: SafeString  # the text around the match, escaped, matches in <mark>
     rank: float
+
+    @property
+    def is_note(self) -> bool:
+        return self.direction == Message.Direction.NOTE
+
+    @property
+    def is_inbound(self) -> bool:
+        return self.direction == Message.Direction.INBOUND
 
 
 def _ranked(qs: QuerySet[Message], terms: list[str]) -> QuerySet[Message]:
@@ -169,28 +193,26 @@ def message_search(
     if not terms:
         return []
     f = filters or SearchFilters()
-    joined = ["conversation__contact"]
-    fields = list(HIT_FIELDS)
     if sessions is None:
-        joined.append("conversation__session")
-        fields.append("conversation__session__name")
-    rows: list[Message]
+        sessions = _numbers_seen(user)
+    rows: list[tuple]
     if search_index.backend() == "postgresql":
         window = sorted(_pg_window(user, terms, f, sessions), reverse=True)  # best first
         if after is not None:
             window = [r for r in window if r < after]  # (rank, id): a lower rank, or an older tie
         ranks = {pk: rank for rank, pk in window[:limit]}
-        # The page's rows (a few) are read whole, with their snippets; their ranks are known.
-        qs = Message.objects.filter(pk__in=list(ranks)).annotate(
+        # The page's rows (a few) are read with their snippets; their ranks are known.
+        found = Message.objects.filter(pk__in=list(ranks)).annotate(
             snippet=search_index.headline(terms)
         )
         rows = sorted(
-            qs.select_related(*joined).only(*fields),
-            key=lambda m: (ranks[m.pk], m.pk),
+            (
+                (*row, ranks[row[0]])
+                for row in found.values_list(*HIT_COLUMNS, "snippet").order_by()
+            ),
+            key=lambda row: (row[-1], row[0]),
             reverse=True,
         )
-        for m in rows:
-            m.rank = ranks[m.pk]  # type: ignore[attr-defined]
     else:
         found = search_index.matching(_filtered(_seen(user), f), terms)
         # Ranked among the newest matches only: a common word matches a good part of
@@ -203,15 +225,50 @@ def message_search(
         # (without an index every rank is 0: a constant a database may refuse to order by)
         best = ["-pk"] if search_index.backend() == "like" else [F("rank").desc(), "-pk"]
         page = ranked.order_by(*best).values("pk")[:limit]
-        # The page's rows (a few) are read whole, with their snippets, in the same query.
+        # The page's rows (a few) are read with their snippets, in the same query.
         hits = _with_snippet(_ranked(Message.objects.filter(pk__in=page), terms), terms)
-        rows = list(hits.select_related(*joined).only(*fields).order_by(*best))
-    if sessions is not None:
-        _attach(sessions, [m.conversation for m in rows])
-    return [
-        SearchHit(message=m, snippet=_snippet(m, terms), rank=float(m.rank))  # type: ignore[attr-defined]
-        for m in rows
-    ]
+        rows = list(hits.values_list(*HIT_COLUMNS, "snippet", "rank").order_by(*best))
+    names = _number_names(sessions, {row[2] for row in rows})
+    return [_hit(row, terms, names) for row in rows]
+
+
+def _numbers_seen(user: AnyUser) -> dict[int, WhatsAppSession]:
+    return {
+        s.pk: s
+        for s in WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).only(
+            "ignore_groups", "name"
+        )
+    }
+
+
+def _number_names(sessions: Mapping[int, WhatsAppSession], ids: set[int]) -> dict[int, str]:
+    """The names of the numbers ``ids``, from ``sessions`` (a number missing there,
+    shared with the user since the caller read them, is read)."""
+    names = {pk: sessions[pk].name for pk in ids if pk in sessions}
+    missing = ids - names.keys()
+    if missing:
+        names.update(WhatsAppSession.objects.filter(pk__in=missing).values_list("pk", "name"))
+    return names
+
+
+def _hit(row: tuple, terms: list[str], names: Mapping[int, str]) -> SearchHit:
+    (pk, conversation, number, direction, kind, body, file_name, location_name) = row[:8]
+    (wa_timestamp, created_at, saved, subject, push, phone, jid, snippet, rank) = row[8:]
+    return SearchHit(
+        pk=pk,
+        conversation_id=conversation,
+        session_id=number,
+        direction=direction,
+        kind=kind,
+        body=body,
+        file_name=file_name,
+        when=wa_timestamp or created_at,
+        name=display_name(saved, subject, push, phone, jid),
+        phone=phone,
+        number=names.get(number, ""),
+        snippet=_snippet(snippet, body or file_name or location_name, terms),
+        rank=float(rank),
+    )
 
 
 def _seen(user: AnyUser) -> QuerySet[Message]:
@@ -248,12 +305,7 @@ def _pg_window(
     if newest is None:
         return []
     if sessions is None:
-        sessions = {
-            s.pk: s
-            for s in WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).only(
-                "ignore_groups"
-            )
-        }
+        sessions = _numbers_seen(user)
     numbers = {pk for pk in sessions if not f.session_id or pk == f.session_id}
     # which numbers' conversations need a look at the conversation itself
     checked = {pk for pk in numbers if f.tag_id or sessions[pk].ignore_groups}
@@ -439,11 +491,11 @@ def conversation_search(
 # --- snippets ---------------------------------------------------------------------------------
 
 
-def _snippet(message: Message, terms: list[str]) -> SafeString:
-    raw = getattr(message, "snippet", None) or ""
-    if START not in raw:
-        # LIKE matches, and text the database did not mark (a match in the file name)
-        raw = _mark_words(message.body or message.file_name or message.location_name, terms)
+def _snippet(raw: str | None, text: str, terms: list[str]) -> SafeString:
+    """The database's snippet ``raw``; else (LIKE matches, and text the database did not
+    mark: a match in the file name) ``text`` marked here."""
+    if not raw or START not in raw:
+        raw = _mark_words(text, terms)
     return marked_html(raw)
 
 
@@ -479,7 +531,7 @@ def marked_html(raw: str) -> SafeString:
                 out.append("</mark>")
                 open_ = False
         else:
-            out.append(escape(part))
+            out.append(html.escape(part))  # django.utils.html.escape, without its wrappers
     if open_:
         out.append("</mark>")
     return mark_safe("".join(out))  # noqa: S308 - every piece of text is escaped above

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import dateformat, formats, timezone
+from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -23,6 +23,7 @@ from conversations import search_selectors
 from conversations.models import Message
 from conversations.search_selectors import SearchFilters
 from conversations.selectors import tag_list
+from vbcrm.dates import format_date
 from vbcrm.params import positive_int
 from vbcrm.types import AuthedRequest
 from whatsapp.selectors import session_list
@@ -83,10 +84,13 @@ class HitRow:
     when: str  # and as date:"SHORT_DATETIME_FORMAT"
 
 
+_KINDS = dict(Message.Kind.choices)  # lazy labels, translated when read
+
+
 def _hit_rows(hits: list[search_selectors.SearchHit]) -> list[HitRow]:
-    # what reverse() and date_format() work out for every row, worked out once
+    # what reverse() and the time zone work out for every row, worked out once
     url = reverse("conversations:detail", args=[0]).removesuffix("0/")
-    when = formats.get_format("SHORT_DATETIME_FORMAT")
+    zone = timezone.get_current_timezone()
     labels = {
         "note": _("Private note"),
         "inbound": _("From the customer"),
@@ -94,28 +98,25 @@ def _hit_rows(hits: list[search_selectors.SearchHit]) -> list[HitRow]:
     }
     rows = []
     for hit in hits:
-        m = hit.message
-        c = m.conversation
-        name = c.contact.display_name
-        if m.is_note:
+        if hit.is_note:
             origin = labels["note"]
-        elif m.is_inbound:
+        elif hit.is_inbound:
             origin = labels["inbound"]
         else:
             origin = labels["outbound"]
-        local = timezone.localtime(m.wa_timestamp or m.created_at)
+        local = hit.when.astimezone(zone)
         rows.append(
             HitRow(
-                pk=m.pk,
-                url=f"{url}{c.pk}/?message={m.pk}#message-{m.pk}",
-                initial="🔒" if m.is_note else name[:1].upper(),
-                name=name,
-                phone=c.contact.phone,
-                number=c.session.name,
+                pk=hit.pk,
+                url=f"{url}{hit.conversation_id}/?message={hit.pk}#message-{hit.pk}",
+                initial="🔒" if hit.is_note else hit.name[:1].upper(),
+                name=hit.name,
+                phone=hit.phone,
+                number=hit.number,
                 origin=origin,
-                snippet=hit.snippet or m.get_kind_display(),
+                snippet=hit.snippet or str(_KINDS.get(hit.kind, hit.kind)),
                 iso=local.isoformat(),
-                when=dateformat.format(local, when),
+                when=format_date(local, "SHORT_DATETIME_FORMAT"),
             )
         )
     return rows
@@ -160,7 +161,7 @@ def search(request: AuthedRequest) -> HttpResponse:
         if len(rows) > PAGE:
             more = request.GET.copy()
             more["after_rank"] = repr(hits[-1].rank)
-            more["after_id"] = str(hits[-1].message.pk)
+            more["after_id"] = str(hits[-1].pk)
             more_url = "?" + more.urlencode()
         if after is None:
             conversations = search_selectors.conversation_search(

@@ -31,7 +31,7 @@ def _say(number, text: str, phone: str = "5511988880001", **kw) -> Message:
 
 
 def _bodies(user, text: str, **filters) -> list[str]:
-    return [h.message.body for h in message_search(user=user, text=text, **filters)]
+    return [h.body for h in message_search(user=user, text=text, **filters)]
 
 
 @pytest.fixture
@@ -62,9 +62,9 @@ def test_the_best_match_comes_first_then_the_newest(number, alice):
     older_tie = _say(number, "second copy of the invoice", phone="5511988880002")
     newer_tie = _say(number, "second copy of the invoice", phone="5511988880003")
     hits = message_search(user=alice, text="invoice")
-    assert hits[0].message.pk == strong.pk
-    assert hits[-1].message.pk == weak.pk
-    ties = [h.message.pk for h in hits if h.message.pk in {older_tie.pk, newer_tie.pk}]
+    assert hits[0].pk == strong.pk
+    assert hits[-1].pk == weak.pk
+    ties = [h.pk for h in hits if h.pk in {older_tie.pk, newer_tie.pk}]
     assert ties == [newer_tie.pk, older_tie.pk]
 
 
@@ -93,8 +93,27 @@ def test_accents_fold_both_ways(number, alice, folds_accents):
 def test_a_file_name_matches_too(number, alice):
     _say(number, "", kind=MessageKind.DOCUMENT, filename="boleto-marco.pdf")
     [hit] = message_search(user=alice, text="boleto")
-    assert hit.message.file_name == "boleto-marco.pdf"
+    assert hit.file_name == "boleto-marco.pdf"
     assert "<mark>boleto</mark>" in hit.snippet
+
+
+def test_a_hit_carries_what_the_results_show(number, alice):
+    """Read as columns, not models: the contact's name (as Contact.display_name
+    gives it), phone, the number's name, the message's time and direction."""
+    said = timezone.now().replace(microsecond=0)
+    message = _say(number, "the invoice is late", timestamp=said)  # from "Maria"
+    note = services.note_add(user=alice, conversation=message.conversation, text="invoice ok")
+    for sessions in (None, {number.pk: number}):
+        hits = {h.pk: h for h in message_search(user=alice, text="invoice", sessions=sessions)}
+        hit = hits[message.pk]
+        contact = message.conversation.contact
+        assert (hit.name, hit.phone) == (contact.display_name, "5511988880001")
+        assert hit.number == "Support"
+        assert hit.name == "Maria"
+        assert hit.conversation_id == message.conversation_id
+        assert hit.session_id == number.pk
+        assert hit.when == said and hit.is_inbound and not hit.is_note
+        assert hits[note.pk].is_note and hits[note.pk].when == note.created_at
 
 
 def test_edits_and_deletes_reach_the_index(number, alice):
@@ -325,7 +344,7 @@ def test_only_the_newest_matches_are_ranked(number, alice, monkeypatch):
     monkeypatch.setattr("conversations.search_selectors.WINDOW", 2)
     _say(number, "invoice invoice invoice, the best match but the oldest")
     newer = [_say(number, f"one invoice among many other words, number {i}").pk for i in range(2)]
-    assert sorted(h.message.pk for h in message_search(user=alice, text="invoice")) == newer
+    assert sorted(h.pk for h in message_search(user=alice, text="invoice")) == newer
 
 
 def test_groups_of_a_number_that_ignores_them_stay_hidden(number, alice):
