@@ -18,6 +18,7 @@ from conversations import jinja
 from conversations import vcard as vcard_parse
 from conversations.models import FILE_KINDS, Conversation, Message
 from conversations.serializers import group_picture_url
+from vbcrm.dates import format_date
 from whatsapp.models import WhatsAppSession
 
 register = template.Library()
@@ -48,7 +49,7 @@ def msg_times(m: Message) -> dict[str, str]:
         "day": local.date().isoformat(),  # date:"Y-m-d"
         "day_label": _day_label(local.date()),
         "iso": local.isoformat(),  # date:"c"
-        "title": formats.date_format(local, "DATETIME_FORMAT"),
+        "title": format_date(local, "DATETIME_FORMAT"),
         "hm": local.strftime("%H:%M"),  # time:"H:i"
     }
 
@@ -108,7 +109,7 @@ def _day_label(day: date) -> str:
         return _("Today")
     if day == today - timedelta(days=1):
         return _("Yesterday")
-    return formats.date_format(day, "DATE_FORMAT")
+    return format_date(day, "DATE_FORMAT")
 
 
 def _list_label(local: datetime) -> str:
@@ -118,7 +119,7 @@ def _list_label(local: datetime) -> str:
         return local.strftime("%H:%M")  # time:"H:i"
     if local.date() == today - timedelta(days=1):
         return _("Yesterday")
-    return formats.date_format(local.date(), "SHORT_DATE_FORMAT")
+    return format_date(local.date(), "SHORT_DATE_FORMAT")
 
 
 @register.filter
@@ -305,7 +306,7 @@ def number_state(session: WhatsAppSession) -> str:
     if same_day:
         when = formats.time_format(local, "TIME_FORMAT")
     else:
-        when = formats.date_format(local, "SHORT_DATETIME_FORMAT")
+        when = format_date(local, "SHORT_DATETIME_FORMAT")
     return _("%(status)s since %(time)s") % {"status": status, "time": when}
 
 
