@@ -129,3 +129,29 @@ def test_ensure_admin_prints_a_password_once(capsys):
     assert password not in user.password
     call_command("ensure_admin")
     assert "already exists" in capsys.readouterr().out
+
+
+def test_the_top_bar_links_are_the_named_pages_under_the_script_prefix(client, alice):
+    """Reversed once, not once a page: still what ``{% url %}`` gives, under the script
+    prefix the site is served at."""
+    from django.urls import get_script_prefix, set_script_prefix
+
+    from conversations.templatetags.inbox import _TOP_BAR, top_bar_urls
+
+    assert top_bar_urls() == {key: reverse(name) for key, name in _TOP_BAR.items()}
+    before = get_script_prefix()
+    set_script_prefix("/crm/")
+    try:
+        urls = top_bar_urls()
+        assert urls["inbox"] == "/crm/" and urls["logout"] == reverse("logout")
+        assert all(url.startswith("/crm/") for url in urls.values())
+    finally:
+        set_script_prefix(before)
+    client.force_login(alice)
+    page = client.get(reverse("profile")).content.decode()
+    for key in ("inbox", "numbers", "contacts", "reports", "profile", "password", "logout"):
+        assert (
+            f'href="{reverse(_TOP_BAR[key])}"' in page
+            or f'action="{reverse(_TOP_BAR[key])}"' in page
+        )
+    assert f'action="{reverse("set_language")}"' in page
