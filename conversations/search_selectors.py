@@ -74,6 +74,19 @@ HIT_COLUMNS = (
     "conversation__contact__phone",
     "conversation__contact__jid",
 )
+# The same columns on PostgreSQL, with the snippets, as one statement written once
+# (composed by the ORM, it cost about 1 ms a search): ``{snippet}`` and ``{rows}``
+# are ``search_index.headline`` and ``search_index.id_in`` on the messages ("m").
+_PG_HITS = (
+    "SELECT m.id, m.conversation_id, c.session_id, m.direction, m.kind, m.body,"  # noqa: S608
+    " m.file_name, m.location_name, m.wa_timestamp, m.created_at, k.saved_name,"
+    " k.group_subject, k.push_name, k.phone, k.jid, {snippet}"
+    f" FROM {Message._meta.db_table} m"
+    f" JOIN {Conversation._meta.db_table} c ON c.id = m.conversation_id"
+    f" JOIN {Contact._meta.db_table} k ON k.id = c.contact_id"
+    " WHERE {rows}"
+)
+_PG_NEWEST = f"SELECT id FROM {Message._meta.db_table} ORDER BY id DESC LIMIT 1"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -202,14 +215,8 @@ def message_search(
             window = [r for r in window if r < after]  # (rank, id): a lower rank, or an older tie
         ranks = {pk: rank for rank, pk in window[:limit]}
         # The page's rows (a few) are read with their snippets; their ranks are known.
-        found = Message.objects.filter(pk__in=list(ranks)).annotate(
-            snippet=search_index.headline(terms)
-        )
         rows = sorted(
-            (
-                (*row, ranks[row[0]])
-                for row in found.values_list(*HIT_COLUMNS, "snippet").order_by()
-            ),
+            ((*row, ranks[row[0]]) for row in _pg_hits(list(ranks), terms)),
             key=lambda row: (row[-1], row[0]),
             reverse=True,
         )
@@ -239,6 +246,20 @@ def _numbers_seen(user: AnyUser) -> dict[int, WhatsAppSession]:
             "ignore_groups", "name"
         )
     }
+
+
+def _pg_hits(ids: list[int], terms: list[str]) -> list[tuple]:
+    """``HIT_COLUMNS`` and the snippet of the messages ``ids`` (PostgreSQL)."""
+    if not ids:
+        return []
+    snippet, rows = search_index.headline(terms), search_index.id_in(ids)
+    sql = _PG_HITS.format(
+        snippet=snippet.template.replace("{table}", "m"),
+        rows=rows.template.replace("{table}", "m"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*snippet.params, *rows.params])
+        return cursor.fetchall()
 
 
 def _number_names(sessions: Mapping[int, WhatsAppSession], ids: set[int]) -> dict[int, str]:
@@ -301,7 +322,10 @@ def _pg_window(
     filter by number, a user of few numbers), the rest is read the other way round,
     the rule joined in (``_window_by_rule``).
     """
-    newest = Message.objects.order_by("-pk").values_list("pk", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_NEWEST)
+        found = cursor.fetchone()
+    newest = found[0] if found else None
     if newest is None:
         return []
     if sessions is None:
