@@ -324,8 +324,8 @@ def _pg_window(
     """
     with connection.cursor() as cursor:
         cursor.execute(_PG_NEWEST)
-        found = cursor.fetchone()
-    newest = found[0] if found else None
+        row = cursor.fetchone()
+    newest = row[0] if row else None
     if newest is None:
         return []
     if sessions is None:
