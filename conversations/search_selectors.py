@@ -200,8 +200,8 @@ def message_search(
     """Messages and notes of the numbers ``user`` sees that hold every word of ``text``,
     best first (rank, then newest), among the newest ``WINDOW`` that match. ``after``:
     the ``(rank, id)`` of the last hit of the previous page. ``sessions``: the numbers
-    ``user`` sees, by id, when the caller has them (each hit's number comes from there
-    instead of a join)."""
+    ``user`` sees, by id, when the caller has them (read here otherwise: each hit's
+    number, and on PostgreSQL the access rule, come from there)."""
     terms = search_index.words(text)
     if not terms:
         return []
@@ -240,6 +240,7 @@ def message_search(
 
 
 def _numbers_seen(user: AnyUser) -> dict[int, WhatsAppSession]:
+    """The numbers ``user`` sees, by id, with what a search reads of them."""
     return {
         s.pk: s
         for s in WhatsAppSession.objects.filter(pk__in=visible_session_ids(user)).only(
@@ -305,11 +306,10 @@ def _pg_window(
     user: AnyUser,
     terms: list[str],
     f: SearchFilters,
-    sessions: Mapping[int, WhatsAppSession] | None = None,
+    sessions: Mapping[int, WhatsAppSession],
 ) -> list[tuple[float, int]]:
     """``(rank, id)`` of the newest ``WINDOW`` messages that match and that ``user`` may
-    see, on PostgreSQL (``sessions``: the numbers ``user`` sees, when the caller has
-    them).
+    see, on PostgreSQL (``sessions``: the numbers ``user`` sees).
 
     They are looked for from the newest bucket of ids back (``search_index.in_buckets``),
     a stretch at a time: a first one of ``FIRST_BUCKETS``, then one as long as the
@@ -328,8 +328,6 @@ def _pg_window(
     newest = row[0] if row else None
     if newest is None:
         return []
-    if sessions is None:
-        sessions = _numbers_seen(user)
     numbers = {pk for pk in sessions if not f.session_id or pk == f.session_id}
     # which numbers' conversations need a look at the conversation itself
     checked = {pk for pk in numbers if f.tag_id or sessions[pk].ignore_groups}

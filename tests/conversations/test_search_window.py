@@ -107,7 +107,8 @@ def test_the_window_is_the_newest_matches_however_common(
     mine = [_conversation(number, f"55119000000{i:02d}") for i in range(4)]
     ids = _spread(mine, _bodies(600))
     assert ids[-1] // search_index.BUCKET - ids[0] // search_index.BUCKET > 150  # many buckets
-    found = search_selectors._pg_window(alice, search_index.words(text), SearchFilters())
+    terms, numbers = search_index.words(text), search_selectors._numbers_seen(alice)
+    found = search_selectors._pg_window(alice, terms, SearchFilters(), numbers)
     assert [pk for _, pk in found] == sorted(_expected(alice, text, window), reverse=True)
     hits = _all_hits(alice, text)
     assert {pk for _, pk in hits} == _expected(alice, text, window)
