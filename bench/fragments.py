@@ -100,22 +100,10 @@ def _digest(html: str) -> str:
 
 
 def _start(root: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    run = (
-        "import runpy, sys; sys.argv = ['', '--serve']; "
-        f"runpy.run_path({str(__file__)!r}, run_name='__main__')"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", run],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"{root}: its side did not start")
+    # imported here: the other checkout's side runs this file with its own bench/
+    from bench.reads_turns import start_side
+
+    proc, line = start_side(__file__, root)
     return proc, json.loads(line)
 
 

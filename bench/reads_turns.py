@@ -81,11 +81,12 @@ def serve() -> None:
         print(json.dumps(out), flush=True)
 
 
-def _start(root: Path) -> subprocess.Popen:
-    # this file, run in ``root`` (whose code it imports): the other checkout may not have it
+def start_side(script: str, root: Path) -> tuple[subprocess.Popen, str]:
+    """``script`` (a bench file of this checkout) run with ``--serve`` in ``root``, whose
+    code it imports (the other checkout may not have it), and the first line it wrote."""
     run = (
         "import runpy, sys; sys.argv = ['', '--serve']; "
-        f"runpy.run_path({str(__file__)!r}, run_name='__main__')"
+        f"runpy.run_path({script!r}, run_name='__main__')"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", run],
@@ -96,7 +97,15 @@ def _start(root: Path) -> subprocess.Popen:
         text=True,
     )
     # one at a time: both collect the static files into the same place
-    if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+    line = proc.stdout.readline() if proc.stdout is not None else ""
+    if not line:
+        raise SystemExit(f"{root}: its side did not start")
+    return proc, line
+
+
+def _start(root: Path) -> subprocess.Popen:
+    proc, line = start_side(__file__, root)
+    if line.strip() != "ready":
         raise SystemExit(f"{root}: its side did not start")
     return proc
 
