@@ -467,7 +467,10 @@ def conversation_search(
     if not text:
         return []
     f = filters or SearchFilters()
-    contacts = Contact.objects.filter(session_id__in=visible_session_ids(user))
+    # the numbers the caller read, as ids (a subquery of the access rule costs the ORM
+    # and the planner about 1 ms more here)
+    numbers = list(sessions) if sessions is not None else visible_session_ids(user)
+    contacts = Contact.objects.filter(session_id__in=numbers)
     match = Q()
     terms = search_index.words(text)
     if terms and connection.vendor == "postgresql":
