@@ -73,6 +73,7 @@ class HitRow:
     filters, one by one for each of the page's 50 rows, were most of its rendering."""
 
     pk: int
+    id: str  # the same, as text: an int in a template goes through number localisation
     url: str
     initial: str  # the avatar's letter, or the lock of a private note
     name: str
@@ -108,6 +109,7 @@ def _hit_rows(hits: list[search_selectors.SearchHit]) -> list[HitRow]:
         rows.append(
             HitRow(
                 pk=hit.pk,
+                id=str(hit.pk),
                 url=f"{url}{hit.conversation_id}/?message={hit.pk}#message-{hit.pk}",
                 initial="🔒" if hit.is_note else hit.name[:1].upper(),
                 name=hit.name,
