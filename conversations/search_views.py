@@ -141,7 +141,14 @@ def search(request: AuthedRequest) -> HttpResponse:
     Each opens its conversation at the message. ``after_rank``/``after_id``: the next
     page (cursor, never OFFSET)."""
     form = SearchForm(request.GET)
-    sessions = list(session_list(user=request.user).select_related(None).order_by("name"))
+    # what the page reads of the numbers: the filter's names, the search's access rule
+    # (ignore_groups) and the tags' owners
+    sessions = list(
+        session_list(user=request.user)
+        .select_related(None)
+        .only("name", "owner_id", "ignore_groups")
+        .order_by("name")
+    )
     by_id = {s.pk: s for s in sessions}
     text = ""
     hits: list[search_selectors.SearchHit] = []
