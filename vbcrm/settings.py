@@ -224,8 +224,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # The axes backend first: it refuses a locked-out account or address before the password
 # is checked, and counts every failure (django.contrib.auth's user_login_failed signal).
+# Then ours (Django's, its user read with their presence: vbcrm/auth.py), and Django's
+# own, for the sessions it logged in before ours was listed.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    "vbcrm.auth.UserBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"

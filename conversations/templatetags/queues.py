@@ -16,7 +16,7 @@ register = template.Library()
 def availability_switch(context: template.Context) -> dict[str, Any]:
     request = context["request"]
     return {
-        "presence": services.presence_get(user=request.user),
+        "presence": services.presence_get(user=request.user, loaded=True),
         "request": request,
         "csrf_token": context.get("csrf_token"),
     }

@@ -56,10 +56,10 @@ def test_the_list_page_runs_the_same_queries_for_3_or_30_rows(
     with django_assert_num_queries(few):
         response = client.get("/")
     assert response.content.decode().count('class="conversation-row') == 30
-    # and pinned: session, user, numbers, unread counts, mentions, queues, the header's
-    # availability, the page of rows, their tags and their contacts' (one query), the tags
-    # of the filter
-    assert few == 10
+    # and pinned: session, user (with the header's availability), numbers, unread counts,
+    # mentions, queues, the page of rows, their tags and their contacts' (one query), the
+    # tags of the filter
+    assert few == 9
 
 
 def test_the_thread_page_runs_the_same_queries_for_3_or_30_messages(
@@ -85,11 +85,11 @@ def test_the_thread_page_runs_the_same_queries_for_3_or_30_messages(
     with django_assert_num_queries(few):
         response = client.get(url)
     assert response.content.decode().count('class="msg ') == 30
-    # session, user, numbers, unread, mentions, queues, availability, rows, the tags of the
-    # rows and of the open conversation and of their contacts (one query), the tags the
-    # user may use, conversation, messages, members, the number's queues, system lines,
-    # quick replies
-    assert few == 16
+    # session, user (with the header's availability), numbers, unread, mentions, queues,
+    # rows, the tags of the rows and of the open conversation and of their contacts (one
+    # query), the tags the user may use, conversation, messages, members, the number's
+    # queues, system lines, quick replies
+    assert few == 15
 
 
 # --- pages and access -----------------------------------------------------------------------

@@ -332,10 +332,10 @@ def test_the_page_runs_the_same_queries_for_3_or_30_hits(
     with django_assert_num_queries(len(few.captured_queries)):
         body = client.get(url).content.decode()
     assert body.count('class="contact-row search-hit"') == 30
-    # session, user, the numbers, the tags, availability, the messages (on PostgreSQL:
-    # the newest id, the newest matches with their numbers, the page's rows), the
-    # contacts and their conversations
-    assert len(few.captured_queries) == (10 if connection.vendor == "postgresql" else 8)
+    # session, user (with the header's availability), the numbers, the tags, the messages
+    # (on PostgreSQL: the newest id, the newest matches with their numbers, the page's
+    # rows), the contacts and their conversations
+    assert len(few.captured_queries) == (9 if connection.vendor == "postgresql" else 7)
 
 
 def test_only_the_newest_matches_are_ranked(number, alice, monkeypatch):
