@@ -8,6 +8,7 @@ Contacts match by the start of a name (or of any word of it) and by phone digits
 
 from __future__ import annotations
 
+import heapq
 import html
 import math
 import re
@@ -87,6 +88,14 @@ _PG_HITS = (
     " WHERE {rows}"
 )
 _PG_NEWEST = f"SELECT id FROM {Message._meta.db_table} ORDER BY id DESC LIMIT 1"  # noqa: S608
+# A stretch of ``_pg_window``: the newest matches first, every match through the index
+# then the newest (``id + 0``, not a walk by id: PostgreSQL cannot tell how many rows a
+# walk would read before it found enough). ``{where}``: ``_pg_found``'s conditions and
+# the stretch's.
+_PG_STRETCH = (
+    f"SELECT m.id, m.conversation_id, m.search_vector FROM {Message._meta.db_table} m"  # noqa: S608
+    " WHERE {where} ORDER BY m.id + 0 DESC LIMIT %s"
+)
 
 
 @dataclass(frozen=True)
@@ -210,10 +219,10 @@ def message_search(
         sessions = _numbers_seen(user)
     rows: list[tuple]
     if search_index.backend() == "postgresql":
-        window = sorted(_pg_window(user, terms, f, sessions), reverse=True)  # best first
+        window = _pg_window(user, terms, f, sessions)
         if after is not None:
             window = [r for r in window if r < after]  # (rank, id): a lower rank, or an older tie
-        ranks = {pk: rank for rank, pk in window[:limit]}
+        ranks = {pk: rank for rank, pk in heapq.nlargest(limit, window)}  # best first
         # The page's rows (a few) are read with their snippets; their ranks are known.
         rows = sorted(
             ((*row, ranks[row[0]]) for row in _pg_hits(list(ranks), terms)),
@@ -331,7 +340,7 @@ def _pg_window(
     numbers = {pk for pk in sessions if not f.session_id or pk == f.session_id}
     # which numbers' conversations need a look at the conversation itself
     checked = {pk for pk in numbers if f.tag_id or sessions[pk].ignore_groups}
-    found = search_index.matching(_message_filtered(Message.objects.all(), f), terms)
+    found, found_params = _pg_found(terms, f)
     kept: list[tuple[float, int]] = []
     top = last = newest // search_index.BUCKET
     width = FIRST_BUCKETS
@@ -340,15 +349,18 @@ def _pg_window(
     limit = WINDOW
     while True:
         first = last - width + 1
+        where, params = list(found), list(found_params)
         if first > 0:
-            qs = found.filter(search_index.in_buckets(first, last))
+            buckets = search_index.in_buckets(first, last)
+            where.append(buckets.template.replace("{table}", "m"))
+            params += buckets.params
         elif last < top:  # everything older than the stretches read
-            qs = found.filter(pk__lt=(last + 1) * search_index.BUCKET)
-        else:
-            qs = found
+            where.append("m.id < %s")
+            params.append((last + 1) * search_index.BUCKET)
         if below is not None:
-            qs = qs.filter(pk__lt=below)
-        rows = _rows_ranked(qs, terms, limit)
+            where.append("m.id < %s")
+            params.append(below)
+        rows = _rows_ranked(_PG_STRETCH.format(where=" AND ".join(where)), [*params, limit], terms)
         check = {c for _, c, number, _ in rows if number in checked}
         passed = _conversations_seen(user, check, f)
         visible = [
@@ -383,19 +395,28 @@ def _pg_window(
         last, below, in_stretch = first - 1, None, 0
 
 
-def _rows_ranked(
-    qs: QuerySet[Message], terms: list[str], limit: int
-) -> list[tuple[int, int, int, float]]:
-    """``(id, conversation id, number id, rank)`` of the newest ``limit`` messages of
-    ``qs``."""
-    inner = (
-        qs.annotate(_vector=search_index.SearchVectorColumn())
-        # every match through the index, then the newest (not a walk by id: PostgreSQL
-        # cannot tell how many rows a walk would read before it found enough)
-        .order_by(ExpressionWrapper(F("pk") + 0, output_field=BigIntegerField()).desc())
-        .values_list("pk", "conversation_id", "_vector")[:limit]
-    )
-    sql, params = inner.query.sql_with_params()
+def _pg_found(terms: list[str], f: SearchFilters) -> tuple[list[str], list]:
+    """The conditions (on the messages, "m") and their parameters of a message that
+    holds ``terms`` and that the filters on the message itself keep: what
+    ``_message_filtered`` and ``search_index.matching`` ask, written for ``_PG_STRETCH``."""
+    where = ["m.search_vector @@ to_tsquery(%s::regconfig, %s)"]
+    params: list = [search_index.CONFIG, search_index.pg_tsquery(terms)]
+    if f.direction:
+        where.append("m.direction = %s")
+        params.append(f.direction)
+    # the time a message shows (WhatsApp's, else when it arrived), by the reader's days
+    if f.date_from:
+        where.append("COALESCE(m.wa_timestamp, m.created_at) >= %s")
+        params.append(_day_start(f.date_from))
+    if f.date_to:
+        where.append("COALESCE(m.wa_timestamp, m.created_at) < %s")
+        params.append(_day_start(f.date_to + timedelta(days=1)))
+    return where, params
+
+
+def _rows_ranked(inner: str, params: list, terms: list[str]) -> list[tuple[int, int, int, float]]:
+    """``(id, conversation id, number id, rank)`` of the messages ``inner`` reads: a
+    statement of their ``(id, conversation id, search vector)``, newest first."""
     query = search_index.pg_tsquery(terms)
     conversations = Conversation._meta.db_table
     with connection.cursor() as cursor:
@@ -405,7 +426,7 @@ def _rows_ranked(
             # row by row, where a join may read every conversation)
             f"SELECT s.id, s.conversation, (SELECT c.session_id FROM {conversations} c"  # noqa: S608
             f" WHERE c.id = s.conversation), ts_rank(s.vector, to_tsquery(%s::regconfig, %s))"
-            f"::float8 FROM ({sql}) AS s(id, conversation, vector) ORDER BY s.id DESC",
+            f"::float8 FROM ({inner}) AS s(id, conversation, vector) ORDER BY s.id DESC",
             (search_index.CONFIG, query, *params),
         )
         return cursor.fetchall()
@@ -442,7 +463,13 @@ def _window_by_rule(
     """``(rank, id)`` of the newest ``need`` matches older than ``below`` that ``user``
     sees: the access rule and the filters joined in."""
     qs = search_index.matching(_filtered(_seen(user), f), terms).filter(pk__lt=below)
-    return [(rank, pk) for pk, _, _, rank in _rows_ranked(qs, terms, need)]
+    inner = (
+        qs.annotate(_vector=search_index.SearchVectorColumn())
+        .order_by(ExpressionWrapper(F("pk") + 0, output_field=BigIntegerField()).desc())
+        .values_list("pk", "conversation_id", "_vector")[:need]
+    )
+    sql, params = inner.query.sql_with_params()
+    return [(rank, pk) for pk, _, _, rank in _rows_ranked(sql, list(params), terms)]
 
 
 def _attach(sessions: Mapping[int, WhatsAppSession], conversations: list[Conversation]) -> None:
