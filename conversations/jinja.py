@@ -19,11 +19,13 @@ from typing import Any
 from django.template import engines
 from django.template.defaultfilters import filesizeformat, linebreaksbr, truncatechars
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.formats import localize
 from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 from django.utils.translation import gettext
+from django_htmx.jinja import htmx_script
 from jinja2 import Environment
 
 # The engine's alias in settings.TEMPLATES.
@@ -72,7 +74,14 @@ def environment(**options: Any) -> Environment:
     # Autoescaping on, as in Django's templates: _finalize's strings are safe.
     options.pop("autoescape", None)
     env = Environment(autoescape=True, finalize=_finalize, **options)
-    env.globals.update(_=_translate, url=_url, row_labels=tags.row_labels, system_line=_system_line)
+    env.globals.update(
+        _=_translate,
+        url=_url,
+        static=static,
+        htmx_script=htmx_script,
+        row_labels=tags.row_labels,
+        system_line=_system_line,
+    )
     env.filters.update(
         fill=_fill,
         linebreaksbr=lambda value: linebreaksbr(value, autoescape=True),

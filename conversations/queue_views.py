@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from conversations import queue_selectors, selectors, services
 from conversations.models import Conversation, Queue
 from conversations.services import QueueFields
+from conversations.templatetags.layout import top_bar_urls
 from conversations.views import _header_response
 from vbcrm.errors import first_error
 from vbcrm.htmx import toast
@@ -150,7 +151,9 @@ def availability(request: AuthedRequest) -> HttpResponse:
     available = request.POST.get("available") == "1"
     presence = services.presence_set(user=request.user, available=available)
     if request.htmx:
-        return render(request, "conversations/_availability.html", {"presence": presence})
+        return render(
+            request, "layout/availability.html", {"presence": presence, "urls": top_bar_urls()}
+        )
     messages.success(request, _("You are available.") if presence.available else _("You are away."))
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):

@@ -136,7 +136,7 @@ def test_the_top_bar_links_are_the_named_pages_under_the_script_prefix(client, a
     prefix the site is served at."""
     from django.urls import get_script_prefix, set_script_prefix
 
-    from conversations.templatetags.inbox import _TOP_BAR, top_bar_urls
+    from conversations.templatetags.layout import _TOP_BAR, top_bar_urls
 
     assert top_bar_urls() == {key: reverse(name) for key, name in _TOP_BAR.items()}
     before = get_script_prefix()

@@ -6,10 +6,8 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from django import template
-from django.conf import settings
 from django.urls import URLResolver, get_resolver, get_script_prefix, get_urlconf, reverse
 from django.utils import formats, timezone
-from django.utils.html import json_script
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -153,38 +151,6 @@ def conversation_url(pk: int) -> str:
     return f"{head}{pk}{tail}"
 
 
-# The top bar's links (base.html), by the names the template reads them with.
-_TOP_BAR = {
-    "manifest": "web_manifest",
-    "inbox": "inbox",
-    "search": "conversations:search",
-    "numbers": "whatsapp:numbers",
-    "contacts": "contacts:list",
-    "templates": "conversations:templates",
-    "queues": "conversations:queues",
-    "reports": "reports:page",
-    "webhooks": "conversations:webhooks",
-    "admin": "admin:index",
-    "profile": "profile",
-    "password": "password_change",
-    "logout": "logout",
-    "language": "set_language",
-}
-
-
-@lru_cache(maxsize=16)
-def _top_bar_urls(resolver: URLResolver, prefix: str) -> dict[str, str]:
-    # keyed as _detail_url_around is
-    return {key: reverse(name) for key, name in _TOP_BAR.items()}
-
-
-@register.simple_tag
-def top_bar_urls() -> dict[str, str]:
-    """The top bar's URLs, reversed once: ``{% url %}`` resolves its name again on every
-    page (14 of them, about 1 ms a page)."""
-    return _top_bar_urls(get_resolver(get_urlconf()), get_script_prefix())
-
-
 @register.filter
 def sender_phone(jid: str) -> str:
     """A group member's address as the thread shows it when they gave no name:
@@ -280,52 +246,6 @@ def user_label(user) -> str:
     return user.get_full_name() or user.get_username()
 
 
-def _js_strings() -> dict[str, object]:
-    """Every string the page scripts show, translated for the page's language."""
-    return {
-        "reconnecting": _("Connection lost. Reconnecting…"),
-        "reconnected": _("Connected again."),
-        "session_expired": _("Your session has ended. Log in again."),
-        "offline_send": _("Could not reach the server. Your message was kept: try again."),
-        "error": _("Something went wrong. Please try again."),
-        "too_large": _("The file is larger than %(mb)s MB.")
-        % {"mb": settings.VBCRM_MAX_UPLOAD_BYTES // (1024 * 1024)},
-        "retry_done": _("The message is back in the queue."),
-        "new_message_from": _("New message from %(name)s"),
-        "notify_on": _("Desktop notifications are on."),
-        "notify_denied": _("Notifications are blocked in this browser's settings."),
-        "sound_on": _("Sound on"),
-        "sound_off": _("Sound off"),
-        "no_quick_replies": _("No template starts with this."),
-        "template_file": _("the template's file"),
-        "shared_template": _("Shared on this number"),
-        "template_loading": _("Filling in the template…"),
-        "template_failed": _("This template could not be loaded. Reload the page."),
-        "confirm": _("Confirm"),
-        "cancel": _("Cancel"),
-        "remove_file": _("Remove the file"),
-        "recording": _("Recording… press ⏹ to stop."),
-        "no_microphone": _("The microphone is not available in this browser."),
-        "number_deleted": _("This number was deleted."),
-        "status_since": _("%(status)s since %(time)s"),
-        "logged_out_banner": _(
-            "“%(name)s” was logged out of WhatsApp from the phone. Link it again in Numbers."
-        ),
-        "close": _("Close"),
-        "mentioned": _("You were mentioned in a note"),
-        "mention_from": _("%(name)s mentioned you · %(contact)s"),
-        "note_text_only": _("A note is text only: remove the file, location or contact card."),
-        "statuses": {
-            "new": _("New"),
-            "waiting_qr": _("Waiting for QR scan"),
-            "pairing": _("Pairing"),
-            "connected": _("Connected"),
-            "disconnected": _("Disconnected"),
-            "logged_out": _("Logged out"),
-        },
-    }
-
-
 @register.simple_tag
 def number_state(session: WhatsAppSession) -> str:
     """ "Disconnected since 14:02": the number's state, for the bar over the composer."""
@@ -340,11 +260,6 @@ def number_state(session: WhatsAppSession) -> str:
     else:
         when = format_date(local, "SHORT_DATETIME_FORMAT")
     return _("%(status)s since %(time)s") % {"status": status, "time": when}
-
-
-@register.simple_tag
-def js_strings() -> SafeString:
-    return json_script(_js_strings(), "vb-i18n")
 
 
 @register.simple_tag(takes_context=True)
