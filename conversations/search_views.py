@@ -124,6 +124,13 @@ def _hit_rows(hits: list[search_selectors.SearchHit]) -> list[HitRow]:
     return rows
 
 
+def _options(form: SearchForm, name: str, choices: list) -> list[tuple[str, str, bool]]:
+    """A filter's ``(value, label, selected)``: the one asked for is selected (as typed,
+    valid or not, as the form shows it)."""
+    asked = form.data.get(name)
+    return [(str(value), str(label), str(value) == asked) for value, label in choices]
+
+
 def _cursor(request: AuthedRequest) -> tuple[float, int] | None:
     """The last hit of the previous page: ``after_rank`` and ``after_id``."""
     pk = positive_int(request.GET.get("after_id"))
@@ -183,9 +190,11 @@ def search(request: AuthedRequest) -> HttpResponse:
         "conversations": conversations,
         "more_url": more_url,
         "next_page": after is not None,
-        "sessions": sessions,
-        "tags": tag_list(user=request.user, sessions=sessions),
-        "directions": DIRECTIONS,
+        "number_options": _options(form, "number", [(s.pk, s.name) for s in sessions]),
+        "direction_options": _options(form, "direction", DIRECTIONS),
+        "tag_options": _options(
+            form, "tag", [(t.pk, t.name) for t in tag_list(user=request.user, sessions=sessions)]
+        ),
         "indexed": search_selectors.search_available(),
     }
     return render(request, "conversations/search.html", context)

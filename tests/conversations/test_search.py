@@ -204,6 +204,23 @@ def test_days_are_the_readers_days(number, alice, settings):
         assert sorted(on(day10, day10)) == ["early invoice", "late invoice"]
 
 
+def test_the_page_keeps_the_filters_asked_for(client, number, alice):
+    other = whatsapp_services.session_create(owner=alice, name="<b>Sales</b>")
+    tag = services.tag_create(session=other, name="vip & co")
+    client.force_login(alice)
+    asked = {"q": "x", "number": other.pk, "direction": Message.Direction.INBOUND, "tag": tag.pk}
+    page = client.get("/conversations/search/", asked).content.decode()
+    selected = re.findall(r'<option value="([^"]*)" selected>([^<]*)</option>', page)
+    assert (str(other.pk), "&lt;b&gt;Sales&lt;/b&gt;") in selected
+    assert (str(tag.pk), "vip &amp; co") in selected
+    assert (Message.Direction.INBOUND.value, "From the customer") in selected
+    assert f'<option value="{number.pk}">{number.name}</option>' in page  # not selected
+    page = client.get("/conversations/search/", {"q": "x"}).content.decode()
+    assert not re.findall(
+        r'<option value="[^"]*" selected>[^<]*</option>', page.split("</header>")[1]
+    )
+
+
 def test_the_page_says_what_is_wrong_with_the_filters(client, number, alice):
     client.force_login(alice)
     body = client.get(
