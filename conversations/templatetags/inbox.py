@@ -43,9 +43,11 @@ def msg_times(m: Message) -> dict[str, str]:
     fragment is rendered for each message a socket receives: the date filters, one
     by one, were most of its cost). Same strings as the ``date``/``time`` filters."""
     local = timezone.localtime(msg_time(m))
+    # today in the same time zone, without asking for the current one again
+    today = timezone.now().astimezone(local.tzinfo).date()
     return {
         "day": local.date().isoformat(),  # date:"Y-m-d"
-        "day_label": _day_label(local.date()),
+        "day_label": _day_label(local.date(), today),
         "iso": local.isoformat(),  # date:"c"
         "title": format_date(local, "DATETIME_FORMAT"),
         "hm": local.strftime("%H:%M"),  # time:"H:i"
@@ -101,8 +103,8 @@ def day_label(value: datetime | None) -> str:
     return _day_label(timezone.localtime(value).date())
 
 
-def _day_label(day: date) -> str:
-    today = timezone.localdate()
+def _day_label(day: date, today: date | None = None) -> str:
+    today = today or timezone.localdate()
     if day == today:
         return _("Today")
     if day == today - timedelta(days=1):

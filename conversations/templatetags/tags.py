@@ -3,12 +3,12 @@ labels of a list row, and the inbox's tag filter."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from django import template
 from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from conversations import selectors
@@ -62,10 +62,12 @@ def row_labels(c: Conversation) -> SafeString:
         if t.pk not in seen:
             seen.add(t.pk)
             tags.append(t)
-    chips = format_html_join(
-        "", '<span class="label tag-{}">{}</span>', ((t.color, t.name) for t in tags)
+    # html.escape is Django's escape without its lazy wrapper; format_html's checks cost
+    # more than the rest of the row's labels
+    chips = "".join(
+        f'<span class="label tag-{escape(t.color)}">{escape(t.name)}</span>' for t in tags
     )
-    return format_html('<span class="labels" data-known="1">{}</span>', chips)
+    return SafeString(f'<span class="labels" data-known="1">{chips}</span>')
 
 
 @register.simple_tag(takes_context=True)
