@@ -92,7 +92,6 @@ def environment(**options: Any) -> Environment:
         list_row=inbox.list_row,
         list_times=inbox.list_times,
         msg_strings=inbox.msg_strings,
-        msg_time=inbox.msg_time,
         sender_phone=inbox.sender_phone,
         user_label=inbox.user_label,
         vcard=inbox.vcard,

@@ -372,6 +372,16 @@ def id_in(ids: Iterable[int]) -> OnTable:
     )
 
 
+def vector_match(terms: list[str]) -> OnTable:
+    """A message that holds all ``terms``, through the index (PostgreSQL): what
+    ``matching`` asks, as SQL on the row (for statements written once)."""
+    return OnTable(
+        f"{{table}}.search_vector @@ to_tsquery('{CONFIG}'::regconfig, %s)",
+        [pg_tsquery(terms)],
+        BooleanField(),
+    )
+
+
 def names_match(terms: list[str]) -> OnTable:
     """A contact whose names hold a word starting with each of ``terms`` (PostgreSQL)."""
     template = f"{_NAMES} @@ to_tsquery('{NAMES}'::regconfig, %s)"

@@ -403,8 +403,9 @@ def _pg_found(terms: list[str], f: SearchFilters) -> tuple[list[str], list]:
     """The conditions (on the messages, "m") and their parameters of a message that
     holds ``terms`` and that the filters on the message itself keep: what
     ``_message_filtered`` and ``search_index.matching`` ask, written for ``_PG_STRETCH``."""
-    where = ["m.search_vector @@ to_tsquery(%s::regconfig, %s)"]
-    params: list = [search_index.CONFIG, search_index.pg_tsquery(terms)]
+    match = search_index.vector_match(terms)
+    where = [match.template.replace("{table}", "m")]
+    params: list = list(match.params)
     if f.direction:
         where.append("m.direction = %s")
         params.append(f.direction)

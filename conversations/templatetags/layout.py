@@ -50,7 +50,7 @@ _TOP_BAR = {
 
 @lru_cache(maxsize=16)
 def _top_bar_urls(resolver: URLResolver, prefix: str) -> dict[str, str]:
-    # keyed as _detail_url_around is
+    # keyed by what reverse() depends on, as inbox._detail_url_around is
     return {key: reverse(name) for key, name in _TOP_BAR.items()}
 
 

@@ -1,25 +1,12 @@
-"""Template helpers of queues: the header's availability switch, the thread's system
-lines by message, and the queue map the inbox's page script labels rows with."""
+"""Template helpers of queues: the thread's system lines by message, and the queue map
+the inbox's page script labels rows with (the header's availability switch is the
+layout's: conversations/templatetags/layout.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import template
 
-from conversations import services
-
 register = template.Library()
-
-
-@register.inclusion_tag("conversations/_availability.html", takes_context=True)
-def availability_switch(context: template.Context) -> dict[str, Any]:
-    request = context["request"]
-    return {
-        "presence": services.presence_get(user=request.user, loaded=True),
-        "request": request,
-        "csrf_token": context.get("csrf_token"),
-    }
 
 
 @register.filter
