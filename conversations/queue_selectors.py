@@ -3,22 +3,36 @@ queues; an agent sees the queues of that number they belong to, and manages none
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db.models import Prefetch, Q, QuerySet
 
 from conversations.models import ConversationEvent, Queue, QueueAgent
 from vbcrm.types import AnyUser
-from whatsapp.models import SessionAgent
+from whatsapp.models import SessionAgent, WhatsAppSession
+from whatsapp.selectors import seen_ids
 
 
-def queue_visible_list(*, user: AnyUser) -> QuerySet[Queue]:
+def queue_visible_list(
+    *, user: AnyUser, sessions: Iterable[WhatsAppSession] | None = None
+) -> QuerySet[Queue]:
     """The queues ``user`` sees: all of their own numbers', and the ones they are in of
-    the numbers they work."""
+    the numbers they work. ``sessions``: the numbers ``user`` sees, when the caller has
+    read them (``sessions_seen``): the statement then names them, not the rule again."""
     if not user.is_authenticated:
         return Queue.objects.none()
-    works = SessionAgent.objects.filter(user=user).values("session_id")
+    own: Any = Q(session__owner=user)
+    works: Any = SessionAgent.objects.filter(user=user).values("session_id")
+    numbers = None if sessions is None else list(sessions)
+    ids = seen_ids(user, numbers)
+    if isinstance(ids, list):  # numbers read for user: their owner is known
+        owned = {s.pk for s in numbers or () if s.owner_id == user.pk}
+        own = Q(session_id__in=sorted(owned))
+        works = [pk for pk in ids if pk not in owned]
     return (
         Queue.objects.filter(
-            Q(session__owner=user)
+            own
             | Q(session_id__in=works, pk__in=QueueAgent.objects.filter(user=user).values("queue"))
         )
         .select_related("session")

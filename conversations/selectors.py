@@ -22,7 +22,7 @@ from conversations.models import (
 from conversations.serializers import tag_data
 from vbcrm.types import AnyUser, User
 from whatsapp.models import WhatsAppSession
-from whatsapp.selectors import visible_session_ids
+from whatsapp.selectors import seen_ids, visible_session_ids
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,10 @@ def _hidden_groups(sessions: Iterable[WhatsAppSession] | None) -> Q | None:
     return Q(contact__is_group=True, session_id__in=ignoring) if ignoring else None
 
 
-def conversation_queryset(*, user: AnyUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(session_id__in=visible_session_ids(user)).select_related(
+def conversation_queryset(
+    *, user: AnyUser, sessions: Iterable[WhatsAppSession] | None = None
+) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(session_id__in=seen_ids(user, sessions)).select_related(
         "contact", "session", "assigned_to"
     )
 
@@ -72,7 +74,7 @@ def conversation_list(
     group chats (no join with the numbers: planning it cost more than the query).
     ``tags``: load the rows' tags (two queries), which the list's rows show."""
     f = filters or ConversationFilters()
-    qs = conversation_queryset(user=user)
+    qs = conversation_queryset(user=user, sessions=None if sessions is None else sessions.values())
     if sessions is not None:
         qs = qs.select_related(None).select_related("contact", "assigned_to")
     if f.scope == "mine":
@@ -129,9 +131,12 @@ def conversation_list(
     return rows
 
 
-def conversation_get(*, user: AnyUser, conversation_id: int) -> Conversation:
-    """The conversation if ``user`` may see it; ``Conversation.DoesNotExist`` otherwise."""
-    return conversation_queryset(user=user).get(pk=conversation_id)
+def conversation_get(
+    *, user: AnyUser, conversation_id: int, sessions: Iterable[WhatsAppSession] | None = None
+) -> Conversation:
+    """The conversation if ``user`` may see it; ``Conversation.DoesNotExist`` otherwise.
+    ``sessions``: the numbers ``user`` sees, when the caller has read them."""
+    return conversation_queryset(user=user, sessions=sessions).get(pk=conversation_id)
 
 
 def conversation_access(*, user: AnyUser, conversation_id: int) -> Conversation:
@@ -197,7 +202,7 @@ def unread_counts(
     ``sessions``: the numbers ``user`` sees, when the caller has them (the inbox page
     lists them): only the rows of numbers that ignore groups are then checked for a
     group chat (else every unread row is joined with its contact and its number)."""
-    qs = Conversation.objects.filter(session_id__in=visible_session_ids(user), unread_count__gt=0)
+    qs = Conversation.objects.filter(session_id__in=seen_ids(user, sessions), unread_count__gt=0)
     hidden = _hidden_groups(sessions)
     if hidden is not None:
         qs = qs.exclude(hidden)
@@ -450,15 +455,18 @@ def conversation_tags(*, conversation_ids: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def mentioned_conversation_ids(*, user: AnyUser, limit: int = 500) -> list[int]:
-    """Conversations where ``user`` has unread @mentions (of numbers they still see)."""
+def mentioned_conversation_ids(
+    *, user: AnyUser, limit: int = 500, sessions: Iterable[WhatsAppSession] | None = None
+) -> list[int]:
+    """Conversations where ``user`` has unread @mentions (of numbers they still see;
+    ``sessions``: those numbers, when the caller has read them)."""
     if not user.is_authenticated:
         return []
     return list(
         NoteMention.objects.filter(
             user=user,
             read_at__isnull=True,
-            conversation__session_id__in=visible_session_ids(user),
+            conversation__session_id__in=seen_ids(user, sessions),
         )
         .values_list("conversation_id", flat=True)
         .distinct()[:limit]

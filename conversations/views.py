@@ -50,7 +50,12 @@ from vbcrm.htmx import toast
 from vbcrm.params import positive_int
 from vbcrm.types import AuthedRequest
 from whatsapp.models import WhatsAppSession
-from whatsapp.selectors import session_list, session_member_get, session_members
+from whatsapp.selectors import (
+    session_list,
+    session_member_get,
+    session_members,
+    sessions_seen,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -239,30 +244,42 @@ def _syslines(
     return syslines
 
 
-def _inbox_page(request: AuthedRequest, conversation: Conversation | None) -> HttpResponse:
+def _inbox_page(request: AuthedRequest, conversation_id: int | None) -> HttpResponse:
+    """The inbox, with conversation ``conversation_id`` open (404 if the user may not
+    see it)."""
+    response = render(request, "conversations/inbox.html", inbox_context(request, conversation_id))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def inbox_context(request: AuthedRequest, conversation_id: int | None) -> dict[str, Any]:
+    """What the inbox page shows. Every read after the numbers' takes the numbers read
+    (not the access rule composed again in each statement)."""
     # The numbers filter shows each number's name and status, never its owner; the
     # list's rows take their number from here too, and the business-hours chips their
     # settings (in the same query).
-    sessions = list(
-        session_list(user=request.user)
-        .select_related(None)
-        .select_related("number_settings")
-        .order_by("name")
-    )
+    user = request.user
+    sessions = sessions_seen(user=user, related=("number_settings",))
+    conversation = None
+    if conversation_id is not None:
+        try:
+            conversation = selectors.conversation_get(
+                user=user, conversation_id=conversation_id, sessions=sessions
+            )
+        except Conversation.DoesNotExist:
+            raise Http404 from None
     tags.usable_from(request, sessions)
     context: dict[str, Any] = {
         "sessions": sessions,
-        "unread": selectors.unread_counts(user=request.user, sessions=sessions),
-        "mentions": selectors.mentioned_conversation_ids(user=request.user),
+        "unread": selectors.unread_counts(user=user, sessions=sessions),
+        "mentions": selectors.mentioned_conversation_ids(user=user, sessions=sessions),
         "since": timezone.now() - SYNC_MARGIN,
-        "queues": list(queue_visible_list(user=request.user)),
+        "queues": list(queue_visible_list(user=user, sessions=sessions)),
         **_list_context(request, sessions, conversation),
     }
     if conversation is not None:
         context.update(_thread_context(request, conversation))
-    response = render(request, "conversations/inbox.html", context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return context
 
 
 def _list_response(request: AuthedRequest) -> HttpResponse:
@@ -288,16 +305,16 @@ def inbox(request: AuthedRequest) -> HttpResponse:
 @require_GET
 def conversation_detail(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """The inbox with one conversation open; to htmx, just the thread and contact panel."""
+    if not request.htmx:
+        return _inbox_page(request, conversation_id)
     conversation = _conversation_or_404(request, conversation_id)
     if _wants_list(request):
         return _list_response(request)
-    if request.htmx:
-        response = render(
-            request, "conversations/_thread_swap.html", _thread_context(request, conversation)
-        )
-        patch_vary_headers(response, ["HX-Request"])
-        return response
-    return _inbox_page(request, conversation)
+    response = render(
+        request, "conversations/_thread_swap.html", _thread_context(request, conversation)
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required

@@ -7,6 +7,9 @@ Django admin only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
@@ -32,6 +35,38 @@ def session_list(*, user: AnyUser) -> QuerySet[WhatsAppSession]:
     # the rule as the query's own condition, not an id subquery of it: the same
     # numbers, and half the ORM's work composing the statement (about 1 ms a page)
     return _seen(user).select_related("owner")
+
+
+# The mark sessions_seen leaves on each number it read: the id of the user it was read for.
+_SEEN_BY = "_seen_by"
+
+
+def sessions_seen(*, user: AnyUser, related: tuple[str, ...] = ()) -> list[WhatsAppSession]:
+    """The numbers ``user`` sees, by name (``related`` joined in), each marked as read
+    with the rule for ``user``. A page that reads them first hands them to the other
+    selectors (``seen_ids``), whose statements then name them by id rather than
+    compose the rule again."""
+    qs = _seen(user)
+    if related:
+        qs = qs.select_related(*related)
+    rows = list(qs.order_by("name"))
+    for row in rows:
+        setattr(row, _SEEN_BY, user.pk)
+    return rows
+
+
+def seen_ids(user: AnyUser, sessions: Iterable[WhatsAppSession] | None) -> Any:
+    """For a ``session_id__in``: the ids of ``sessions`` when ``sessions_seen`` read
+    every one of them for ``user``; else (none given or none there, or any read
+    otherwise or for someone else) the rule as a subquery. Numbers handed around are thus never what
+    decides what one may see. A list of ids costs the ORM about half as much to
+    compose as the rule (0.3–0.5 ms a statement on the bench's machine)."""
+    if sessions is None:
+        return visible_session_ids(user)
+    numbers = list(sessions)
+    if not numbers or any(getattr(s, _SEEN_BY, None) != user.pk for s in numbers):
+        return visible_session_ids(user)
+    return [s.pk for s in numbers]
 
 
 def session_get(*, user: AnyUser, session_id: int) -> WhatsAppSession:
