@@ -17,16 +17,24 @@ from html import escape
 from typing import Any
 
 from django.template import engines
-from django.template.defaultfilters import filesizeformat, linebreaksbr, truncatechars
+from django.template.defaultfilters import (
+    filesizeformat,
+    linebreaksbr,
+    truncatechars,
+    urlencode,
+)
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.formats import localize
+from django.utils.html import json_script
 from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django_htmx.jinja import htmx_script
 from jinja2 import Environment
+
+from vbcrm.dates import format_date
 
 # The engine's alias in settings.TEMPLATES.
 ENGINE = "fragments"
@@ -60,6 +68,20 @@ def _url(name: str, *args: Any) -> str:
     return reverse(name, args=args)
 
 
+def _csrf(token: Any) -> SafeString:
+    """``{% csrf_token %}``: the form's hidden token field (none without a token)."""
+    if not token or token == "NOTPROVIDED":  # noqa: S105 (the csrf processor's "none")
+        return SafeString("")
+    return SafeString(
+        f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(str(token))}">'
+    )
+
+
+def _date(value: Any, format_name: str) -> str:
+    """``value|date:"FORMAT"``: in the current time zone, as Django's filter gives it."""
+    return format_date(template_localtime(value), format_name) if value else ""
+
+
 def _system_line(event: Any) -> SafeString:
     """A thread's system line (an assignment, a queue move, a close): Django's template,
     few a page."""
@@ -67,7 +89,8 @@ def _system_line(event: Any) -> SafeString:
 
 
 def environment(**options: Any) -> Environment:
-    from conversations.templatetags import inbox, queues, tags
+    from conversations.serializers import group_picture_url
+    from conversations.templatetags import automatic, inbox, queues, tags
 
     # Django's files keep their last newline, and an include prints it.
     options["keep_trailing_newline"] = True
@@ -83,6 +106,13 @@ def environment(**options: Any) -> Environment:
         htmx_script=htmx_script,
         row_labels=tags.row_labels,
         system_line=_system_line,
+        csrf=_csrf,
+        tag_editor=tags.tag_editor_html,
+        number_state=inbox.number_state,
+        admin_label=inbox.admin_label,
+        language=get_language,
+        usable_tags=tags.usable,
+        hours_states=automatic.hours_states,
     )
     env.filters.update(
         fill=_fill,
@@ -99,6 +129,13 @@ def environment(**options: Any) -> Environment:
         osm_url=inbox.osm_url,
         coords=inbox.coords,
         lines_after=queues.lines_after,
+        date=_date,
+        json_script=json_script,
+        group_picture_url=group_picture_url,
+        participant_count=inbox.participant_count,
+        number_options=inbox.number_options,
+        queue_map=queues.queue_map,
+        urlencode=urlencode,
     )
     return env
 

@@ -1,16 +1,13 @@
-"""The inbox's business-hours chips: for each number the user sees that uses business
-hours, whether it is inside them now."""
+"""The inbox's business-hours chips (conversations/jinja2/conversations/_hours_chips.html):
+for each number the user sees that uses business hours, whether it is inside them now."""
 
 from __future__ import annotations
 
-from django import template
 from django.utils import timezone
 
 from conversations.services.autoreply import number_open_now
 from whatsapp.models import NumberSettings, WhatsAppSession
 from whatsapp.selectors import number_settings_list
-
-register = template.Library()
 
 
 def hours_states(sessions: list[WhatsAppSession]) -> list[dict]:
@@ -32,8 +29,3 @@ def hours_states(sessions: list[WhatsAppSession]) -> list[dict]:
         if state is not None:
             out.append({"session": by_id[conf.session_id], "open": state})
     return sorted(out, key=lambda row: row["session"].name)
-
-
-@register.inclusion_tag("conversations/_hours_chips.html")
-def hours_chips(sessions: list[WhatsAppSession]) -> dict:
-    return {"states": hours_states(sessions)}

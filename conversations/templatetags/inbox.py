@@ -10,7 +10,7 @@ from django.urls import URLResolver, get_resolver, get_script_prefix, get_urlcon
 from django.utils import formats, timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 
 from conversations import jinja
 from conversations import vcard as vcard_parse
@@ -262,6 +262,17 @@ def number_state(session: WhatsAppSession) -> str:
     else:
         when = format_date(local, "SHORT_DATETIME_FORMAT")
     return _("%(status)s since %(time)s") % {"status": status, "time": when}
+
+
+def participant_count(n: int) -> SafeString:
+    """A group's members' heading: "3 participants" (``{% blocktranslate count %}``)."""
+    text = ngettext("%(n)s participant", "%(n)s participants", n)
+    return SafeString(text % {"n": formats.localize(n)})
+
+
+def admin_label() -> str:
+    """A group admin's badge in the contact pane."""
+    return pgettext("group member", "Admin")
 
 
 @register.simple_tag(takes_context=True)

@@ -15,7 +15,6 @@ def lines_after(syslines: dict[int, list] | None, message_id: int) -> list:
     return (syslines or {}).get(message_id, [])
 
 
-@register.filter
 def queue_map(queues: list) -> dict[str, dict[str, str]]:
     """{id: {name, color}} of the queues the inbox labels its rows with (json_script
     escapes it for the page)."""

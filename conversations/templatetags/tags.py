@@ -8,18 +8,21 @@ from typing import Any
 
 from django import template
 from django.http import HttpRequest
-from django.template.loader import render_to_string
+from django.middleware.csrf import get_token
 from django.utils.safestring import SafeString
 
-from conversations import selectors
+from conversations import jinja, selectors
 from conversations.models import Conversation, Tag
 from whatsapp.models import WhatsAppSession
 
 register = template.Library()
 
 
-def tag_editor_html(request: HttpRequest, conversation: Conversation, target: str) -> str:
-    """The tag editor of ``conversation`` (``target`` "conversation") or of its contact."""
+def tag_editor_html(
+    request: HttpRequest, conversation: Conversation, target: str, csrf_token: Any = None
+) -> SafeString:
+    """The tag editor of ``conversation`` (``target`` "conversation") or of its contact.
+    ``csrf_token``: the page's, when it is part of one (its forms then carry the same)."""
     owner = conversation.contact if target == "contact" else conversation
     tags = _prefetched(owner, "tags")  # a page reads them with its rows
     if tags is None:
@@ -34,12 +37,8 @@ def tag_editor_html(request: HttpRequest, conversation: Conversation, target: st
         "options": [t for t in options if t.pk not in applied],
         "colors": Tag.Color.choices,
     }
-    return render_to_string("conversations/_tag_editor.html", context, request=request)
-
-
-@register.simple_tag(takes_context=True)
-def tag_editor(context: Any, conversation: Conversation, target: str) -> str:
-    return SafeString(tag_editor_html(context["request"], conversation, target))
+    context["request"], context["csrf_token"] = request, csrf_token or get_token(request)
+    return jinja.render("conversations/_tag_editor.html", context)
 
 
 def _prefetched(obj: Any, name: str) -> list[Tag] | None:
@@ -70,10 +69,9 @@ def row_labels(c: Conversation) -> SafeString:
     return SafeString(f'<span class="labels" data-known="1">{chips}</span>')
 
 
-@register.simple_tag(takes_context=True)
-def tag_filter_options(context: Any) -> list[Tag]:
+def usable(request: HttpRequest) -> list[Tag]:
     """The tags the inbox's filter offers: those of the numbers' owners the user works."""
-    return _usable(context["request"])
+    return _usable(request)
 
 
 def usable_from(request: HttpRequest, sessions: list[WhatsAppSession]) -> None:

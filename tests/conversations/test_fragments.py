@@ -30,7 +30,10 @@ LANGS = ["en", "pt-br"]
 
 REFERENCE = Engine(
     dirs=[str(Path(__file__).parent / "django_fragments"), str(settings.BASE_DIR / "templates")],
-    libraries=get_installed_libraries(),
+    libraries={
+        **get_installed_libraries(),
+        **dict.fromkeys(("tags", "queues", "automatic"), "tests.conversations.reference_tags"),
+    },
 )
 
 
@@ -316,3 +319,178 @@ def test_search_hits_are_the_django_templates_bytes(number, alice, lang):
     assert "Zé &lt;Bia&gt;" in _django(
         "conversations/_search_hits.html", {"hits": hits, "next_page": False}
     )
+
+
+@pytest.fixture
+def thread_shapes(shapes, number, alice, bob):
+    """Conversations of every shape the thread's header and contact pane show."""
+    from conversations.services import QueueFields, queue_create
+
+    queue = queue_create(session=number, fields=QueueFields(name="Sales & <co>"))
+    conversations = list(Conversation.objects.filter(session=number).order_by("pk"))
+    group = next(c for c in conversations if c.contact.is_group)
+    direct = [c for c in conversations if not c.contact.is_group]
+    Conversation.objects.filter(pk=direct[-1].pk).update(queue=queue)
+    Contact.objects.filter(pk=direct[0].contact_id).update(
+        saved_name="Ana <&> 'x'", notes='call "later" <b>', no_auto_messages=True
+    )
+    return [group.pk, *(c.pk for c in direct)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_thread_and_contact_pane_are_the_django_templates_bytes(
+    thread_shapes, number, alice, bob, lang
+):
+    """The open conversation (header, tag editors, composer, the number-down bar) and
+    the contact pane: each conversation shape, as its owner and as an agent, with the
+    number connected and not, a group with and without its members known."""
+    from django.middleware.csrf import get_token
+    from django.utils.translation import gettext as _
+
+    from conversations import views
+    from conversations.selectors import Member
+    from conversations.templatetags import inbox
+    from whatsapp.models import WhatsAppSession
+
+    members = [
+        Member(name="Zé <admin>", phone="5511900000009", is_admin=True),
+        Member(name="", phone="5511900000008", is_admin=False),
+        Member(name="", phone="", is_admin=False),
+    ]
+    seen: list[str] = []
+    for status in ("connected", "disconnected"):
+        WhatsAppSession.objects.filter(pk=number.pk).update(
+            status=status, status_since=timezone.now()
+        )
+        for pk in thread_shapes:
+            for user in (alice, bob):
+                request = _request(user)
+                conversation = selectors.conversation_get(user=user, conversation_id=pk)
+                context = {
+                    **views._thread_context(request, conversation),
+                    "conversation": conversation,
+                    "request": request,
+                    "user": user,
+                    "csrf_token": get_token(request),
+                }
+                variants = [context["participants"]]
+                if conversation.contact.is_group:
+                    variants = [[], members]
+                for participants in variants:
+                    for known in (
+                        (None, timezone.now()) if conversation.contact.is_group else (None,)
+                    ):
+                        conversation.contact.group_info_at = known
+                        context["participants"] = participants
+                        with translation.override(lang):
+                            for name in (
+                                "conversations/_thread.html",
+                                "conversations/_contact_panel.html",
+                            ):
+                                ours = jinja.render(name, context)
+                                assert ours == _django(name, context), name
+                                seen.append(ours)
+    # two states × two users × (two direct chats + a group's four variants) × two templates
+    assert len(seen) == 2 * 2 * (2 + 4) * 2
+    every = "".join(seen)
+    for shown in ("Ana &lt;&amp;&gt; &#x27;x&#x27;", "Sales &amp; &lt;co&gt;", "Zé &lt;admin&gt;"):
+        assert shown in every
+    with translation.override(lang):
+        assert inbox.participant_count(3) in every
+        assert inbox.admin_label() in every
+        assert _("Reopen") in every and _("Mark pending") in every
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_inbox_page_body_is_the_django_templates_bytes(
+    thread_shapes, number, alice, bob, django_user_model, lang
+):
+    """The inbox page around the list and the thread: the filters (numbers, queues,
+    tags, each selected or not), the business-hours chips, the new conversation's
+    dialog, the unread counts, mentions and queues the page script reads; with no
+    conversation open and with one, as the owner and as an agent, with no number."""
+    from django.middleware.csrf import get_token
+
+    from conversations import views
+    from conversations.services import automation
+    from whatsapp.models import WhatsAppSession
+
+    week = {d: [["00:00", "23:59"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    conf = automation.number_settings_get(session=number)
+    values = {f: getattr(conf, f) for f in automation.SETTINGS_FIELDS}
+    automation.number_settings_update(
+        session=number,
+        by=alice,
+        values={
+            **values,
+            "hours_enabled": True,
+            "business_hours": {"weekly": week, "exceptions": []},
+        },
+    )
+    closed = whatsapp_services.session_create(owner=alice, name="Night <&> shift")
+    automation.number_settings_update(
+        session=closed,
+        by=alice,
+        values={
+            **values,
+            "hours_enabled": True,
+            "business_hours": {"weekly": {}, "exceptions": []},
+        },
+    )
+    WhatsAppSession.objects.filter(pk=closed.pk).update(status="disconnected")
+    tag = team.tag_create(session=number, name="VIP & <co>", color="red")
+    team.note_add(
+        user=alice, conversation=Conversation.objects.get(pk=thread_shapes[1]), text="@bob see"
+    )
+    queue = number.queues.get()
+    seen: list[str] = []
+    for user, query, open_pk in [
+        (alice, {}, None),
+        (
+            alice,
+            {
+                "number": str(number.pk),
+                "tag": str(tag.pk),
+                "status": "open",
+                "kind": "direct",
+                "scope": "mine",
+                "queue": str(queue.pk),
+                "q": "a <b>",
+            },
+            thread_shapes[1],
+        ),
+        (bob, {"scope": "unassigned", "kind": "groups"}, thread_shapes[0]),
+        (bob, {"status": "pending"}, None),
+    ]:
+        request = _request(user, **query)
+        context = {
+            **views.inbox_context(request, open_pk),
+            "request": request,
+            "user": user,
+            "csrf_token": get_token(request),
+        }
+        with translation.override(lang):
+            ours = jinja.render("conversations/_inbox.html", context)
+            assert ours == _django("conversations/_inbox.html", context)
+        seen.append(ours)
+    every = "".join(seen)
+    assert 'class="hours-chip open"' in every and 'class="hours-chip closed"' in every
+    assert "Night &lt;&amp;&gt; shift" in every
+    assert f'<option value="{tag.pk}" selected>VIP &amp; &lt;co&gt;</option>' in every
+    assert 'value="a &lt;b&gt;"' in every
+    assert '<dialog class="modal start-dialog"' in every
+    mentioned = Conversation.objects.get(pk=thread_shapes[1]).pk
+    assert f'id="vb-mentions" type="application/json">[{mentioned}]' in every
+    assert "Sales \\u0026 \\u003Cco\\u003E" in every  # the queues' map, escaped as JSON in HTML
+
+    nobody = _request(django_user_model.objects.create(username="new-user"))
+    context = {
+        **views.inbox_context(nobody, None),
+        "request": nobody,
+        "user": nobody.user,
+        "csrf_token": "t",
+    }
+    with translation.override(lang):
+        ours = jinja.render("conversations/_inbox.html", context)
+        assert ours == _django("conversations/_inbox.html", context)
+    assert 'href="/numbers/"' in ours and "start-dialog" not in ours
