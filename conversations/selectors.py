@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet, Value
+from django.db import connection
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 
 from conversations import search_index
@@ -378,30 +380,45 @@ def with_tags(rows: list[Conversation]) -> list[Conversation]:
     return rows
 
 
-_TAG_COLUMNS = ("tag_id", "tag__owner_id", "tag__name", "tag__color", "tag__created_at")
-_TAG_FIELDS = ("id", "owner_id", "name", "color", "created_at")
+# What a page shows of a tag: its created_at is left deferred (read on first use).
+_TAG_FIELDS = ("id", "owner_id", "name", "color")
+
+
+@cache
+def _tags_of_statement() -> str:
+    """The two link tables' rows with their tags, in one ``UNION ALL``, each by name:
+    written once (the ORM composed its union again for every page, about 0.5 ms).
+    ``{conversations}`` and ``{contacts}``: the ids' placeholders."""
+    tag = Tag._meta.db_table
+    parts = []
+    for side, through, key in (
+        (0, Tag.conversations.through, "conversations"),
+        (1, Tag.contacts.through, "contacts"),
+    ):
+        fields = {f.related_model: f.column for f in through._meta.concrete_fields if f.is_relation}
+        owner = fields[Conversation if side == 0 else Contact]
+        # names from the models, values as parameters
+        parts.append(
+            f"SELECT {side}, l.{owner}, LOWER(t.name), t.id, t.owner_id, t.name, t.color"  # noqa: S608
+            f" FROM {through._meta.db_table} l JOIN {tag} t ON t.id = l.{fields[Tag]}"
+            f" WHERE l.{owner} IN ({{{key}}})"
+        )
+    return " UNION ALL ".join(parts) + " ORDER BY 3, 4"
 
 
 def _tags_of(
     conversation_ids: set[int], contact_ids: set[int]
 ) -> tuple[dict[int, list[Tag]], dict[int, list[Tag]]]:
-    """The tags of these conversations and those of these contacts, each by name: the
-    two link tables' rows, with their tags, in one ``UNION ALL``."""
-
-    def links(through: Any, key: str, ids: set[int], side: int) -> QuerySet:
-        return (
-            through.objects.filter(**{f"{key}__in": ids})
-            .annotate(side=Value(side), key=F(key), lname=Lower("tag__name"))
-            .values_list("side", "key", "lname", *_TAG_COLUMNS)
-        )
-
-    both = links(Tag.conversations.through, "conversation_id", conversation_ids, 0).union(
-        links(Tag.contacts.through, "contact_id", contact_ids, 1), all=True
+    """The tags of these conversations and those of these contacts, each by name."""
+    sql = _tags_of_statement().format(
+        conversations=", ".join(["%s"] * len(conversation_ids)),
+        contacts=", ".join(["%s"] * len(contact_ids)),
     )
     tags: tuple[dict[int, list[Tag]], dict[int, list[Tag]]] = ({}, {})
-    for side, key, _lname, *values in both.order_by("lname", "tag_id"):
-        tag = Tag.from_db("default", _TAG_FIELDS, values)
-        tags[side].setdefault(key, []).append(tag)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*conversation_ids, *contact_ids])
+        for side, key, _lname, *values in cursor.fetchall():
+            tags[side].setdefault(key, []).append(Tag.from_db("default", _TAG_FIELDS, values))
     return tags
 
 

@@ -114,7 +114,8 @@ def _day_label(day: date, today: date | None = None) -> str:
 
 def _list_label(local: datetime) -> str:
     """A conversation's last activity as the list shows it: the time today, else the date."""
-    today = timezone.localdate()
+    # today in the same time zone, without asking for the current one again
+    today = timezone.now().astimezone(local.tzinfo).date()
     if local.date() == today:
         return local.strftime("%H:%M")  # time:"H:i"
     if local.date() == today - timedelta(days=1):
