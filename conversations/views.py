@@ -193,14 +193,17 @@ def _thread_page(conversation: Conversation, around: int | None) -> ThreadPage:
 def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[str, Any]:
     """``?message=<id>``: open at that message (highlighted) instead of the newest."""
     page = _thread_page(conversation, positive_int(request.GET.get("message")))
+    members = session_members(session=conversation.session)
     return {
         **_panel_context(conversation),
         "messages_page": page.messages,
         "has_older": page.has_older,
         "has_newer": page.has_newer,
         "hit_id": page.hit_id,
-        "members": session_members(session=conversation.session),
-        **thread_queue_context(conversation, page.messages, page.has_older, page.until),
+        "members": members,
+        **thread_queue_context(
+            conversation, page.messages, page.has_older, page.until, members=members
+        ),
         "quick_replies": [
             {
                 "id": t.pk,
@@ -218,24 +221,39 @@ def _thread_context(request: AuthedRequest, conversation: Conversation) -> dict[
 
 
 def thread_queue_context(
-    conversation: Conversation, page: list[Message], has_older: bool, until=None
+    conversation: Conversation,
+    page: list[Message],
+    has_older: bool,
+    until=None,
+    members: list | None = None,
 ) -> dict[str, Any]:
-    """The thread's queue picker, and its system lines."""
+    """The thread's queue picker, and its system lines (``members``: the number's, when
+    the caller has read them: the lines' people come from there)."""
+    queues = session_queues(session_id=conversation.session_id)
+    known = None if members is None else (members, queues)
     return {
-        "session_queues": session_queues(session_id=conversation.session_id),
-        "syslines": _syslines(conversation, page, has_older, until=until),
+        "session_queues": queues,
+        "syslines": _syslines(conversation, page, has_older, until=until, known=known),
     }
 
 
 def _syslines(
-    conversation: Conversation, page: list[Message], has_older: bool, until=None
+    conversation: Conversation,
+    page: list[Message],
+    has_older: bool,
+    until=None,
+    known: tuple[list, list] | None = None,
 ) -> dict[int, list]:
     """A page's system lines keyed by the message each follows (the ones older than the
     page's first message come with their older page; ``until``: the time of the message
-    after this page, when it is an older one)."""
+    after this page, when it is an older one; ``known``: the people and queues read
+    already, see ``conversation_events``)."""
     since = page[0].created_at if page and has_older else None
     syslines: dict[int, list] = {}
-    events = conversation_events(conversation_id=conversation.pk, since=since, until=until)
+    users, queues = known if known is not None else (None, None)
+    events = conversation_events(
+        conversation_id=conversation.pk, since=since, until=until, users=users, queues=queues
+    )
     for event in events:
         before = [m for m in page if m.created_at <= event.created_at]
         anchor = before[-1] if before else (page[0] if page else None)

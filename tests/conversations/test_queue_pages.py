@@ -174,3 +174,36 @@ def test_older_pages_bring_their_system_lines(client, number, queue, alice, conv
     # it came in by itself (one queue then), and alice moved it
     html = older.content.decode()
     assert html.count('class="sysline"') == 2 and "Moved from" in html
+
+
+def test_a_thread_page_names_the_people_and_queues_of_its_system_lines(
+    client, number, queue, alice, bob, charlie, conversation, django_assert_num_queries
+):
+    """The lines take their people from the number's members and their queues from its
+    queues, both read for the page already: no query more for them, but one for a
+    person who no longer works the number."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from whatsapp import services as wa
+
+    url = f"/conversations/{conversation.pk}/"
+    _as(client, alice)
+    client.get(url)
+    with CaptureQueriesContext(connection) as bare:
+        client.get(url)
+    suporte = services.queue_create(session=number, fields=QueueFields(name="Suporte <&>"))
+    services.conversation_move(conversation=conversation, queue=suporte, by=alice)
+    services.conversation_assign(conversation=conversation, assignee=bob, by=alice)
+    with django_assert_num_queries(len(bare.captured_queries)):
+        thread = client.get(url).content.decode()
+    assert thread.count('class="sysline"') == 3
+    assert "to Suporte &lt;&amp;&gt; · alice ·" in thread and "Assigned to bob · alice ·" in thread
+
+    wa.session_agent_add(session=number, user=charlie)
+    services.conversation_assign(conversation=conversation, assignee=charlie, by=alice)
+    wa.session_agent_remove(session=number, user=charlie)
+    with django_assert_num_queries(len(bare.captured_queries) + 1):
+        thread = client.get(url).content.decode()
+    assert thread.count('class="sysline"') == 4
+    assert "Transferred from bob to charlie · alice ·" in thread
