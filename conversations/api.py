@@ -272,6 +272,7 @@ def conversation_list(
         before=_decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
         tags=False,
+        contact_only=True,
     )
     page = rows[:limit]
     more = len(rows) > limit

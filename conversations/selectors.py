@@ -67,6 +67,7 @@ def conversation_list(
     limit: int = 50,
     sessions: Mapping[int, WhatsAppSession] | None = None,
     tags: bool = True,
+    contact_only: bool = False,
 ) -> list[Conversation]:
     """Newest activity first. ``before`` is the cursor ``(last_message_at, id)`` of the
     last row of the previous page. ``sessions``: the numbers ``user`` sees, by id, when
@@ -74,10 +75,14 @@ def conversation_list(
     takes its number from there instead of joining it in (a number's row is wide, and
     the page's rows share a few), and only those that ignore groups are checked for
     group chats (no join with the numbers: planning it cost more than the query).
-    ``tags``: load the rows' tags (two queries), which the list's rows show."""
+    ``tags``: load the rows' tags (two queries), which the list's rows show.
+    ``contact_only``: the rows carry their contact, not their number and agent (a
+    reader of their ids only, as the API: joined, they are most of a row's columns)."""
     f = filters or ConversationFilters()
     qs = conversation_queryset(user=user, sessions=None if sessions is None else sessions.values())
-    if sessions is not None:
+    if contact_only:
+        qs = qs.select_related(None).select_related("contact")
+    elif sessions is not None:
         qs = qs.select_related(None).select_related("contact", "assigned_to")
     if f.scope == "mine":
         qs = qs.filter(assigned_to=user)
