@@ -133,8 +133,28 @@ def _record(session_id: int, pending: Sequence[_Pending]) -> int:
             for pk in wanted
         )
     if rows:
+        present = _endpoints_held({row.endpoint_id for row in rows})
+        rows = [row for row in rows if row.endpoint_id in present]
         WebhookDelivery.objects.bulk_create(rows)
     return len(rows)
+
+
+def _endpoints_held(ids: set[int]) -> set[int]:
+    """Which of these endpoints still exist, each held (``FOR KEY SHARE``) until this
+    transaction ends. The cache may name one deleted since by another process: a
+    delivery row for it would fail the foreign key at the commit, and with it the
+    message's whole transaction. A delete that comes meanwhile waits for the commit
+    (``webhook_endpoint_delete`` locks the endpoint first), then takes the new rows
+    with it."""
+    table = WebhookEndpoint._meta.db_table
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # the table's name from the model, every id a parameter
+            f"SELECT id FROM {table} WHERE id IN ({', '.join(['%s'] * len(ids))}){lock}",  # noqa: S608
+            sorted(ids),
+        )
+        return {pk for (pk,) in cursor.fetchall()}
 
 
 def _message_event(message: Message) -> Callable[[], dict[str, Any]]:
@@ -278,7 +298,11 @@ def webhook_endpoint_update(
 
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
     endpoint_id = endpoint.pk
-    endpoint.delete()
+    with transaction.atomic():
+        # Locked first: a message's transaction writing it a delivery (which holds it,
+        # see _endpoints_held) ends before its deliveries are deleted with it.
+        list(WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).values_list("pk"))
+        endpoint.delete()
     webhook_endpoints_changed()
     transaction.on_commit(webhook_endpoints_changed)
     logger.info("webhook endpoint deleted id=%s", endpoint_id)

@@ -354,3 +354,75 @@ def test_an_endpoint_on_a_private_address_is_refused_when_saved(alice, number):
         _endpoint(alice, number, "http://169.254.169.254/latest/meta-data/")
     assert "not allowed" in str(exc.value.message_dict["url"])
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_an_endpoint_deleted_by_another_process_loses_no_message(allow_private, alice, number):
+    """This process still has the endpoint cached (for a few seconds) when another
+    process deletes it: the next message is stored all the same, with no delivery row
+    for the endpoint gone (whose foreign key would have failed the message's whole
+    transaction at its commit)."""
+    from django.db import connection
+
+    gone = _endpoint(alice, number, "http://127.0.0.1:9/gone")
+    kept = _endpoint(alice, number, "http://127.0.0.1:9/kept")
+    services.message_receive(session=number, msg=inbound(text="cached now"))
+    assert WebhookDelivery.objects.filter(endpoint=gone).count() == 1
+    WebhookEndpoint.objects.filter(pk=gone.pk).delete()  # not through this process's cache
+    message = services.message_receive(session=number, msg=inbound(text="after the delete"))
+    connection.check_constraints()  # the foreign keys a commit would check
+    assert Message.objects.filter(pk=message.pk).exists()
+    assert list(WebhookDelivery.objects.values_list("endpoint_id", flat=True)) == [kept.pk] * 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_endpoint_waits_for_a_message_writing_it_a_delivery(
+    postgres_only, allow_private, alice, number
+):
+    """A message's transaction holds the endpoints it writes deliveries for: a delete
+    that comes meanwhile waits for its commit, then takes those deliveries with it;
+    both succeed."""
+    from django.db import connection
+
+    endpoint = _endpoint(alice, number, "http://127.0.0.1:9/hook")
+    written, release = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def receive() -> None:
+        try:
+            with transaction.atomic():
+                outcome["message"] = services.message_receive(
+                    session=number, msg=inbound(text="in flight")
+                )
+                written.set()
+                release.wait(10)
+        except Exception as exc:  # noqa: BLE001 (reported to the test below)
+            outcome["receive"] = exc
+        finally:
+            connection.close()
+
+    def delete() -> None:
+        try:
+            webhooks.webhook_endpoint_delete(endpoint=WebhookEndpoint.objects.get(pk=endpoint.pk))
+            outcome["deleted"] = time.monotonic()
+        except Exception as exc:  # noqa: BLE001
+            outcome["delete"] = exc
+        finally:
+            connection.close()
+
+    receiver_thread = threading.Thread(target=receive)
+    receiver_thread.start()
+    assert written.wait(10)
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    deleter.join(0.5)
+    assert deleter.is_alive()  # waiting for the message's transaction
+    committed = time.monotonic()
+    release.set()
+    receiver_thread.join(10)
+    deleter.join(10)
+    assert "receive" not in outcome and "delete" not in outcome, outcome
+    assert outcome["deleted"] >= committed  # type: ignore[operator]
+    message = outcome["message"]
+    assert Message.objects.filter(pk=message.pk).exists()  # type: ignore[attr-defined]
+    assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
