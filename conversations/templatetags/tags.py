@@ -23,6 +23,13 @@ def tag_editor_html(
 ) -> SafeString:
     """The tag editor of ``conversation`` (``target`` "conversation") or of its contact.
     ``csrf_token``: the page's, when it is part of one (its forms then carry the same)."""
+    context = tag_editor_context(request, conversation, target)
+    context["request"], context["csrf_token"] = request, csrf_token or get_token(request)
+    return jinja.render("conversations/_tag_editor.html", context)
+
+
+def tag_editor_context(request: HttpRequest, conversation: Conversation, target: str) -> dict:
+    """What a tag editor shows: the tags applied, and those the user may add."""
     owner = conversation.contact if target == "contact" else conversation
     tags = _prefetched(owner, "tags")  # a page reads them with its rows
     if tags is None:
@@ -30,15 +37,13 @@ def tag_editor_html(
         tags = _prefetched(owner, "tags") or []
     applied = {t.pk for t in tags}
     options = [t for t in _usable(request) if t.owner_id == conversation.session.owner_id]
-    context = {
+    return {
         "conversation": conversation,
         "target": target,
         "tags": tags,
         "options": [t for t in options if t.pk not in applied],
         "colors": Tag.Color.choices,
     }
-    context["request"], context["csrf_token"] = request, csrf_token or get_token(request)
-    return jinja.render("conversations/_tag_editor.html", context)
 
 
 def _prefetched(obj: Any, name: str) -> list[Tag] | None:

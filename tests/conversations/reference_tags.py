@@ -12,7 +12,6 @@ from django import template
 from django.template import Context
 from django.utils.safestring import SafeString
 
-from conversations import selectors
 from conversations.models import Tag
 from conversations.templatetags import automatic, queues, tags
 
@@ -37,22 +36,8 @@ def hours_chips(sessions: list) -> dict:
 def tag_editor(context: Any, conversation: Any, target: str) -> SafeString:
     from tests.conversations.test_fragments import REFERENCE
 
-    request = context["request"]
-    owner = conversation.contact if target == "contact" else conversation
-    applied = tags._prefetched(owner, "tags")
-    if applied is None:
-        selectors.with_tags([conversation])
-        applied = tags._prefetched(owner, "tags") or []
-    ids = {t.pk for t in applied}
-    usable = [t for t in tags._usable(request) if t.owner_id == conversation.session.owner_id]
-    local = {
-        "conversation": conversation,
-        "target": target,
-        "tags": applied,
-        "options": [t for t in usable if t.pk not in ids],
-        "colors": Tag.Color.choices,
-        "csrf_token": context["csrf_token"],
-    }
+    local = tags.tag_editor_context(context["request"], conversation, target)
+    local["csrf_token"] = context["csrf_token"]
     return SafeString(
         REFERENCE.get_template("conversations/_tag_editor.html").render(Context(local))
     )
