@@ -499,6 +499,12 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         webhook_services.webhook_endpoint_delete(endpoint=obj)
 
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" too goes through the service: each endpoint locked before it
+        # goes (a message writing it a delivery commits first), the caches told
+        for endpoint in queryset:
+            webhook_services.webhook_endpoint_delete(endpoint=endpoint)
+
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):

@@ -178,3 +178,35 @@ def test_admin_refuses_a_metadata_address(admin_client, alice, number, settings)
     assert answer.status_code == 200
     assert "not allowed for webhooks" in answer.content.decode()
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_admin_deletes_selected_webhooks_through_the_service(
+    admin_client, alice, number, monkeypatch
+):
+    """ "Delete selected" goes one by one through webhook_endpoint_delete (each endpoint
+    locked before it goes, and this process's cache forgotten), deliveries with them."""
+    from conversations import services
+    from tests.factories import inbound
+
+    ends = [
+        webhooks.webhook_endpoint_create(
+            owner=alice, url=f"{URL}{i}", events=["message.received"], sessions=[number]
+        )
+        for i in range(2)
+    ]
+    services.message_receive(session=number, msg=inbound(text="for both"))
+    assert WebhookDelivery.objects.count() == 2
+    deleted = []
+    real = webhooks.webhook_endpoint_delete
+    monkeypatch.setattr(
+        webhooks,
+        "webhook_endpoint_delete",
+        lambda *, endpoint: deleted.append(endpoint.pk) or real(endpoint=endpoint),
+    )
+    answer = admin_client.post(
+        reverse("admin:conversations_webhookendpoint_changelist"),
+        {"action": "delete_selected", "_selected_action": [e.pk for e in ends], "post": "yes"},
+    )
+    assert answer.status_code == 302
+    assert sorted(deleted) == sorted(e.pk for e in ends)
+    assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
