@@ -345,6 +345,10 @@ class CustomFieldAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         contact_services.custom_field_delete(field=obj)
 
+    def delete_queryset(self, request, queryset):
+        for field in queryset:  # "Delete selected" too, through the service
+            contact_services.custom_field_delete(field=field)
+
 
 class QueueAdminForm(forms.ModelForm):
     """The page's rules (one level of sub-menu, agents of the number only, ...) apply here
@@ -407,6 +411,13 @@ class QueueAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.queue_delete(queue=obj)
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" too, through the service: the numbers' pages and routing are
+        # told their queues changed
+        for queue in queryset:
+            if Queue.objects.filter(pk=queue.pk).exists():  # not gone with a parent already
+                services.queue_delete(queue=queue)
 
 
 @admin.register(QueueSettings)

@@ -60,3 +60,35 @@ def test_admin_escapes_queue_names(client, staff, number):
     page = client.get("/admin/conversations/queue/").content.decode()
     assert "<script>x</script>" not in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_admin_deletes_selected_queues_through_the_service(client, staff, number, monkeypatch):
+    """ "Delete selected" deletes each queue as deleting one does (a sub-queue chosen
+    with its parent goes with the parent), so the number's routing hears of it."""
+    from conversations.services import queue_create, routing
+    from conversations.services import queues as queue_services
+
+    parent = queue_create(session=number, fields=QueueFields(name="Vendas"))
+    child = queue_create(session=number, fields=QueueFields(name="Novos", parent_id=parent.pk))
+    other = queue_create(session=number, fields=QueueFields(name="Suporte"))
+    assert routing.session_has_queues(number.pk)  # cached now
+    told = []
+    real = queue_services.session_queues_changed
+    monkeypatch.setattr(
+        queue_services,
+        "session_queues_changed",
+        lambda session_id: told.append(session_id) or real(session_id),
+    )
+    client.force_login(staff)
+    response = client.post(
+        "/admin/conversations/queue/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [parent.pk, child.pk, other.pk],
+            "post": "yes",
+        },
+    )
+    assert response.status_code == 302
+    assert not Queue.objects.exists()
+    assert told and set(told) == {number.pk}
+    assert not routing.session_has_queues(number.pk)
