@@ -1,14 +1,16 @@
-"""The inbox's hot fragments in Jinja2: the conversation list's rows and the thread's
-messages (``jinja2/conversations/``). They are rendered 50 times a page, and by each
-web process for every socket event in every language its sockets speak; Jinja2
-compiles a template to Python code, where Django's engine walks a tree of nodes for
-every variable and tag.
+"""The inbox in Jinja2 (``jinja2/conversations/``): the conversation list's rows and the
+thread's messages, rendered 50 times a page and by each web process for every socket
+event in every language its sockets speak, and the rest of the inbox page around them
+(its filters, the open conversation's header, tag editors and composer, the contact
+pane), plus the layout's top bar (``jinja2/layout/``). Jinja2 compiles a template to
+Python code, where Django's engine walks a tree of nodes for every variable and tag.
 
 They give byte for byte what Django's templates gave (tests/conversations/
 test_fragments.py renders both): values are escaped and localised as Django's
 templates do, ``_()`` translates as ``{% translate %}`` (the text is not escaped), and
 the inbox's filters are Django's own functions. The pages' Django templates take them
-with ``{% fragment "name" %}`` (conversations.templatetags.inbox).
+with ``{% fragment "name" %}`` (conversations.templatetags.inbox); views that answer
+one alone (an htmx swap) render it by name, and Django finds it in this engine.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ TEMPLATES = [
             ],
         },
     },
-    # The inbox's hot fragments (conversations/jinja2/: list rows, thread messages): see
+    # The inbox's templates and the layout's top bar (conversations/jinja2/): see
     # conversations/jinja.py. Asked second, so only for the templates it alone has.
     {
         "NAME": "fragments",
