@@ -230,10 +230,16 @@ def thread_queue_context(
     """The thread's queue picker, and its system lines (``members``: the number's, when
     the caller has read them: the lines' people come from there)."""
     queues = session_queues(session_id=conversation.session_id)
-    known = None if members is None else (members, queues)
     return {
         "session_queues": queues,
-        "syslines": _syslines(conversation, page, has_older, until=until, known=known),
+        "syslines": _syslines(
+            conversation,
+            page,
+            has_older,
+            until=until,
+            users=members,
+            queues=None if members is None else queues,
+        ),
     }
 
 
@@ -242,15 +248,15 @@ def _syslines(
     page: list[Message],
     has_older: bool,
     until=None,
-    known: tuple[list, list] | None = None,
+    users: list | None = None,
+    queues: list | None = None,
 ) -> dict[int, list]:
     """A page's system lines keyed by the message each follows (the ones older than the
     page's first message come with their older page; ``until``: the time of the message
-    after this page, when it is an older one; ``known``: the people and queues read
-    already, see ``conversation_events``)."""
+    after this page, when it is an older one; ``users``, ``queues``: the people and
+    queues read already, see ``conversation_events``)."""
     since = page[0].created_at if page and has_older else None
     syslines: dict[int, list] = {}
-    users, queues = known if known is not None else (None, None)
     events = conversation_events(
         conversation_id=conversation.pk, since=since, until=until, users=users, queues=queues
     )

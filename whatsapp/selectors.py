@@ -58,9 +58,9 @@ def sessions_seen(*, user: AnyUser, related: tuple[str, ...] = ()) -> list[Whats
 def seen_ids(user: AnyUser, sessions: Iterable[WhatsAppSession] | None) -> Any:
     """For a ``session_id__in``: the ids of ``sessions`` when ``sessions_seen`` read
     every one of them for ``user``; else (none given or none there, or any read
-    otherwise or for someone else) the rule as a subquery. Numbers handed around are thus never what
-    decides what one may see. A list of ids costs the ORM about half as much to
-    compose as the rule (0.3–0.5 ms a statement on the bench's machine)."""
+    otherwise or for someone else) the rule as a subquery. Numbers handed around are
+    thus never what decides what one may see. A list of ids costs the ORM about half
+    as much to compose as the rule (0.3–0.5 ms a statement on the bench's machine)."""
     if sessions is None:
         return visible_session_ids(user)
     numbers = list(sessions)

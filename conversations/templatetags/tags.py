@@ -36,7 +36,7 @@ def tag_editor_context(request: HttpRequest, conversation: Conversation, target:
         selectors.with_tags([conversation])  # both editors' tags, in one query
         tags = _prefetched(owner, "tags") or []
     applied = {t.pk for t in tags}
-    options = [t for t in _usable(request) if t.owner_id == conversation.session.owner_id]
+    options = [t for t in usable(request) if t.owner_id == conversation.session.owner_id]
     return {
         "conversation": conversation,
         "target": target,
@@ -74,19 +74,15 @@ def row_labels(c: Conversation) -> SafeString:
     return SafeString(f'<span class="labels" data-known="1">{chips}</span>')
 
 
-def usable(request: HttpRequest) -> list[Tag]:
-    """The tags the inbox's filter offers: those of the numbers' owners the user works."""
-    return _usable(request)
-
-
 def usable_from(request: HttpRequest, sessions: list[WhatsAppSession]) -> None:
     """For a page that has read the numbers the user sees (``session_list``): the tags
     they may use are those of these numbers' owners, read when first needed."""
     request._vb_tag_numbers = sessions  # type: ignore[attr-defined]
 
 
-def _usable(request: HttpRequest) -> list[Tag]:
-    """The tags the user may use, read once per request (the filter and both editors)."""
+def usable(request: HttpRequest) -> list[Tag]:
+    """The tags the user may use (those of the owners of the numbers they work), read
+    once per request: the inbox's filter and both editors."""
     if not hasattr(request, "_vb_tags"):
         numbers = getattr(request, "_vb_tag_numbers", None)
         request._vb_tags = selectors.tag_list(  # type: ignore[attr-defined]
