@@ -510,6 +510,14 @@ def table(r: dict[str, Any]) -> str:
                     raw,
                     ratio(a, raw),
                 )
+                own = row[f"page_floor_{p}_ms"]
+                add(
+                    f"{row['read']} {p} (ms) vs Django floor on its own statements "
+                    f"({q} queries vs {row['page_floor_queries']})",
+                    a,
+                    own,
+                    ratio(a, own),
+                )
     if "reports" in r:
         for row in r["reports"]:
             q = row["queries"]

@@ -5,7 +5,10 @@ time (in-process through Django's whole stack) and query count, against two base
 - raw SQL: the statements that fetch the same rows, on a plain psycopg connection;
 - the Django floor: the same statements run by a minimal view (``bench/readfloor.py``)
   behind the same middleware and login check, answering the rows as JSON; what any
-  Django view pays before it does its own work.
+  Django view pays before it does its own work;
+- the page's own floor: the statements our view ran (captured from it, but for the
+  middleware's and login's), replayed by that minimal view and answered as JSON: what
+  the view costs over the SQL it needs (the ORM's Python, the templates).
 """
 
 from __future__ import annotations
@@ -167,6 +170,7 @@ def measure(
     from django.test import Client, override_settings
     from django.urls import reverse
 
+    from bench import readfloor
     from conversations import selectors
 
     top = selectors.conversation_list(user=reader, limit=1)[0]
@@ -188,17 +192,17 @@ def measure(
         # with CONN_MAX_AGE=0 it is closed, or returned to the pool.
         close_old_connections()
 
-    def counted(url: str) -> int:
-        queries: list[str] = []
+    def captured(url: str) -> list[tuple[str, object]]:
+        queries: list[tuple[str, object]] = []
 
-        def count(execute, sql, params, many, context):
-            queries.append(sql)
+        def capture(execute, sql, params, many, context):
+            queries.append((sql, params))
             return execute(sql, params, many, context)
 
         # a wrapper, not CaptureQueriesContext: the connection ends with the request
-        with connection.execute_wrapper(count):
+        with connection.execute_wrapper(capture):
             request(url)
-        return len(queries)
+        return queries
 
     rows = []
     # psycopg prepares a statement it has run 5 times, so the raw baseline skips planning;
@@ -214,9 +218,16 @@ def measure(
                 profiler.runcall(_time, lambda url=url: request(url), repeat)
                 continue
             floor_url = f"{reverse('bench_floor', args=[slug])}?conv={top.pk}"
-            queries, floor_queries = counted(url), counted(floor_url)
+            statements = captured(url)
+            queries, floor_queries = len(statements), len(captured(floor_url))
+            # The page's own floor: the statements the view ran, but for those the
+            # floor's middleware and login run too (the first ones), replayed as they ran.
+            readfloor.PAGE_STATEMENTS[slug] = statements[floor_queries - len(RAW_SQL[slug]) :]
+            page_floor_url = reverse("bench_page_floor", args=[slug])
+            page_floor_queries = len(captured(page_floor_url))
             ours = _time(lambda url=url: request(url), repeat)
             floor = _time(lambda url=floor_url: request(url), repeat)
+            page_floor = _time(lambda url=page_floor_url: request(url), repeat)
 
             def raw(statements=RAW_SQL[slug]):
                 for sql in statements:
@@ -232,6 +243,9 @@ def measure(
                     "floor_queries": floor_queries,
                     "floor_p50_ms": ms(pct(floor, 50)),
                     "floor_p95_ms": ms(pct(floor, 95)),
+                    "page_floor_queries": page_floor_queries,
+                    "page_floor_p50_ms": ms(pct(page_floor, 50)),
+                    "page_floor_p95_ms": ms(pct(page_floor, 95)),
                     "raw_queries": len(RAW_SQL[slug]),
                     "raw_p50_ms": ms(pct(base, 50)),
                     "raw_p95_ms": ms(pct(base, 95)),

@@ -66,9 +66,12 @@ def main() -> None:
         q = row["queries"]
         for p in ("p50", "p95"):
             ours, floor = row[f"{p}_ms"], row[f"floor_{p}_ms"]
+            own = row[f"page_floor_{p}_ms"]
             print(
                 f"{row['read']} {p}: {ours} ms vs Django floor {floor} ms "
-                f"({q} queries vs {row['floor_queries']}): {ours / floor:.2f}×"
+                f"({q} queries vs {row['floor_queries']}): {ours / floor:.2f}×; "
+                f"vs the floor on its own statements {own} ms "
+                f"({row['page_floor_queries']} queries): {ours / own:.2f}×"
             )
 
 
