@@ -38,6 +38,7 @@ from conversations import search_index
 from conversations.models import Contact, Conversation, Message, Tag, display_name
 from conversations.search_index import START, STOP
 from conversations.selectors import conversation_queryset
+from vbcrm.db.plans import planned_each_time
 from vbcrm.types import AnyUser
 from whatsapp.models import WhatsAppSession
 from whatsapp.selectors import visible_session_ids
@@ -223,7 +224,9 @@ def message_search(
         sessions = _numbers_seen(user)
     rows: list[tuple]
     if search_index.backend() == "postgresql":
-        window = _pg_window(user, terms, f, sessions)
+        # how many messages hold the words decides the plan: planned for them each time
+        with planned_each_time():
+            window = _pg_window(user, terms, f, sessions)
         if after is not None:
             window = [r for r in window if r < after]  # (rank, id): a lower rank, or an older tie
         ranks = {pk: rank for rank, pk in heapq.nlargest(limit, window)}  # best first

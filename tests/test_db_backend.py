@@ -11,6 +11,7 @@ from django.db import connection
 from conversations import services
 from conversations.models import Conversation
 from tests.factories import inbound
+from vbcrm.db.plans import planned_each_time
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +44,69 @@ def test_a_model_s_times_round_trip(postgres_only, number):
 def test_postgres_urls_use_it(postgres_only):
     assert connection.settings_dict["ENGINE"] == "vbcrm.db"
     assert connection.vendor == "postgresql"
+
+
+# --- prepared statements (vbcrm/db/plans.py) ---------------------------------------------
+
+
+@pytest.fixture
+def prepares(postgres_only):
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        pytest.skip("prepared statements are off here (DATABASE_PREPARED_STATEMENTS=0)")
+
+
+def _prepared(marker: str) -> list[str]:
+    """The statements prepared on this connection whose text holds ``marker``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [s for (s,) in cursor.fetchall() if marker in s]
+
+
+def _run(sql: str, times: int) -> None:
+    with connection.cursor() as cursor:
+        for i in range(times):
+            cursor.execute(sql, [i])
+            assert cursor.fetchone() == (i + 1,)
+
+
+def test_a_statement_run_five_times_is_prepared(prepares):
+    _run("SELECT %s::int + 1 AS vbcrm_probe_five", 5)
+    assert _prepared("vbcrm_probe_five") == []
+    _run("SELECT %s::int + 1 AS vbcrm_probe_five", 1)  # prepared as it runs a sixth time
+    # bound by the server ($1), so one statement for every value
+    assert _prepared("vbcrm_probe_five") == ["SELECT $1::int + 1 AS vbcrm_probe_five"]
+
+
+def test_planned_each_time_prepares_nothing_inside(prepares):
+    with planned_each_time():
+        assert connection.connection.prepare_threshold is None
+        _run("SELECT %s::int + 1 AS vbcrm_probe_inside", 8)
+    assert _prepared("vbcrm_probe_inside") == []
+    assert connection.connection.prepare_threshold == 5
+    _run("SELECT %s::int + 1 AS vbcrm_probe_inside", 6)  # as any statement, after it
+    assert len(_prepared("vbcrm_probe_inside")) == 1
+
+
+def test_planned_each_time_puts_the_threshold_back_after_an_error(prepares):
+    with pytest.raises(ZeroDivisionError), planned_each_time():
+        1 / 0  # noqa: B018
+    assert connection.connection.prepare_threshold == 5
+
+
+def test_planned_each_time_does_nothing_elsewhere():
+    # SQLite, or PostgreSQL with prepared statements off: nothing to turn off, no error
+    with planned_each_time():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
+
+
+def test_a_statement_with_more_parameters_than_postgresql_binds_still_runs(postgres_only, number):
+    # PostgreSQL binds at most 65,535; such a statement has them merged into its text
+    services.message_receive(session=number, msg=inbound())
+    ids = [*range(10**9, 10**9 + 70_000), Conversation.objects.get().pk]
+    assert Conversation.objects.filter(pk__in=ids).count() == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text || %s::text", ["a%s", "b"])  # no merging: bound
+        assert cursor.fetchone() == ("a%sb",)

@@ -114,7 +114,14 @@ POOL_PRINT = (
 )
 
 
-def pool_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
+BINDING_PRINT = (
+    "import django, json; from django.conf import settings; django.setup(); "
+    "o = settings.DATABASES['default'].get('OPTIONS', {}); "
+    "print(json.dumps([o.get('server_side_binding'), o.get('prepare_threshold')]))"
+)
+
+
+def pool_settings(tmp_path, script: str = POOL_PRINT, **env: str) -> subprocess.CompletedProcess:
     full = {
         **CLEAN,
         "DJANGO_SETTINGS_MODULE": "vbcrm.settings",
@@ -124,7 +131,7 @@ def pool_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-c", POOL_PRINT], cwd=ROOT, env=full, capture_output=True, text=True
+        [sys.executable, "-c", script], cwd=ROOT, env=full, capture_output=True, text=True
     )
 
 
@@ -151,6 +158,18 @@ def test_a_pool_smaller_than_its_minimum_is_refused(tmp_path):
     out = pool_settings(tmp_path, DATABASE_POOL_MIN_SIZE="8", DATABASE_POOL_MAX_SIZE="4")
     assert out.returncode != 0
     assert "DATABASE_POOL_MIN_SIZE must be between 0 and DATABASE_POOL_MAX_SIZE" in out.stderr
+
+
+def test_postgres_statements_are_bound_by_the_server_and_prepared_by_default(tmp_path):
+    out = pool_settings(tmp_path, BINDING_PRINT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [True, 5]
+
+
+def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(tmp_path):
+    out = pool_settings(tmp_path, BINDING_PRINT, DATABASE_PREPARED_STATEMENTS="0")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [None, None]  # Django's defaults: client-side, none
 
 
 SQLITE_PRINT = (

@@ -84,6 +84,12 @@ if _POSTGRES:
                 "DATABASE_POOL_MIN_SIZE must be between 0 and DATABASE_POOL_MAX_SIZE."
             )
         _db.setdefault("OPTIONS", {})["pool"] = {"min_size": _pool_min, "max_size": _pool_max}
+    # The server binds the parameters and psycopg prepares a statement it has run five
+    # times on a connection: the page's short reads then skip PostgreSQL's planning
+    # (vbcrm/db/plans.py). Off for a pooler in transaction mode (PgBouncer's), which
+    # cannot keep a statement prepared on one of its connections for the next client.
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
