@@ -20,18 +20,19 @@ from __future__ import annotations
 from datetime import UTC
 
 from django.db.backends.postgresql import base
-from psycopg import ClientCursor
+from psycopg import ClientCursor, Cursor
 from psycopg.types.datetime import TimestamptzLoader
 
 # The most parameters PostgreSQL takes with a statement it binds itself.
 MAX_PARAMETERS = 65_535
 
 
-class ServerBindingCursor(base.ServerBindingCursor):
-    """Django's cursor for ``server_side_binding`` (``settings.py``), but a statement
-    with more parameters than PostgreSQL binds (an ``IN`` of a long list: the contacts
-    of a large import, say) has them merged into its text here, as Django's default
-    cursor does for every statement, instead of failing."""
+class ServerBindingCursor(base.CursorMixin, Cursor):
+    """Django's cursor for ``server_side_binding`` (``settings.py``; the bases of
+    ``base.ServerBindingCursor``), but a statement with more parameters than PostgreSQL
+    binds (an ``IN`` of a long list: the contacts of a large import, say) has them
+    merged into its text here, as Django's default cursor does for every statement,
+    instead of failing."""
 
     def execute(self, query, params=None, **kwargs):
         if params is not None and len(params) > MAX_PARAMETERS:
