@@ -70,6 +70,14 @@ def postgres_only():
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)")
 
 
+@pytest.fixture
+def prepares(postgres_only):
+    """PostgreSQL with prepared statements on (vbcrm/db/plans.py), as by default."""
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        pytest.skip("prepared statements are off here (DATABASE_PREPARED_STATEMENTS=0)")
+
+
 def _user(django_user_model, username: str):
     return django_user_model.objects.create_user(username=username, password="pw-" + username)
 

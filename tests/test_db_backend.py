@@ -49,13 +49,6 @@ def test_postgres_urls_use_it(postgres_only):
 # --- prepared statements (vbcrm/db/plans.py) ---------------------------------------------
 
 
-@pytest.fixture
-def prepares(postgres_only):
-    connection.ensure_connection()
-    if connection.connection.prepare_threshold is None:
-        pytest.skip("prepared statements are off here (DATABASE_PREPARED_STATEMENTS=0)")
-
-
 def _prepared(marker: str) -> list[str]:
     """The statements prepared on this connection whose text holds ``marker``."""
     with connection.cursor() as cursor:

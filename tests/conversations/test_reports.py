@@ -262,9 +262,7 @@ def test_status_changes_are_recorded_without_showing_in_the_thread(conversation,
     assert conversation_events(conversation_id=conversation.pk) == []
 
 
-def test_the_report_s_statements_are_planned_for_their_dates_each_time(
-    fixture, alice, postgres_only
-):
+def test_the_report_s_statements_are_planned_for_their_dates_each_time(fixture, alice, prepares):
     # Prepared after five runs, a statement may get a plan made without its dates; the
     # report's read many rows and are never prepared (vbcrm/db/plans.py).
     with connection.cursor() as cursor:

@@ -132,7 +132,7 @@ def test_the_plain_fallback_without_an_index(number, alice, monkeypatch):
     assert hit.snippet == "the <mark>Invoice</mark> is <mark>late</mark>"
 
 
-def test_the_words_statements_are_planned_for_their_words_each_time(number, alice, postgres_only):
+def test_the_words_statements_are_planned_for_their_words_each_time(number, alice, prepares):
     # How many messages hold the words decides the plan; prepared after five runs, the
     # statement could get a plan made without them (vbcrm/db/plans.py): never prepared.
     _say(number, "the invoice is late")

@@ -31,10 +31,7 @@ def planned_each_time(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         return
     db.ensure_connection()
     raw = db.connection
-    saved = raw.prepare_threshold
-    if saved is None:
-        yield
-        return
+    saved = raw.prepare_threshold  # None with prepared statements off: left as it is
     raw.prepare_threshold = None
     try:
         yield
